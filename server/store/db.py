@@ -1,0 +1,156 @@
+"""One small database interface, two engines: SQLite (embedded default) and PostgreSQL (scale-out).
+
+Everything that keeps state - the state store, the demo support backend, the audit table on
+PostgreSQL - talks to a `Database`. SQL is written once, in the subset both engines share, with
+`?` placeholders (translated for psycopg). Work runs in a worker thread so the event loop never
+blocks on a disk or a socket; `write` transactions take the write lock up front so concurrent
+writers queue instead of failing half-way.
+
+A database that cannot be reached or written raises `StoreUnavailable`: callers fail closed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+import anyio.to_thread
+
+from deskgate.server.errors import StoreUnavailable
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """A transaction handed to the function passed to `Database.read` / `Database.write`."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+
+class Database(ABC):
+    dialect: Literal["sqlite", "postgresql"]
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self.read_sync, fn)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self.write_sync, fn)
+
+    @abstractmethod
+    def read_sync(self, fn: Callable[[Tx], T]) -> T: ...
+
+    @abstractmethod
+    def write_sync(self, fn: Callable[[Tx], T]) -> T: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, without credentials (for logs and `--help`)."""
+
+
+class _SqliteTx:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, tuple(params)).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return self._conn.execute(sql, tuple(params)).fetchone()
+
+
+class SqliteDatabase(Database):
+    """SQLite in WAL mode, one connection per worker thread, `synchronous=FULL`.
+
+    FULL, not NORMAL: a confirmation redeemed or a token revoked just before a power cut must
+    stay redeemed or revoked.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable("the state store is closed")
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open the database at {self.path.name}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _run(self, fn: Callable[[Tx], T], begin: str) -> T:
+        conn = self._conn()
+        try:
+            conn.execute(begin)
+            try:
+                result = fn(_SqliteTx(conn))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            raise StoreUnavailable("the database could not complete the operation") from exc
+
+    def read_sync(self, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, "BEGIN")
+
+    def write_sync(self, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, "BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+
+def open_database(url: str | None, default_sqlite: Path) -> Database:
+    """`DESKGATE_DATABASE_URL` (postgresql://...) when set, else SQLite at `default_sqlite`."""
+    if url:
+        if url.startswith(("postgresql://", "postgres://")):
+            from deskgate.server.store.postgres import PostgresDatabase
+
+            return PostgresDatabase(url)
+        raise StoreUnavailable("DESKGATE_DATABASE_URL must start with postgresql://")
+    default_sqlite.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteDatabase(default_sqlite)

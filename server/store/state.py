@@ -1,0 +1,304 @@
+"""The state store: all state the controls share, behind one interface, on either engine.
+
+Each area is one small repository over the same `Database`, with its own tables:
+
+    TokenLedger     issued-token inventory (metadata only, never a token) and revocations
+    Redemptions     single use of confirmation tokens
+    Idempotency     first result of a keyed write, replayed to repeats
+    Counters        rate limits, per-session spend and the money breaker (fixed windows)
+    Breakers        tripped circuit breakers, until an admin resets them
+    Approvals       assist-tier calls waiting for, or decided by, a human
+    Verifications   customers whose identity a session verified (step-up)
+
+Every method that decides something (redeem, claim, add within a limit, decide) does so in one
+write transaction, so two server processes can never both win.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from deskgate.server.store.db import Database, Tx
+from deskgate.server.store.migrations import Migration, upgrade
+
+STATE_MIGRATIONS = [
+    Migration(1, "controls", """
+CREATE TABLE issued_tokens (
+    jti TEXT PRIMARY KEY,
+    sub TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    customer TEXT,
+    ticket TEXT,
+    max_refund TEXT,
+    kid TEXT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX issued_tokens_sub ON issued_tokens (sub);
+CREATE INDEX issued_tokens_sid ON issued_tokens (sid);
+CREATE TABLE revocations (
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    revoked_at BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+CREATE TABLE redemptions (
+    jti TEXT PRIMARY KEY,
+    redeemed_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE idempotency (
+    scope_key TEXT PRIMARY KEY,
+    args_digest TEXT NOT NULL,
+    state TEXT NOT NULL,
+    result TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE counters (
+    key TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (key, window_start)
+);
+CREATE TABLE breakers (
+    name TEXT PRIMARY KEY,
+    tripped_at BIGINT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE approvals (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    args_digest TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    customer_id TEXT,
+    summary TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    decided_by TEXT,
+    decided_at BIGINT,
+    decision_reason TEXT,
+    result TEXT
+);
+CREATE INDEX approvals_state ON approvals (state);
+CREATE TABLE verifications (
+    sid TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    verified_at BIGINT NOT NULL,
+    PRIMARY KEY (sid, customer_id)
+)"""),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    jti: str
+    sub: str
+    sid: str
+    client_id: str
+    scopes: str
+    customer: str | None
+    ticket: str | None
+    max_refund: str | None
+    kid: str
+    issued_at: int
+    expires_at: int
+    revoked: bool = False
+
+
+class TokenLedger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, t: IssuedToken) -> None:
+        await self._db.write(lambda tx: _insert_issued(tx, t))
+
+    def record_sync(self, t: IssuedToken) -> None:
+        self._db.write_sync(lambda tx: _insert_issued(tx, t))
+
+    def list_sync(self, *, include_expired: bool, now: int) -> list[IssuedToken]:
+        def read(tx: Tx) -> list[IssuedToken]:
+            rows = tx.query(
+                "SELECT jti, sub, sid, client_id, scopes, customer, ticket, max_refund, kid, issued_at,"
+                " expires_at FROM issued_tokens WHERE expires_at > ? ORDER BY issued_at, jti",
+                (-1 if include_expired else now,),
+            )
+            return [IssuedToken(*r, revoked=_is_revoked(tx, r[0], r[2], r[1], r[9])) for r in rows]
+
+        return self._db.read_sync(read)
+
+    def revoke_sync(self, kind: Literal["jti", "sid", "sub"], value: str, reason: str, now: int) -> bool:
+        """Revoke a token, a session or every token issued to a subject so far. True if new."""
+        return self._db.write_sync(lambda tx: tx.execute(
+            "INSERT INTO revocations (kind, value, revoked_at, reason) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, value) DO UPDATE SET revoked_at = excluded.revoked_at,"
+            " reason = excluded.reason",
+            (kind, value, now, reason)) > 0)
+
+    async def is_revoked(self, jti: str, sid: str, sub: str, issued_at: int) -> bool:
+        return await self._db.read(lambda tx: _is_revoked(tx, jti, sid, sub, issued_at))
+
+    def is_revoked_sync(self, jti: str, sid: str, sub: str, issued_at: int) -> bool:
+        return self._db.read_sync(lambda tx: _is_revoked(tx, jti, sid, sub, issued_at))
+
+
+def _insert_issued(tx: Tx, t: IssuedToken) -> None:
+    fields = asdict(t)
+    fields.pop("revoked")
+    tx.execute(
+        f"INSERT INTO issued_tokens ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",  # noqa: S608 - column names are our dataclass fields
+        tuple(fields.values()),
+    )
+
+
+def _is_revoked(tx: Tx, jti: str, sid: str, sub: str, issued_at: int) -> bool:
+    # A subject revocation covers the tokens issued up to that moment, not the ones issued after.
+    row = tx.one(
+        "SELECT 1 FROM revocations WHERE (kind = 'jti' AND value = ?) OR (kind = 'sid' AND value = ?)"
+        " OR (kind = 'sub' AND value = ? AND revoked_at >= ?) LIMIT 1",
+        (jti, sid, sub, issued_at),
+    )
+    return row is not None
+
+
+class Redemptions:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def redeem_once(self, jti: str, *, now: int, expires_at: int) -> bool:
+        """Record the use of a single-use token. True for the first caller only, ever."""
+        return await self._db.write(lambda tx: tx.execute(
+            "INSERT INTO redemptions (jti, redeemed_at, expires_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (jti) DO NOTHING", (jti, now, expires_at)) == 1)
+
+
+IdempotencyClaim = tuple[Literal["new", "done", "in_progress", "conflict"], dict[str, Any] | None]
+
+
+class Idempotency:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, scope_key: str, args_digest: str, now: int) -> IdempotencyClaim:
+        """Claim a key for one execution; a repeat sees the stored result, or that it is running."""
+
+        def claim(tx: Tx) -> IdempotencyClaim:
+            inserted = tx.execute(
+                "INSERT INTO idempotency (scope_key, args_digest, state, result, created_at)"
+                " VALUES (?, ?, 'running', NULL, ?) ON CONFLICT (scope_key) DO NOTHING",
+                (scope_key, args_digest, now),
+            )
+            if inserted == 1:
+                return "new", None
+            row = tx.one("SELECT args_digest, state, result FROM idempotency WHERE scope_key = ?", (scope_key,))
+            assert row is not None
+            if row[0] != args_digest:
+                return "conflict", None
+            if row[1] == "done":
+                return "done", json.loads(row[2])
+            return "in_progress", None
+
+        return await self._db.write(claim)
+
+    async def complete(self, scope_key: str, result: dict[str, Any]) -> None:
+        await self._db.write(lambda tx: tx.execute(
+            "UPDATE idempotency SET state = 'done', result = ? WHERE scope_key = ?",
+            (json.dumps(result, sort_keys=True), scope_key)))
+
+    async def release(self, scope_key: str) -> None:
+        """Forget a claim whose execution failed before any side effect, so a retry can run."""
+        await self._db.write(lambda tx: tx.execute(
+            "DELETE FROM idempotency WHERE scope_key = ? AND state = 'running'", (scope_key,)))
+
+
+class Counters:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add_within(self, key: str, window_start: int, amount: int, limit: int | None) -> tuple[bool, int]:
+        """Add `amount` unless that would pass `limit`; returns (added, total after)."""
+
+        def add(tx: Tx) -> tuple[bool, int]:
+            row = tx.one("SELECT value FROM counters WHERE key = ? AND window_start = ?", (key, window_start))
+            current = int(row[0]) if row else 0
+            if limit is not None and current + amount > limit:
+                return False, current
+            tx.execute(
+                "INSERT INTO counters (key, window_start, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (key, window_start) DO UPDATE SET value = counters.value + excluded.value",
+                (key, window_start, amount),
+            )
+            return True, current + amount
+
+        return await self._db.write(add)
+
+    async def get(self, key: str, window_start: int) -> int:
+        row = await self._db.read(lambda tx: tx.one(
+            "SELECT value FROM counters WHERE key = ? AND window_start = ?", (key, window_start)))
+        return int(row[0]) if row else 0
+
+
+class Breakers:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def trip(self, name: str, reason: str, now: int) -> bool:
+        """Trip a breaker; True when this call tripped it (so the trip is audited once)."""
+        return await self._db.write(lambda tx: tx.execute(
+            "INSERT INTO breakers (name, tripped_at, reason) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (name, now, reason)) == 1)
+
+    async def tripped(self) -> dict[str, str]:
+        rows = await self._db.read(lambda tx: tx.query("SELECT name, reason FROM breakers"))
+        return {r[0]: r[1] for r in rows}
+
+    def list_sync(self) -> list[tuple[str, int, str]]:
+        return self._db.read_sync(lambda tx: tx.query("SELECT name, tripped_at, reason FROM breakers ORDER BY name"))
+
+    def reset_sync(self, name: str) -> bool:
+        return self._db.write_sync(lambda tx: tx.execute("DELETE FROM breakers WHERE name = ?", (name,)) == 1)
+
+
+class Verifications:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def mark(self, sid: str, customer_id: str, method: str, now: int) -> None:
+        await self._db.write(lambda tx: tx.execute(
+            "INSERT INTO verifications (sid, customer_id, method, verified_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (sid, customer_id) DO UPDATE SET method = excluded.method,"
+            " verified_at = excluded.verified_at", (sid, customer_id, method, now)))
+
+    async def is_verified(self, sid: str, customer_id: str) -> bool:
+        row = await self._db.read(lambda tx: tx.one(
+            "SELECT 1 FROM verifications WHERE sid = ? AND customer_id = ?", (sid, customer_id)))
+        return row is not None
+
+
+class StateStore:
+    """The facade the guard chain and the CLI hold. Upgrade the schema before first use."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.tokens = TokenLedger(db)
+        self.redemptions = Redemptions(db)
+        self.idempotency = Idempotency(db)
+        self.counters = Counters(db)
+        self.breakers = Breakers(db)
+        self.verifications = Verifications(db)
+
+    def upgrade(self) -> list[Migration]:
+        return upgrade(self.db, "state", STATE_MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,167 @@
+"""What a tool is: a typed function plus the security metadata the guard chain and the manifest read.
+
+A `ToolSpec` is declared once per tool (see `deskgate.tools.catalogue`). The chain never asks a tool
+whether it may run; it reads the spec. A spec that leaves out its scope, its risk or the PII class
+of any text field in its output cannot be registered (`Catalogue.register` raises at start-up).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
+
+from deskgate.server.errors import ConfigError
+from deskgate.server.redaction.classes import PiiClass
+
+if TYPE_CHECKING:
+    from deskgate.tools.context import ToolContext
+
+Handler = Callable[["ToolContext", Any], Awaitable[BaseModel]]
+Previewer = Callable[["ToolContext", Any], Awaitable[str]]
+
+# The shared argument vocabulary (DESIGN.md): the chain checks object bindings by these names.
+OBJECT_ARGUMENTS = ("customer_id", "account_id", "order_id", "ticket_id", "subscription_id")
+_TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+
+
+def pii(cls: PiiClass, **kwargs: Any) -> Any:
+    """A pydantic `Field` that declares the PII class of an output field."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra["x-pii"] = cls.value
+    return Field(json_schema_extra=extra, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    handler: Handler
+    scope: str
+    read_only: bool
+    irreversible: bool = False
+    idempotent: bool = False          # repeating the same call has no further effect
+    reversible_by: str | None = None  # the tool that reverses it, e.g. "undo_action"
+    preview: Previewer | None = None  # human-readable effect, required for irreversible tools
+    money: bool = False               # pays out (refund, credit): counts against caps and breakers
+
+    def annotations(self) -> ToolAnnotations:
+        """MCP hints derived from the metadata, never written by hand."""
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=(not self.read_only) and self.irreversible,
+            idempotent_hint=self.read_only or self.idempotent,
+            open_world_hint=False,
+        )
+
+    def pii_classes(self) -> dict[str, PiiClass]:
+        """Dotted output field path -> declared PII class (the redaction map)."""
+        return dict(_pii_fields(self.output_model, ""))
+
+    def object_arguments(self) -> tuple[str, ...]:
+        return tuple(a for a in OBJECT_ARGUMENTS if a in self.input_model.model_fields)
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        if not _TOOL_NAME.match(self.name):
+            problems.append("name must be lower_snake_case, 3-64 characters")
+        if not self.scope:
+            problems.append("no required scope")
+        if not self.description.strip() or not self.title.strip():
+            problems.append("no title or description")
+        if self.read_only and (self.irreversible or self.money or self.reversible_by):
+            problems.append("a read-only tool cannot be irreversible, move money or be reversible")
+        if self.irreversible and self.preview is None:
+            problems.append("an irreversible tool must describe its effect (preview)")
+        if self.irreversible and self.reversible_by:
+            problems.append("an irreversible tool cannot name a reversing tool")
+        problems += [f"output field {p!r}: no PII class declared" for p in _unclassified(self.output_model, "")]
+        if problems:
+            raise ConfigError(f"tool {self.name!r} cannot be registered: " + "; ".join(problems))
+
+
+@dataclass(slots=True)
+class Catalogue:
+    """The registry of tools, in a fixed order. Frozen once the server starts."""
+
+    _tools: dict[str, ToolSpec] = field(default_factory=dict)
+    _frozen: bool = False
+
+    def register(self, spec: ToolSpec) -> ToolSpec:
+        if self._frozen:
+            raise ConfigError(f"tool {spec.name!r}: the catalogue is frozen once the server has started")
+        if spec.name in self._tools:
+            raise ConfigError(f"tool {spec.name!r} is registered twice")
+        spec.validate()
+        self._tools[spec.name] = spec
+        return spec
+
+    def freeze(self) -> Catalogue:
+        self._frozen = True
+        return self
+
+    def get(self, name: str) -> ToolSpec | None:
+        return self._tools.get(name)
+
+    def __iter__(self) -> Iterator[ToolSpec]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def visible_to(self, scopes: frozenset[str]) -> list[ToolSpec]:
+        return [t for t in self._tools.values() if t.scope in scopes]
+
+
+# --- output classification walk -------------------------------------------------------------
+
+def _field_pii(info: FieldInfo) -> PiiClass | None:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and "x-pii" in extra:
+        return PiiClass(str(extra["x-pii"]))
+    return None
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _nested_models(arg)]
+
+
+def _is_text(annotation: Any) -> bool:
+    """True when a field can carry free text (str, or str inside a list/optional); Literals cannot."""
+    if annotation is str:
+        return True
+    if get_origin(annotation) is Literal:
+        return False
+    return any(_is_text(a) for a in get_args(annotation))
+
+
+def _pii_fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, PiiClass]]:
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        declared = _field_pii(info)
+        if declared is not None:
+            yield path, declared
+        for nested in _nested_models(info.annotation):
+            yield from _pii_fields(nested, f"{path}.")
+
+
+def _unclassified(model: type[BaseModel], prefix: str) -> Iterator[str]:
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = _nested_models(info.annotation)
+        if nested:
+            for m in nested:
+                yield from _unclassified(m, f"{path}.")
+        elif _is_text(info.annotation) and _field_pii(info) is None:
+            yield path
