@@ -4,7 +4,9 @@
     ├── ConfigError                   bad config file: names file and line; stops start-up
     ├── AuthenticationError           stage 1: no/invalid/expired/revoked token (HTTP 401)
     ├── DeniedError                   stages 2-4: unknown tool, missing scope, binding, cap, gate
-    ├── ConfirmationRequired          stage 5: not an error to the caller; carries the preview
+    ├── EscalatedError                stage 4: policy handed the call to a human; nothing done
+    ├── PendingApproval               stage 4: an approver must decide; carries the approval id
+    ├── ConfirmationRequired          stage 5: nothing done yet; carries the preview and the token
     ├── ConfirmationError             stage 5: bad, replayed, expired or mismatched confirmation
     ├── IdempotencyConflict           stage 6: same key, other arguments
     ├── InvalidArguments              arguments fail the tool's input model (values never echoed)
@@ -30,11 +32,13 @@ class DeskgateError(Exception):
     status: ClassVar[Status] = Status.ERROR
     code: ClassVar[str] = "error"
 
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
+    def __init__(self, reason: str, *, code: str | None = None, **extras: str) -> None:
         super().__init__(reason)
         self.reason = reason
         if code is not None:
             self.code = code  # type: ignore[misc]  # per-instance refinement of the class default
+        # Outcome fields this stop answers with (approval_id, preview, confirmation_token, ...).
+        self.extras = extras
 
     def diagnostics(self) -> str:
         """Longer text for an operator's terminal (never sent to an MCP client)."""
@@ -64,10 +68,24 @@ class DeniedError(DeskgateError):
 
 
 class EscalatedError(DeskgateError):
-    """Policy sends the call to a human: nothing was executed, a hand-off exists."""
+    """Policy sends the call to a human: nothing was executed, a hand-off exists (`escalation_id`)."""
 
     status = Status.ESCALATED
     code = "escalated"
+
+
+class PendingApproval(DeskgateError):
+    """Assist tier: nothing was executed; a human approver decides (`approval_id`)."""
+
+    status = Status.PENDING_APPROVAL
+    code = "pending_approval"
+
+
+class ConfirmationRequired(DeskgateError):
+    """First call of an irreversible action: nothing was executed (`preview`, `confirmation_token`)."""
+
+    status = Status.CONFIRMATION_REQUIRED
+    code = "confirmation_required"
 
 
 class ConfirmationError(DeskgateError):

@@ -8,9 +8,12 @@ approval is then as valid a result as a success.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from deskgate.server.errors import DeskgateError
 
 
 class Status(StrEnum):
@@ -36,6 +39,10 @@ class Outcome(BaseModel):
     approval_id: str | None = None
     escalation_id: str | None = None
     audit_seq: int | None = Field(default=None, description="Sequence number of this call's audit record.")
+
+    @classmethod
+    def from_error(cls, exc: DeskgateError) -> Outcome:
+        return cls(status=exc.status, reason=exc.reason, code=exc.code, **exc.extras)
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

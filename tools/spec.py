@@ -67,6 +67,10 @@ class ToolSpec:
         """Dotted output field path -> declared PII class (the redaction map)."""
         return dict(_pii_fields(self.output_model, ""))
 
+    def input_pii_classes(self) -> dict[str, PiiClass]:
+        """Dotted input field path -> declared PII class (redacts arguments in audit records)."""
+        return dict(_pii_fields(self.input_model, ""))
+
     def object_arguments(self) -> tuple[str, ...]:
         return tuple(a for a in OBJECT_ARGUMENTS if a in self.input_model.model_fields)
 

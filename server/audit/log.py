@@ -1,68 +1,365 @@
-"""Append-only, hash-chained audit log as JSON Lines (first version: one fsync per record).
+"""The audit log writer: append-only, hash-chained JSON Lines, group-committed, crash-safe.
 
-Contract the guard chain relies on: `append(event)` returns the record's sequence number only
-once the record is durable on disk; if it cannot be made durable it raises `AuditUnavailable`.
+Contract the guard chain relies on:
+    `await log.append(event)` returns the record's `seq` only once the record is durable
+    (written and fsync'd); if it cannot be, it raises `AuditUnavailable` with the reason, and
+    the chain fails closed. `log.append_sync(event)` does the same for CLI admin actions.
+    `await log.aclose()` drains pending appends and writes a signed shutdown checkpoint.
+
+How an append becomes durable (one writer thread per `AuditLog`):
+    1. The caller validates and copies its event, queues it and waits on a future; an async
+       caller waits on the event loop, never blocking it.
+    2. The writer takes everything queued (up to MAX_BATCH) as one batch - whatever arrived
+       while the previous fsync ran. That is the group commit: one write and one fsync per batch.
+    3. Under an exclusive `flock` on `audit.lock`, it checks whether another process appended
+       since (the active segment's inode and size, and whether a next segment appeared) and, if
+       so, re-reads the head from disk, so the chain never forks across processes.
+    4. A torn last line left by a crash is set aside (`.torn`) and a "system" record says so.
+    5. The batch is sealed onto the head, rotated into a new segment when the active one is too
+       large or too old, written with O_APPEND, fsync'd; only then are the futures answered.
+    6. Every N records or T seconds, and at shutdown, the head is signed into a checkpoint.
+
+A failed write is cut back off the file (best effort) and the cached head forgotten, so the next
+batch re-reads the truth from disk: the writer never dies and the chain stays consistent.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
+import fcntl
+import logging
 import os
+import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 
+from deskgate.server.audit.checkpoints import Anchor, Shipper, anchor_from_env, make_checkpoint
+from deskgate.server.audit.keys import AuditKey, load_or_create_key
+from deskgate.server.audit.records import GENESIS, BadRecord, checked_event, parse_line, parse_ts, seal
+from deskgate.server.audit.segments import (
+    CHECKPOINTS_NAME,
+    LOCK_NAME,
+    append_durably,
+    describe_oserror,
+    first_line,
+    fsync_dir,
+    last_line,
+    open_append,
+    open_read,
+    segment_name,
+    segments,
+    set_aside_torn,
+    write_all,
+)
 from deskgate.server.errors import AuditUnavailable
+from deskgate.server.settings import AuditSection
 
-GENESIS = "0" * 64
+__all__ = ["AuditLog"]
+
+MAX_BATCH = 4096
+log = logging.getLogger("deskgate.audit")
 
 
-def canonical_line(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+@dataclass(slots=True)
+class _Pending:
+    event: dict[str, Any]
+    future: Future[int]
 
 
 class AuditLog:
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: AuditSection | None = None,
+        *,
+        anchor: Anchor | None = None,
+        key: AuditKey | None = None,
+        rotate_seconds: int = 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = directory
-        self.path = directory / "audit.jsonl"
-        self._lock = threading.Lock()
-        self._seq, self._head = self._recover()
+        self.settings = settings or AuditSection()
+        self._rotate_seconds = rotate_seconds
+        self._clock = clock
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._state = threading.Lock()  # orders `closed` against queueing
+        self._closed = False
+        # The head as this process last saw it, and the active segment it last wrote.
+        self._seq, self._head = 0, GENESIS
+        self._index, self._fd, self._size, self._ino = 1, -1, 0, 0
+        self._segment_started: float | None = None
+        # Checkpoint bookkeeping, for this process's own records.
+        self._unsigned, self._signed_seq, self._last_checkpoint = 0, 0, time.monotonic()
+        self._shipper: Shipper | None = None
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with self._locked():
+                self._key = key or load_or_create_key(directory)
+                checkpoints = directory / CHECKPOINTS_NAME
+                if not checkpoints.exists():
+                    append_durably(checkpoints, b"")
+                self._write_batch([])  # recovery: sets a torn tail aside and records it
+        except OSError as exc:
+            self._close_fd()
+            raise AuditUnavailable(f"the audit log cannot be opened: {describe_oserror(exc)}") from exc
+        anchor = anchor or anchor_from_env()
+        self._shipper = Shipper(anchor) if anchor else None
+        self._writer = threading.Thread(target=self._run, name="deskgate-audit-writer", daemon=True)
+        self._writer.start()
 
-    def _recover(self) -> tuple[int, str]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            return 0, GENESIS
-        seq, head = 0, GENESIS
-        with self.path.open("rb") as f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                rec = json.loads(line)
-                seq, head = rec["seq"], rec["hash"]
-        return seq, head
+    # -- the contract -------------------------------------------------------------------------
 
     async def append(self, event: dict[str, Any]) -> int:
-        return await anyio.to_thread.run_sync(self.append_sync, event)
+        """Seal `event` into the chain; returns its seq once durable. Runs on asyncio.
+
+        Shielded: a caller cancelled while waiting still has its record written (and the log
+        stays complete); it just does not hear the seq.
+        """
+        future = self._submit(event)
+        return await asyncio.shield(asyncio.wrap_future(future))
 
     def append_sync(self, event: dict[str, Any]) -> int:
-        with self._lock:
-            record = {**event, "seq": self._seq + 1, "ts": time.time(), "prev": self._head}
-            record["hash"] = hashlib.sha256(canonical_line(record)).hexdigest()
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, canonical_line(record) + b"\n")
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise AuditUnavailable("the audit log cannot be written") from exc
-            self._seq, self._head = record["seq"], record["hash"]
-            return self._seq
+        """`append` for threads and CLI commands (blocks until durable)."""
+        return self._submit(event).result()
 
     async def aclose(self) -> None:
-        return None
+        await anyio.to_thread.run_sync(self.close)
+
+    def close(self) -> None:
+        """Drain queued appends, write the shutdown checkpoint, stop the threads. Idempotent."""
+        with self._state:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(None)
+        self._writer.join()
+        if self._shipper:
+            self._shipper.close()
+
+    @property
+    def anchor_failures(self) -> int:
+        return self._shipper.failures if self._shipper else 0
+
+    # -- callers' side --------------------------------------------------------------------------
+
+    def _submit(self, event: dict[str, Any]) -> Future[int]:
+        pending = _Pending(checked_event(event), Future())
+        with self._state:
+            if self._closed:
+                raise AuditUnavailable("the audit log is closed")
+            self._queue.put(pending)
+        return pending.future
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._unsigned:
+                timeout = max(0.0, self._last_checkpoint + self.settings.checkpoint_every_seconds - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._guarded(lambda: self._checkpoint("time"))
+                continue
+            batch: list[_Pending] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+            if item is None:
+                self._guarded(lambda: self._checkpoint("shutdown"))
+                self._close_fd()
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            with self._locked():
+                seqs = self._write_batch([p.event for p in batch])
+                if self._unsigned >= self.settings.checkpoint_every_records:
+                    self._guarded(lambda: self._sign_head("records"))
+        except AuditUnavailable as exc:
+            error = exc
+        except OSError as exc:
+            error = AuditUnavailable(f"the audit log cannot be written: {describe_oserror(exc)}")
+        except Exception:  # the writer must outlive any bug: fail this batch closed, keep serving
+            log.exception("audit writer failed a batch")
+            error = AuditUnavailable("the audit log failed internally")
+        else:
+            for pending, seq in zip(batch, seqs, strict=True):
+                pending.future.set_result(seq)
+            return
+        for pending in batch:
+            # One exception object per waiter: they are raised concurrently in different threads.
+            pending.future.set_exception(AuditUnavailable(error.reason, code=error.code))
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        """Run a checkpoint; failure is logged and retried later, it fails no caller."""
+        try:
+            action()
+        except (OSError, AuditUnavailable) as exc:
+            reason = exc.reason if isinstance(exc, AuditUnavailable) else describe_oserror(exc)
+            log.warning("audit checkpoint postponed: %s", reason)
+        except Exception:
+            log.exception("audit checkpoint failed")
+
+    def _checkpoint(self, why: str) -> None:
+        self._last_checkpoint = time.monotonic()  # a failed attempt is retried T seconds later, not in a loop
+        with self._locked():
+            self._write_batch([])
+            if self._seq and self._seq != self._signed_seq:
+                self._sign_head(why)
+
+    # -- under the lock ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _write_batch(self, events: list[dict[str, Any]]) -> list[int]:
+        """Seal and durably append `events` (after any recovery notices); returns their seqs."""
+        records = self._refresh() + events
+        if not records:
+            return []
+        now = self._clock()
+        if self._fd >= 0 and self._due_for_rotation(now):
+            self._close_fd()
+            self._index, self._size, self._segment_started = self._index + 1, 0, None
+        created = self._fd < 0
+        path = self.directory / segment_name(self._index)
+        if created:
+            self._fd = open_append(path)
+            self._ino = os.fstat(self._fd).st_ino
+        seq, head, lines = self._seq, self._head, []
+        for event in records:
+            seq += 1
+            record, line = seal(event, seq, head, now)
+            head = record["hash"]
+            lines.append(line)
+        data = b"".join(lines)
+        try:
+            write_all(self._fd, data)
+            os.fsync(self._fd)
+            if created:
+                fsync_dir(self.directory)
+        except OSError:
+            self._undo(self._size)
+            raise
+        self._seq, self._head, self._size = seq, head, self._size + len(data)
+        if self._segment_started is None:
+            self._segment_started = now
+        self._unsigned += len(records)
+        return list(range(seq - len(events) + 1, seq + 1))
+
+    def _due_for_rotation(self, now: float) -> bool:
+        if self._size >= self.settings.rotate_bytes:
+            return True
+        return self._segment_started is not None and now - self._segment_started >= self._rotate_seconds
+
+    def _undo(self, size: int) -> None:
+        """Cut a failed batch back off (best effort) and forget the head: re-read it next time."""
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError:
+            pass  # the next open or refresh sets any torn tail aside; complete lines simply stay
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def _unchanged(self) -> bool:
+        """True when no one appended or rotated since this process's last write."""
+        if self._fd < 0:
+            return False
+        try:
+            st = os.stat(self.directory / segment_name(self._index), follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if (st.st_ino, st.st_size) != (self._ino, self._size):
+            return False
+        return not os.path.lexists(self.directory / segment_name(self._index + 1))
+
+    def _refresh(self) -> list[dict[str, Any]]:
+        """Load the head from disk if it may have moved; returns recovery notices to record."""
+        if self._unchanged():
+            return []
+        self._close_fd()
+        notices: list[dict[str, Any]] = []
+        found = segments(self.directory)
+        active = found[-1][0] if found else 1
+        seq, head, size_of_active, started = 0, GENESIS, 0, None
+        for index, path in reversed(found):
+            fd = open_read(path)
+            try:
+                size = os.fstat(fd).st_size
+                line, tail_end = last_line(fd, size)
+                if index == active:
+                    if tail_end != size:
+                        notices.append(_set_aside(path, tail_end, size))
+                    size_of_active, started = tail_end, (_started(fd) if line else None)
+            finally:
+                os.close(fd)
+            if line:
+                try:
+                    record = parse_line(line)
+                except BadRecord as exc:
+                    raise AuditUnavailable(
+                        f"the last audit record in {path.name} is damaged ({exc}); run `deskgate audit verify`"
+                    ) from exc
+                seq, head = record["seq"], record["hash"]
+                break
+        if seq < self._seq:
+            # The head never moves back: the log was truncated, replaced or deleted under us.
+            # Starting a new chain here would hide that, so refuse until an operator looks.
+            raise AuditUnavailable(f"the audit log on disk ends before seq {self._seq}, which this process saw")
+        self._seq, self._head, self._index = seq, head, active
+        self._size, self._segment_started = size_of_active, started
+        if found:
+            self._fd = open_append(self.directory / segment_name(active))
+            self._ino = os.fstat(self._fd).st_ino
+        return notices
+
+    def _sign_head(self, why: str) -> None:
+        line = make_checkpoint(self._key, self._seq, self._head, self._clock(), why)
+        append_durably(self.directory / CHECKPOINTS_NAME, line)
+        self._unsigned, self._signed_seq, self._last_checkpoint = 0, self._seq, time.monotonic()
+        if self._shipper:
+            self._shipper.ship(line)
+
+
+def _set_aside(path: Path, tail_end: int, size: int) -> dict[str, Any]:
+    torn = set_aside_torn(path, tail_end, size)
+    log.warning("audit: torn last line of %s (%d bytes) set aside", torn.segment, torn.length)
+    return {
+        "kind": "system", "event": "torn_tail_set_aside", "segment": torn.segment,
+        "offset": torn.offset, "bytes": torn.length, "sha256": torn.sha256,
+    }
+
+
+def _started(fd: int) -> float | None:
+    """When a segment was started (its first record's time), for rotation by age."""
+    try:
+        return parse_ts(parse_line(first_line(fd))["ts"]).timestamp()
+    except (BadRecord, KeyError, TypeError, ValueError):
+        return None  # damaged: `verify` reports it; rotation falls back to size alone

@@ -1,0 +1,30 @@
+"""`deskgate`: the admin command line. Thin commands over the same runtime the server uses.
+
+Every failure exits non-zero with one line on stderr (`DeskgateError.diagnostics()`), never a trace.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from deskgate.server.cli import setup
+from deskgate.server.errors import DeskgateError
+
+app = typer.Typer(
+    name="deskgate",
+    help="An MCP tool server that lets AI support agents act - refunds, cancellations, resets - safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+setup.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except DeskgateError as exc:
+        print(f"deskgate: {exc.diagnostics()}", file=sys.stderr)
+        sys.exit(2)

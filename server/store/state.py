@@ -210,6 +210,13 @@ class Idempotency:
 
         return await self._db.write(claim)
 
+    async def is_done(self, scope_key: str, args_digest: str) -> bool:
+        """True when this key finished a call with these very arguments (a retry may see its result)."""
+        row = await self._db.read(lambda tx: tx.one(
+            "SELECT 1 FROM idempotency WHERE scope_key = ? AND args_digest = ? AND state = 'done'",
+            (scope_key, args_digest)))
+        return row is not None
+
     async def complete(self, scope_key: str, result: dict[str, Any]) -> None:
         await self._db.write(lambda tx: tx.execute(
             "UPDATE idempotency SET state = 'done', result = ? WHERE scope_key = ?",

@@ -1,0 +1,175 @@
+"""`deskgate audit verify`: prove the chain is whole, or name the first place it is not.
+
+The protocol, in the order the code checks it:
+    1. The public key: given explicitly, or the audit key's, or `audit.pub`. A verifier that
+       cannot check signatures does not pass.
+    2. Every checkpoint (the local `checkpoints.jsonl`, and an external anchor copy if given) is
+       well-formed and signed by that key; two signed checkpoints never disagree about a seq.
+    3. Segments are numbered 1..n without a gap (a deleted rotated file is a gap).
+    4. Every line of every segment, in order: ends with a newline (else torn); is canonical JSON
+       whose `hash` matches its content (else modified); has seq = previous + 1 (else deleted,
+       reordered or duplicated); links `prev` to the previous record's hash (else replaced).
+    5. At each checkpointed seq, the record's hash is the signed head (else the records up to it
+       were rewritten: hashes recomputed without the key).
+    6. No checkpoint is beyond the end of the chain (else the log was truncated).
+The chain scan stops at its first problem: everything after it is unproven.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from deskgate.server.audit.checkpoints import checkpoint_problem, read_checkpoints
+from deskgate.server.audit.keys import key_id
+from deskgate.server.audit.records import GENESIS, BadRecord, parse_line
+from deskgate.server.audit.segments import CHECKPOINTS_NAME, segment_name, segments
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    where: str   # a file and line, e.g. "audit-000002.jsonl:14 (seq 1013)"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+@dataclass(slots=True)
+class Report:
+    kid: str
+    records: int = 0
+    files: int = 0
+    last_seq: int = 0
+    head: str = GENESIS
+    checkpoints: int = 0          # valid checkpoints checked against the chain
+    signed_seq: int = 0           # highest seq covered by a valid checkpoint
+    torn: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def unsigned(self) -> int:
+        """Records after the last checkpoint: chained, but not yet signed."""
+        return max(0, self.last_seq - self.signed_seq)
+
+
+@dataclass(slots=True)
+class _Signed:
+    head: str
+    where: str
+
+
+def total_bytes(directory: Path) -> int:
+    return sum(path.stat().st_size for _, path in segments(directory))
+
+
+def verify(
+    directory: Path,
+    public: Ed25519PublicKey,
+    *,
+    anchor: Path | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Report:
+    report = Report(kid=key_id(public))
+    # Steps 1-2: checkpoints, from the local file and the anchor.
+    signed: dict[int, _Signed] = {}
+    sources = [(directory / CHECKPOINTS_NAME, CHECKPOINTS_NAME)]
+    if anchor is not None:
+        sources.append((anchor, f"anchor {anchor.name}"))
+    for path, label in sources:
+        if not path.exists():
+            report.problems.append(Problem(label, "missing (deleted?)"))
+            continue
+        for n, cp in read_checkpoints(path):
+            _add_checkpoint(report, signed, public, cp, f"{label}:{n}")
+    # Steps 3-5: the chain.
+    whole = _scan(directory, report, signed, on_progress)
+    # Step 6: truncation against the highest checkpoint (meaningful only for a chain read to its end).
+    if whole and signed:
+        top = max(signed)
+        if top > report.last_seq:
+            report.problems.append(Problem(
+                signed[top].where,
+                f"signed head at seq {top} but the log ends at seq {report.last_seq}: truncated",
+            ))
+    report.torn = sorted(p.name for p in directory.glob("audit-*.jsonl.*.torn"))
+    return report
+
+
+def _add_checkpoint(
+    report: Report, signed: dict[int, _Signed], public: Ed25519PublicKey, cp: Any, where: str
+) -> None:
+    problem = "not valid JSON" if cp is None else checkpoint_problem(public, cp)
+    if problem:
+        report.problems.append(Problem(where, problem))
+        return
+    seen = signed.get(cp["seq"])
+    if seen is not None and seen.head != cp["head"]:
+        report.problems.append(Problem(where, f"contradicts {seen.where} about seq {cp['seq']}"))
+        return
+    signed.setdefault(cp["seq"], _Signed(cp["head"], where))
+
+
+def _scan(
+    directory: Path, report: Report, signed: dict[int, _Signed], on_progress: Callable[[int], None] | None
+) -> bool:
+    """Walk the chain; False when it stopped at a problem."""
+    seq, head = 0, GENESIS
+    last_good_checkpoint = 0
+    expected_index = 1
+    for index, path in segments(directory):
+        if index != expected_index:
+            report.problems.append(Problem(segment_name(expected_index), "missing (a rotated file was deleted)"))
+            return False
+        expected_index += 1
+        report.files += 1
+        with path.open("rb") as f:
+            for n, raw in enumerate(f, 1):
+                where = f"{path.name}:{n}"
+                if on_progress:
+                    on_progress(len(raw))
+                if not raw.endswith(b"\n"):
+                    report.problems.append(Problem(where, "torn last line (an interrupted write, or cut)"))
+                    return False
+                try:
+                    record = parse_line(raw[:-1])
+                except BadRecord as exc:
+                    report.problems.append(Problem(where, str(exc)))
+                    return False
+                where = f"{where} (seq {record['seq']})"
+                if problem := _link_problem(record, seq, head):
+                    report.problems.append(Problem(where, problem))
+                    return False
+                seq, head = record["seq"], record["hash"]
+                report.records, report.last_seq, report.head = report.records + 1, seq, head
+                if (cp := signed.get(seq)) is not None:
+                    if cp.head != head:
+                        report.problems.append(Problem(where, (
+                            f"does not match the signed head in {cp.where}: records after seq "
+                            f"{last_good_checkpoint} up to {seq} were rewritten"
+                        )))
+                        return False
+                    report.checkpoints += 1
+                    last_good_checkpoint = report.signed_seq = seq
+    return True
+
+
+def _link_problem(record: dict[str, Any], seq: int, head: str) -> str | None:
+    got = record["seq"]
+    if got == seq and record["hash"] == head:
+        return f"duplicate of the record before it (seq {seq})"
+    if got <= seq:
+        return f"out of order: seq {got} after seq {seq} (reordered or duplicated)"
+    if got > seq + 1:
+        return f"seq jumps from {seq} to {got}: record(s) {seq + 1}..{got - 1} deleted or moved"
+    if record["prev"] != head:
+        return f"does not link to the record before it (seq {seq}): that record was replaced or removed"
+    return None

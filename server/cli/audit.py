@@ -1,0 +1,263 @@
+"""`deskgate audit verify | tail | export` and `deskgate report`: thin commands over `deskgate.server.audit`.
+
+Every command finds the log at `Paths.from_env().audit_dir` and only reads it. Exit codes: 0 ok,
+1 the log failed verification or cannot be read, 2 bad usage. Records reach the terminal only
+through `safe_text` (or as ASCII-escaped JSON), so nothing an agent wrote can drive the terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from deskgate.server.audit.checkpoints import ANCHOR_FILE_ENV
+from deskgate.server.audit.keys import load_public_key
+from deskgate.server.audit.reader import (
+    CSV_COLUMNS,
+    Filter,
+    csv_row,
+    export_jsonl,
+    follow,
+    iter_records,
+    last_records,
+    safe_text,
+    tail_line,
+)
+from deskgate.server.audit.report import Scorecard, scorecard
+from deskgate.server.audit.verify import total_bytes, verify
+from deskgate.server.errors import AuditUnavailable
+from deskgate.server.settings import Paths, parse_duration
+
+app = typer.Typer(help="Verify, follow and export the audit log.", no_args_is_help=True)
+_err = Console(stderr=True, highlight=False)
+_FOLLOW_POLL_SECONDS = 0.5
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _audit_dir() -> Path:
+    directory = Paths.from_env().audit_dir
+    if not directory.is_dir():
+        _err.print(f"no audit log at {safe_text(str(directory))} (run `deskgate init`, or set DESKGATE_HOME)",
+                   markup=False)
+        raise typer.Exit(1)
+    return directory
+
+
+def _fail(reason: str) -> typer.Exit:
+    _err.print(f"error: {safe_text(reason)}", markup=False)
+    return typer.Exit(1)
+
+
+def parse_since(text: str) -> datetime:
+    """A date, an ISO 8601 time (UTC if no offset), or a duration back from now (`24h`, `7d`)."""
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("use a date (2025-01-31), a time (2025-01-31T09:00:00Z) or a duration (24h)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Since = Annotated[datetime | None, typer.Option(parser=parse_since, metavar="WHEN",
+                                                help="Date, ISO time or duration back from now (24h).")]
+
+
+@app.command("verify")
+def verify_command(
+    anchor: Annotated[Path | None, typer.Option(envvar=ANCHOR_FILE_ENV, help="External checkpoints copy.")] = None,
+    public_key: Annotated[Path | None, typer.Option(help="Audit public key (PEM) to trust.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result.")] = False,
+) -> None:
+    """Check the whole chain, its checkpoints and signatures; name the first bad record."""
+    directory = _audit_dir()
+    try:
+        public = load_public_key(directory, public_key)
+    except AuditUnavailable as exc:
+        raise _fail(exc.reason) from None
+    with Progress(TextColumn("verifying"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=_err, transient=True, disable=not _err.is_terminal) as progress:
+        task = progress.add_task("verify", total=total_bytes(directory))
+        report = verify(directory, public, anchor=anchor, on_progress=lambda n: progress.advance(task, n))
+    if as_json:
+        typer.echo(json.dumps({
+            "ok": report.ok, "records": report.records, "files": report.files, "last_seq": report.last_seq,
+            "head": report.head, "kid": report.kid, "checkpoints": report.checkpoints,
+            "unsigned": report.unsigned, "torn": report.torn, "problems": [str(p) for p in report.problems],
+        }, ensure_ascii=True))
+    else:
+        for note in report.torn:
+            typer.echo(f"note: {safe_text(note)} holds a torn write set aside after a crash (recorded in the log)")
+        if report.ok:
+            typer.echo(
+                f"OK: {report.records} records in {report.files} files, last seq {report.last_seq}, "
+                f"head {report.head[:16]}; {report.checkpoints} checkpoints verified with key {report.kid}; "
+                f"{report.unsigned} records after the last checkpoint"
+            )
+        else:
+            typer.echo(f"FAILED after {report.records} good records:")
+            for problem in report.problems:
+                typer.echo(f"  {safe_text(str(problem))}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("tail")
+def tail_command(
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many records to show first.")] = 20,
+    follow_: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new records.")] = False,
+    tool: Annotated[str | None, typer.Option(help="Only this tool.")] = None,
+    sub: Annotated[str | None, typer.Option(help="Only this subject (agent).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status (ok, denied, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON lines.")] = False,
+) -> None:
+    """Show the latest records; with -f, follow the log across rotations."""
+    directory = _audit_dir()
+    keep = Filter(tool=tool, sub=sub, status=status)
+    shown = last_records(directory, lines, keep) if lines else []
+    for record in shown:
+        _print_record(record, as_json)
+    if not follow_:
+        return
+    after = max((r["seq"] for r in shown if isinstance(r.get("seq"), int)), default=_last_seq(directory))
+    try:
+        for record in follow(directory, lambda: time.sleep(_FOLLOW_POLL_SECONDS), after_seq=after):
+            if keep(record):
+                _print_record(record, as_json)
+    except KeyboardInterrupt:
+        return
+
+
+def _last_seq(directory: Path) -> int:
+    last = last_records(directory, 1, lambda _: True)
+    return last[0]["seq"] if last and isinstance(last[0].get("seq"), int) else 0
+
+
+def _print_record(record: dict[str, Any], as_json: bool) -> None:
+    typer.echo(next(export_jsonl([record])) if as_json else tail_line(record))
+
+
+@app.command("export")
+def export_command(
+    since: Since = None,
+    until: Since = None,
+    format_: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = ExportFormat.JSONL,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")] = None,
+) -> None:
+    """Export records (optionally a time window) for a SIEM, as JSON Lines or CSV."""
+    directory = _audit_dir()
+    records = filter(Filter(since=since, until=until), iter_records(directory))
+    out = output.open("w", encoding="ascii", newline="") if output else sys.stdout
+    try:
+        if format_ is ExportFormat.JSONL:
+            for line in export_jsonl(records):
+                out.write(line + "\n")
+        else:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows(csv_row(r) for r in records)
+    finally:
+        if output:
+            out.close()
+
+
+def report(
+    since: Since = None,
+    until: Since = None,
+    format_: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.TEXT,
+) -> None:
+    """The scorecard: calls by tool and status, actions, escalations, denials, confirmations,
+    money paid out per day, p50/p95 latency - all from the audit log."""
+    directory = _audit_dir()
+    records = filter(Filter(since=since, until=until), _with_progress(directory))
+    card = scorecard(records)
+    if format_ is ReportFormat.JSON:
+        typer.echo(json.dumps(card.as_dict(), ensure_ascii=True, indent=2))
+        return
+    _print_scorecard(card)
+
+
+def _with_progress(directory: Path) -> Iterator[dict[str, Any]]:
+    with Progress(TextColumn("reading the log"), BarColumn(), TextColumn("{task.completed} records"),
+                  console=_err, transient=True, disable=not _err.is_terminal) as progress:
+        task = progress.add_task("read", total=None)
+        for record in iter_records(directory):
+            progress.advance(task)
+            yield record
+
+
+def _print_scorecard(card: Scorecard) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    data = card.as_dict()
+    out.print(f"deskgate report: {card.records} records from {card.first_ts or '-'} to {card.last_ts or '-'}",
+              markup=False)
+    statuses = sorted({s for c in card.calls.values() for s in c})
+    calls = Table(title="Calls by tool and status")
+    calls.add_column("tool")
+    for s in statuses:
+        calls.add_column(s, justify="right")
+    calls.add_column("executed", justify="right")
+    calls.add_column("p50 ms", justify="right")
+    calls.add_column("p95 ms", justify="right")
+    for tool in sorted(card.calls):
+        lat = card.latency(tool)
+        calls.add_row(_cell(tool), *(str(card.calls[tool].get(s, 0)) for s in statuses),
+                      str(card.executed.get(tool, 0)), *(_ms(v) for v in (lat or (None, None))))
+    out.print(calls)
+    overall = card.latency()
+    summary = Table(title="Summary", show_header=False)
+    summary.add_row("actions executed", str(sum(card.executed.values())))
+    summary.add_row("escalations", str(sum(card.escalations.values())))
+    summary.add_row("denials", str(sum(card.denials.values())))
+    summary.add_row("confirmations issued / redeemed", f"{card.confirmations_issued} / {card.confirmations_redeemed}")
+    summary.add_row("intents without an outcome", str(card.open_intents))
+    p50, p95 = overall or (None, None)
+    summary.add_row("latency p50 / p95 ms", f"{_ms(p50)} / {_ms(p95)}")
+    out.print(summary)
+    if card.denials:
+        denials = Table(title="Denials by code")
+        denials.add_column("code")
+        denials.add_column("count", justify="right")
+        for code, count in card.denials.most_common():
+            denials.add_row(_cell(code), str(count))
+        out.print(denials)
+    money = Table(title="Paid out per day (refunds and credits)")
+    money.add_column("day")
+    money.add_column("currency")
+    money.add_column("amount", justify="right")
+    for row in data["paid_out"]:
+        money.add_row(_cell(row["day"]), _cell(row["currency"]), row["amount"])
+    out.print(money)
+
+
+def _cell(value: str) -> Text:
+    """Record data as a table cell: terminal-safe, and never parsed as rich markup."""
+    return Text(safe_text(value))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -1,0 +1,166 @@
+"""`deskgate init`, `serve`, `demo` and `db upgrade`: set up a state directory and run the server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from deskgate.server.errors import AuthenticationError, ConfigError
+from deskgate.server.settings import Paths, parse_duration
+
+if TYPE_CHECKING:
+    from deskgate.server.runtime import Runtime
+
+err = Console(stderr=True)
+
+
+def _logging(verbose: bool) -> None:
+    """Logs go to stderr (stdout is the MCP stream on stdio), through the redaction filter."""
+    from deskgate.server.redaction.logfilter import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def init(
+    demo: Annotated[bool, typer.Option("--demo", help="Seed a demo support backend.")] = False,
+    customers: Annotated[int, typer.Option(help="Demo size: number of customers (up to 1,000,000).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic demo generator.")] = 42,
+) -> None:
+    """Create the state directory, the state database, the signing key and (with --demo) demo data.
+
+    Idempotent: running it again changes nothing that exists.
+    """
+    from deskgate.server.runtime import Runtime
+    from deskgate.tools.backend.seed import demo_summary, seed_demo
+
+    if not 1 <= customers <= 1_000_000:
+        raise ConfigError("--customers must be between 1 and 1,000,000")
+    paths = Paths.from_env()
+    runtime = Runtime.open(paths)
+    try:
+        err.print(f"state directory: {paths.home}")
+        err.print(f"state store:     {runtime.state_db.describe()}")
+        err.print(f"signing key:     {runtime.keys.where()}")
+        err.print(f"audit log:       {paths.audit_dir}")
+        if demo:
+            with Progress(TextColumn("seeding demo backend"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, transient=True) as progress:
+                task = progress.add_task("seed", total=customers)
+                seeded = seed_demo(runtime.backend_db, customers=customers, seed=seed,
+                                   progress=lambda done: progress.update(task, completed=done))
+            err.print("demo backend:    " + ("seeded" if seeded else "already seeded, unchanged"))
+            err.print(demo_summary())
+    finally:
+        anyio.run(runtime.aclose)
+
+
+def serve(
+    transport: Annotated[str, typer.Option(help="stdio or http.")] = "http",
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default from config).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default from config, 8750).")] = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Development mode: serve even if the manifest differs "
+                                      "from the pinned one (says what changed).")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Serve MCP over stdio (token from DESKGATE_TOKEN) or Streamable HTTP at /mcp (bearer tokens)."""
+    if transport not in ("stdio", "http"):
+        raise ConfigError("--transport must be stdio or http")
+    _logging(verbose)
+    _serve(transport, host, port, dev)  # type: ignore[arg-type]
+
+
+def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | None, dev: bool) -> None:
+    from deskgate.server.manifest.lock import check_served
+    from deskgate.server.runtime import Runtime
+
+    paths = Paths.from_env()
+    runtime = Runtime.open(paths)
+    try:
+        check_served(runtime.manifest, paths, dev=dev, warn=lambda text: err.print(f"[yellow]{text}[/]"))
+        if transport == "stdio":
+            _serve_stdio(runtime)
+        else:
+            _serve_http(runtime, host or runtime.settings.server.host, port or runtime.settings.server.port)
+    finally:
+        anyio.run(runtime.aclose)
+
+
+def _serve_stdio(runtime: Runtime) -> None:
+    from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+
+    token = os.environ.get("DESKGATE_TOKEN", "")
+    try:
+        runtime.verifier.verify_sync(token)  # refuse to start without a valid token
+    except AuthenticationError as exc:
+        raise AuthenticationError(f"stdio needs a valid session token in DESKGATE_TOKEN ({exc.code})") from None
+    mcp = build_mcp_server(runtime.chain, fixed_credential(token), name=runtime.settings.server.name)
+    anyio.run(mcp.run_stdio_async)
+
+
+def _serve_http(runtime: Runtime, host: str, port: int) -> None:
+    import uvicorn
+
+    from deskgate.server.http_app import build_http_app
+
+    app = build_http_app(runtime, host=host)
+    err.print(f"deskgate: MCP at http://{host}:{port}/mcp (JWKS at /.well-known/jwks.json)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+
+
+def demo(
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8750,
+    customers: Annotated[int, typer.Option(help="Demo size.")] = 1000,
+) -> None:
+    """Quick start: init --demo, issue a demo token, print how to connect, serve over HTTP."""
+    from deskgate.server.runtime import Runtime
+
+    init(demo=True, customers=customers, seed=42)
+    paths = Paths.from_env()
+    runtime = Runtime.open(paths)
+    try:
+        scopes = runtime.roles.scopes_of("billing-agent")
+        token, _ = runtime.issuer.issue("demo-agent", scopes, parse_duration("8h"))
+    finally:
+        anyio.run(runtime.aclose)
+    url = f"http://127.0.0.1:{port}/mcp"
+    err.print(f"""
+[bold]deskgate demo[/] - a billing-agent session token, valid 8h:
+
+{token}
+
+HTTP:  {url}   with header  Authorization: Bearer <token>
+stdio: DESKGATE_TOKEN=<token> DESKGATE_HOME={paths.home} deskgate serve --transport stdio
+Inspect with the MCP Inspector:  npx @modelcontextprotocol/inspector  (Streamable HTTP, {url}, bearer token)
+More tokens: deskgate token issue --sub NAME --role tier1-agent|billing-agent|supervisor
+""", highlight=False, soft_wrap=True)
+    serve(transport="http", host="127.0.0.1", port=port, dev=False, verbose=False)
+
+
+def db_upgrade() -> None:
+    """Upgrade the state store and demo backend schemas in place (also done at every start)."""
+    from deskgate.server.runtime import Runtime
+
+    runtime = Runtime.open(Paths.from_env())
+    err.print(f"schemas up to date in {runtime.state_db.describe()}")
+    anyio.run(runtime.aclose)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(serve)
+    app.command()(demo)
+    db = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+    db.command("upgrade")(db_upgrade)
+    app.add_typer(db, name="db")

@@ -1,0 +1,125 @@
+"""The manifest lock: the reviewed manifest, pinned, and the check that the server serves exactly it.
+
+A lock file is canonical JSON `{"kind": "deskgate-manifest-lock", "manifest_hash": H, "manifest": M}`.
+Reading one recomputes H from M and refuses a lock whose stored hash does not match (hand-edited
+or damaged), so the hash a reviewer approved is the hash of the text the lock holds.
+
+`pin` replaces a lock atomically (temporary file in the same directory, fsync, rename, fsync of
+the directory): a crash leaves the old lock or the new one, never a torn file. `check` is what
+`deskgate serve` runs before it starts: any difference refuses start-up, naming what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deskgate.server.errors import ConfigError
+from deskgate.server.manifest.build import HASH_KEY, canonical_bytes, manifest_hash, require_manifest
+from deskgate.server.manifest.diff import Change, diff, render_diff
+
+LOCK_KIND = "deskgate-manifest-lock"
+_SHOWN_CHANGES = 10  # in the one-line reason; diagnostics() lists them all
+
+
+class ManifestMismatch(ConfigError):
+    """The served manifest is not the pinned one; `changes` says how (riskiest first)."""
+
+    code = "manifest_mismatch"
+
+    def __init__(self, reason: str, *, file: str, changes: list[Change]) -> None:
+        super().__init__(reason, file=file)
+        self.changes = changes
+
+    def diagnostics(self) -> str:
+        return f"{self.reason}\n{render_diff(self.changes)}"
+
+
+def pin(manifest: Mapping[str, Any], path: Path) -> str:
+    """Write `manifest` as the lock at `path`, atomically; returns the pinned hash."""
+    manifest = require_manifest(manifest, "manifest to pin")
+    digest = manifest_hash(manifest)
+    if manifest.get(HASH_KEY) != digest:
+        raise ConfigError("the manifest's manifest_hash does not match its content; rebuild it before pinning")
+    data = canonical_bytes({"kind": LOCK_KIND, "manifest_hash": digest, "manifest": manifest}) + b"\n"
+    _replace(path, data)
+    return digest
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The manifest held by a lock file or a plain manifest JSON file, its hash verified."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("no such manifest or lock file", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    return parse(raw, str(path))
+
+
+def parse(raw: bytes, source: str) -> dict[str, Any]:
+    """Like `load`, for bytes from elsewhere (e.g. `git show`); `source` names them in errors."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"not JSON: {exc}", file=source) from None
+    if isinstance(document, dict) and document.get("kind") == LOCK_KIND:
+        manifest = require_manifest(document.get("manifest"), source)
+        claimed = document.get("manifest_hash")
+    else:
+        manifest = require_manifest(document, source)
+        claimed = manifest.get(HASH_KEY)
+    actual = manifest_hash(manifest)
+    if claimed != actual or manifest.get(HASH_KEY) != actual:
+        raise ConfigError("the stored manifest_hash does not match the manifest it pins (edited or damaged)",
+                          file=source)
+    return manifest
+
+
+def check(manifest: Mapping[str, Any], lock_path: Path, *, allow_missing: bool = False) -> None:
+    """Refuse (ManifestMismatch) unless `manifest` is exactly the one pinned at `lock_path`."""
+    if allow_missing and not lock_path.exists():
+        return
+    pinned = load(lock_path)
+    served_hash = manifest_hash(manifest)
+    if served_hash == pinned[HASH_KEY]:
+        return
+    changes = diff(pinned, manifest)
+    shown = "; ".join(f"{c.subject}: {c.detail}" for c in changes[:_SHOWN_CHANGES])
+    more = f"; and {len(changes) - _SHOWN_CHANGES} more" if len(changes) > _SHOWN_CHANGES else ""
+    raise ManifestMismatch(
+        f"the served tool manifest ({served_hash[:12]}) is not the pinned one ({pinned[HASH_KEY][:12]}); "
+        f"{len(changes)} change(s): {shown}{more}. Review with `deskgate manifest diff`, then `deskgate manifest pin`",
+        file=str(lock_path), changes=changes)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the lock: {exc.strerror}", file=str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # a lock is reviewed, not secret
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+        _fsync_directory(directory)  # makes the rename itself durable
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the lock: {exc.strerror}", file=str(path)) from None
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

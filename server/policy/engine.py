@@ -1,0 +1,282 @@
+"""The policy engine: stage 4 of the guard chain. One `decide` per call, on the policy as data.
+
+    decide(spec, session, arguments, amount)
+      1. rate limits   every attempt counts (previews and refusals too), so retries end in a refusal
+      2. thresholds    the amount picks the tier
+      3. gates         named facts; a failed gate denies, or moves the call to assist / escalate
+      4. session cap   refunds + credits of the session may not pass `Session.max_refund`
+      5. breaker       money paid out per hour across all sessions; once tripped, money tools are
+                       assist until an admin resets it (`deskgate breakers reset`)
+      -> Decision      tier, machine code, reasons, confirmation kind, audit events, reservation
+
+The strictest outcome wins: deny > escalate > assist > automate. Counters are consumed atomically
+in the state store, so 50 concurrent calls respect a limit exactly, across server processes.
+
+Money is *reserved* (session spend and the breaker's hour) only for a call that runs now: an
+automate call with no confirmation, or the confirmed repeat. The chain MUST `release` the
+reservation when that call then fails (bad confirmation, backend refusal), so money that was not
+paid out does not count.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Literal
+
+from deskgate.server.errors import InvalidArguments, NotFound
+from deskgate.server.policy.facts import FACTS, FactContext
+from deskgate.server.policy.model import TIER_RANK, ConfirmationKind, Limit, Policy, policy_version
+
+if TYPE_CHECKING:
+    from deskgate.scopes.session import Session
+    from deskgate.server.store.state import StateStore
+    from deskgate.tools.backend.base import SupportBackend
+    from deskgate.tools.spec import ToolSpec
+
+Verdict = Literal["automate", "assist", "escalate", "deny"]
+MONEY_BREAKER = "money"
+_HOUR = 3600
+
+
+def to_cents(amount: Decimal) -> int:
+    """Counters hold whole cents: exact, and an integer column on both engines."""
+    try:
+        cents = amount * 100
+        if not amount.is_finite() or amount <= 0 or cents != cents.to_integral_value():
+            raise InvalidOperation
+    except InvalidOperation:
+        raise InvalidArguments("amount must be positive with at most two decimals", code="invalid_amount") from None
+    return int(cents)
+
+
+def _cents_text(cents: int) -> str:
+    return f"{Decimal(cents) / 100:.2f}"
+
+
+def _duration_text(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Money counted for a call about to run; `PolicyEngine.release` gives it back."""
+
+    cents: int
+    spend_key: str
+    breaker_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    tool: str
+    tier: Verdict
+    code: str                      # machine-readable: allowed, threshold, gate_<fact>, rate_limited, ...
+    reasons: tuple[str, ...]       # human-readable, safe to show the agent and to audit
+    confirmation: ConfirmationKind
+    policy_version: str
+    amount: Decimal | None = None
+    events: tuple[dict[str, Any], ...] = ()  # separate audit records (a breaker trip), each once
+    reservation: Reservation | None = None
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Stage 5 applies to calls that would run now; an assist call is confirmed by its approver."""
+        return self.tier == "automate" and self.confirmation != "none"
+
+    @property
+    def reason(self) -> str:
+        return " ".join(self.reasons)
+
+    def audit(self) -> dict[str, Any]:
+        """The decision for the call's audit record, with any breaker trip it caused (once)."""
+        record = {"tier": self.tier, "code": self.code, "reasons": list(self.reasons),
+                  "confirmation": self.confirmation, "policy_version": self.policy_version,
+                  "amount": None if self.amount is None else str(self.amount)}
+        if self.events:
+            record["events"] = list(self.events)
+        return record
+
+
+class PolicyEngine:
+    """Compiled once at start-up from a validated `Policy` and the tool catalogue."""
+
+    def __init__(self, policy: Policy, tools: Iterable[ToolSpec], state: StateStore) -> None:
+        self.policy = policy
+        self.version = policy_version(policy)
+        self._specs = {t.name: t for t in tools}
+        self._state = state
+        self._breaker_limit = to_cents(policy.money_breaker.per_hour)
+        self._views: dict[frozenset[str], dict[str, Any]] = {}
+
+    async def decide(self, spec: ToolSpec, session: Session, arguments: Mapping[str, Any], *,
+                     amount: Decimal | None, backend: SupportBackend, now: int) -> Decision:
+        """Decide one call. `arguments` are the raw JSON arguments, `amount` the validated amount."""
+        rules = self.policy.tools.get(spec.name)
+        if spec.read_only:
+            return self._decision(spec.name, "automate", "read_only", ["Read-only tool."], "none")
+        if rules is None:  # unreachable after load_policy's cross-check; deny by default regardless
+            return self._decision(spec.name, "deny", "no_policy", ["No policy covers this tool."], "none")
+        cents = to_cents(amount) if spec.money and amount is not None else None
+        if spec.money and cents is None:
+            raise InvalidArguments("a money tool needs an amount", code="invalid_amount")
+        facts = FactContext(spec.name, arguments, session, backend, self._state,
+                            self.policy.allowed_reason_codes(spec.name))
+
+        # 1. rate limits
+        for limit in rules.limits:
+            refusal = await self._consume(spec.name, limit, facts, now)
+            if refusal is not None:
+                return self._decision(spec.name, "deny", "rate_limited", [refusal], rules.confirmation, amount)
+
+        # 2. thresholds
+        tier, threshold = rules.tier_for(amount)
+        verdict: Verdict = tier
+        code, reasons = "allowed", []
+        if threshold is not None:
+            code, reasons = "threshold", [f"Amounts above {threshold.above} are {tier} tier."]
+
+        # 3. gates: all evaluated and reported; the strictest failure names the code
+        for gate in rules.gates:
+            if await FACTS[gate.fact].fn(facts) == gate.must_be:
+                continue
+            reasons.append(gate.reason)
+            if TIER_RANK[gate.otherwise] > TIER_RANK[verdict]:
+                verdict, code = gate.otherwise, f"gate_{gate.fact}"
+        if cents is None or verdict in ("deny", "escalate"):
+            return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount)
+
+        # 4. session cap, for whatever would pay out (an approver cannot lift the token's cap)
+        spend_key = f"spend:{session.sid}"
+        cap = None if session.max_refund is None else to_cents(session.max_refund)
+        cap_refusal = [f"This session may pay out at most {session.max_refund} in total."]
+        if cap is not None and await self._state.counters.get(spend_key, 0) + cents > cap:
+            return self._decision(spec.name, "deny", "session_cap", cap_refusal, rules.confirmation, amount)
+        if verdict == "assist":
+            return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount)
+
+        # 5. money breaker, and the reservation of a call that runs now
+        runs_now = rules.confirmation == "none" or bool(arguments.get("confirmation_token"))
+        tripped, events, reservation = await self._breaker(spec.name, spend_key, cents, cap, now, runs_now)
+        if tripped:
+            reasons = [f"Refunds and credits paid out this hour reached {self.policy.money_breaker.per_hour}: "
+                       "money actions need an approver until an admin resets the breaker."]
+            return self._decision(spec.name, "assist", "breaker_open", reasons, rules.confirmation, amount, events)
+        if runs_now and reservation is None:  # the session cap filled up since the check above
+            return self._decision(spec.name, "deny", "session_cap", cap_refusal, rules.confirmation, amount)
+        return self._decision(spec.name, "automate", code, reasons, rules.confirmation, amount,
+                              reservation=reservation)
+
+    async def release(self, reservation: Reservation | None) -> None:
+        """Give back money reserved for a call that did not run (or failed)."""
+        if reservation is None:
+            return
+        counters = self._state.counters
+        await counters.add_within(reservation.spend_key, 0, -reservation.cents, None)
+        await counters.add_within(f"breaker:{MONEY_BREAKER}", reservation.breaker_window, -reservation.cents, None)
+
+    async def reserve_approved(self, tool: str, sid: str, amount: Decimal | None, now: int) -> Reservation | None:
+        """Count an approved call's payout when it runs. The approver may pass the breaker's limit."""
+        spec = self._specs.get(tool)
+        if spec is None or not spec.money or amount is None:
+            return None
+        cents, window = to_cents(amount), now - now % _HOUR
+        await self._state.counters.add_within(f"spend:{sid}", 0, cents, None)
+        await self._state.counters.add_within(f"breaker:{MONEY_BREAKER}", window, cents, None)
+        return Reservation(cents, f"spend:{sid}", window)
+
+    async def customer_of(self, spec: ToolSpec, session: Session, arguments: Mapping[str, Any],
+                          backend: SupportBackend) -> str | None:
+        """Who a call acts on - the requester of an account-level call: the one a customer code goes to."""
+        return await FactContext(spec.name, arguments, session, backend, self._state, frozenset()).customer()
+
+    def view_for(self, session: Session) -> dict[str, Any]:
+        """The rules that apply to this session, for the `get_policy` tool."""
+        if session.scopes not in self._views:
+            self._views[session.scopes] = self._compile_view(session.scopes)
+        view = copy.deepcopy(self._views[session.scopes])
+        view["session"] = {"max_refund": None if session.max_refund is None else str(session.max_refund)}
+        return view
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _decision(self, tool: str, tier: Verdict, code: str, reasons: list[str], confirmation: ConfirmationKind,
+                  amount: Decimal | None = None, events: tuple[dict[str, Any], ...] = (),
+                  reservation: Reservation | None = None) -> Decision:
+        return Decision(tool, tier, code, tuple(reasons) or ("Within policy.",), confirmation, self.version,
+                        amount, events, reservation)
+
+    async def _consume(self, tool: str, limit: Limit, facts: FactContext, now: int) -> str | None:
+        if limit.per == "session":
+            subject = facts.session.sid
+        elif limit.per == "customer":
+            customer = await facts.customer()
+            if customer is None:
+                raise NotFound("the customer this call acts on was not found")
+            subject = customer
+        else:
+            subject = "*"
+        window = now - now % limit.window
+        key = f"rate:{tool}:{limit.per}:{limit.window}:{subject}"
+        added, _ = await self._state.counters.add_within(key, window, 1, limit.max)
+        if added:
+            return None
+        retry = window + limit.window - now
+        return (f"Rate limit: {tool} at most {limit.max} times per {_duration_text(limit.window)} "
+                f"per {limit.per}. Do not retry for {_duration_text(retry)}; escalate if the customer is waiting.")
+
+    async def _breaker(self, tool: str, spend_key: str, cents: int, cap: int | None, now: int,
+                       runs_now: bool) -> tuple[bool, tuple[dict[str, Any], ...], Reservation | None]:
+        """(tripped, trip events, reservation). A call that would pass the hourly limit trips it."""
+        breakers, counters = self._state.breakers, self._state.counters
+        if MONEY_BREAKER in await breakers.tripped():
+            return True, (), None
+        window, key = now - now % _HOUR, f"breaker:{MONEY_BREAKER}"
+        if runs_now:
+            within, total = await counters.add_within(key, window, cents, self._breaker_limit)
+        else:  # a preview reserves nothing, but an honest preview says now that it would trip
+            total = await counters.get(key, window)
+            within = total + cents <= self._breaker_limit
+        if not within:
+            reason = f"hour total {_cents_text(total)} + {_cents_text(cents)} passes {_cents_text(self._breaker_limit)}"
+            first = await breakers.trip(MONEY_BREAKER, reason, now)
+            event = {"event": "breaker_trip", "breaker": MONEY_BREAKER, "tool": tool, "reason": reason,
+                     "policy_version": self.version}
+            return True, (event,) if first else (), None
+        if not runs_now:
+            return False, (), None
+        added, _ = await counters.add_within(spend_key, 0, cents, cap)
+        if not added:
+            await counters.add_within(key, window, -cents, None)
+            return False, (), None
+        return False, (), Reservation(cents, spend_key, window)
+
+    def _compile_view(self, scopes: frozenset[str]) -> dict[str, Any]:
+        tools: dict[str, Any] = {}
+        for name, rules in self.policy.tools.items():
+            spec = self._specs.get(name)
+            if spec is None or spec.scope not in scopes:
+                continue
+            tools[name] = {
+                "tier": rules.tier,
+                "thresholds": [{"above": str(t.above), "tier": t.tier} for t in rules.thresholds],
+                "confirmation": rules.confirmation,
+                "reason_codes": sorted(self.policy.allowed_reason_codes(name)),
+                "gates": [{"requires": g.fact if g.must_be else f"not {g.fact}", "otherwise": g.otherwise,
+                           "reason": g.reason} for g in rules.gates],
+                "limits": [{"per": lim.per, "max": lim.max, "window_seconds": lim.window} for lim in rules.limits],
+                "undo_window_seconds": rules.undo_window,
+                "money": spec.money,
+            }
+        return {
+            "policy_version": self.version,
+            "tools": tools,
+            "money_breaker": {"per_hour": str(self.policy.money_breaker.per_hour)},
+            "confirmation_ttl_seconds": self.policy.confirmation.ttl,
+            "approval_ttl_seconds": self.policy.approvals.ttl,
+        }

@@ -1,0 +1,115 @@
+"""The named facts that policy gates test, one small function each.
+
+A gate in `config/policy.toml` says "fact F must be true/false, otherwise deny/assist/escalate";
+the facts are the only code. Each reads the call's arguments and asks the support backend or the
+state store; `FactContext` resolves the account and the customer once per call and caches them.
+
+A fact that cannot establish what it asserts answers the cautious way: an unknown requester is
+not an admin, an unknown customer is not verified, a missing reason code is not allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deskgate.scopes.session import Session
+    from deskgate.server.store.state import StateStore
+    from deskgate.tools.backend.base import ObjectKind, SupportBackend
+
+# Arguments an account or a customer can be derived from, most specific first.
+ACCOUNT_ARGUMENTS: tuple[ObjectKind, ...] = ("account_id", "subscription_id", "order_id", "ticket_id")
+CUSTOMER_ARGUMENTS: tuple[ObjectKind, ...] = ("customer_id", "order_id", "subscription_id", "ticket_id")
+_UNRESOLVED = object()
+
+
+@dataclass(slots=True)
+class FactContext:
+    """One call, as the facts see it. Lookups are cached for the call's duration only."""
+
+    tool: str
+    arguments: Mapping[str, Any]
+    session: Session
+    backend: SupportBackend
+    state: StateStore
+    reason_codes: frozenset[str]
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, name: str) -> str | None:
+        """A non-empty string argument, or None."""
+        value = self.arguments.get(name)
+        return value if isinstance(value, str) and value else None
+
+    async def account(self) -> str | None:
+        """The B2B account the call acts on, if any."""
+        if "account" not in self._cache:
+            self._cache["account"] = await self._first(ACCOUNT_ARGUMENTS, "account_id", self.backend.account_for)
+        return self._cache["account"]
+
+    async def customer(self) -> str | None:
+        """The customer the call acts on (for an account-level call: the requester)."""
+        if "customer" not in self._cache:
+            requester = self.text("requester_id")
+            self._cache["customer"] = requester or await self._first(
+                CUSTOMER_ARGUMENTS, "customer_id", self.backend.customer_for)
+        return self._cache["customer"]
+
+    async def _first(self, kinds: tuple[ObjectKind, ...], direct: str,
+                     lookup: Callable[[ObjectKind, str], Awaitable[str | None]]) -> str | None:
+        for kind in kinds:
+            object_id = self.text(kind)
+            if object_id is not None:
+                return object_id if kind == direct else await lookup(kind, object_id)
+        return None
+
+
+FactFn = Callable[[FactContext], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    fn: FactFn
+    needs_all: tuple[str, ...] = ()  # every one of these arguments
+    needs_any: tuple[str, ...] = ()  # and at least one of these
+
+    def missing(self, fields: set[str]) -> str | None:
+        """What the tool's input lacks for this fact to be computable (checked at start-up)."""
+        absent = [n for n in self.needs_all if n not in fields]
+        if absent:
+            return absent[0]
+        if self.needs_any and not fields.intersection(self.needs_any):
+            return " or ".join(self.needs_any)
+        return None
+
+
+async def requester_is_account_admin(ctx: FactContext) -> bool:
+    requester, account = ctx.text("requester_id"), await ctx.account()
+    if requester is None or account is None:
+        return False
+    return await ctx.backend.member_role(account, requester) == "admin"
+
+
+async def account_has_open_invoices(ctx: FactContext) -> bool:
+    # No account (a consumer order) means no invoices to be open.
+    account = await ctx.account()
+    return account is not None and await ctx.backend.open_invoice_count(account) > 0
+
+
+async def identity_verified_in_session(ctx: FactContext) -> bool:
+    customer = await ctx.customer()
+    return customer is not None and await ctx.state.verifications.is_verified(ctx.session.sid, customer)
+
+
+async def reason_code_allowed(ctx: FactContext) -> bool:
+    code = ctx.text("reason_code")
+    return code is not None and code in ctx.reason_codes
+
+
+FACTS: dict[str, Fact] = {
+    "requester_is_account_admin": Fact(requester_is_account_admin, ("requester_id",), ACCOUNT_ARGUMENTS),
+    "account_has_open_invoices": Fact(account_has_open_invoices, (), ACCOUNT_ARGUMENTS),
+    "identity_verified_in_session": Fact(identity_verified_in_session, (), ("requester_id", *CUSTOMER_ARGUMENTS)),
+    "reason_code_allowed": Fact(reason_code_allowed, ("reason_code",)),
+}

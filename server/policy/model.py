@@ -1,0 +1,197 @@
+"""Policy as data: the schema of `config/policy.toml`, its start-up checks and its version.
+
+A policy is validated twice when the server starts, and either failure stops it with the file and
+line: first on its own (`Policy`: unknown keys, bad tiers, unordered thresholds, unknown facts),
+then as a whole against the tool catalogue (`load_policy`): every write tool
+must have rules (deny by default), every rule must name a real write tool and an existing
+reason-code list, amounts only on money tools, an undo window exactly on reversible tools, a
+confirmation on every irreversible tool, and each gate's fact must be computable from the
+tool's arguments.
+
+`policy_version` is the SHA-256 of the canonical JSON of the *effective* policy (durations in
+seconds, amounts with two decimals), so two files that mean the same thing have the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from decimal import Decimal
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import rfc8785
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from deskgate.config import line_of, load_model, packaged, read_toml
+from deskgate.server.errors import ConfigError
+from deskgate.server.policy.facts import CUSTOMER_ARGUMENTS, FACTS
+from deskgate.server.settings import parse_duration
+from deskgate.tools.spec import ToolSpec
+
+Tier = Literal["automate", "assist", "escalate"]
+GateOutcome = Literal["deny", "assist", "escalate"]
+ConfirmationKind = Literal["none", "agent", "customer"]
+LimitSubject = Literal["session", "customer", "tool"]
+
+# Strictness order: a threshold, a gate or a breaker can only move a call up this list.
+TIER_RANK: dict[str, int] = {"automate": 0, "assist": 1, "escalate": 2, "deny": 3}
+MAX_CONFIRMATION_TTL = 300
+_CENT = Decimal("0.01")
+
+
+def _seconds(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _amount(value: Any) -> Any:
+    # A TOML float is binary: 0.1 + 0.2 is not 0.3. Money is written as a string or a whole number.
+    if isinstance(value, float):
+        raise ValueError('write amounts as strings, e.g. "50.00"')
+    if isinstance(value, bool):
+        raise ValueError("not an amount")
+    amount = Decimal(str(value))
+    if not amount.is_finite() or amount.as_tuple().exponent < -2:  # type: ignore[operator]  # finite checked first
+        raise ValueError("an amount has at most two decimals")
+    return amount.quantize(_CENT)
+
+
+Seconds = Annotated[int, BeforeValidator(_seconds), Field(gt=0, le=366 * 86400)]
+PolicyAmount = Annotated[Decimal, BeforeValidator(_amount), Field(gt=0)]
+ReasonCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Threshold(_Strict):
+    above: PolicyAmount
+    tier: Tier
+
+
+class Limit(_Strict):
+    per: LimitSubject  # session: this agent session; customer: the customer acted on; tool: everyone
+    max: int = Field(ge=1, le=1_000_000)
+    window: Seconds
+
+
+class Gate(_Strict):
+    fact: str
+    must_be: bool
+    otherwise: GateOutcome
+    reason: str = Field(min_length=1, max_length=200)
+
+    @field_validator("fact")
+    @classmethod
+    def _known_fact(cls, fact: str) -> str:
+        if fact not in FACTS:
+            raise ValueError(f"unknown fact {fact!r}; known: {', '.join(sorted(FACTS))}")
+        return fact
+
+
+class ToolRules(_Strict):
+    tier: Tier
+    confirmation: ConfirmationKind = "none"
+    thresholds: tuple[Threshold, ...] = ()
+    limits: tuple[Limit, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    reason_codes: str | None = None  # the name of a list in [reason_codes]
+    undo_window: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _thresholds_climb(self) -> ToolRules:
+        bounds = [t.above for t in self.thresholds]
+        if bounds != sorted(set(bounds)):
+            raise ValueError("thresholds must have strictly increasing `above` amounts")
+        ranks = [TIER_RANK[self.tier]] + [TIER_RANK[t.tier] for t in self.thresholds]
+        if any(b <= a for a, b in pairwise(ranks)):
+            raise ValueError("each threshold must move the call to a stricter tier than the one below it")
+        return self
+
+    def tier_for(self, amount: Decimal | None) -> tuple[Tier, Threshold | None]:
+        """The tier for an amount: the highest threshold the amount is above, else the base tier."""
+        passed = [t for t in self.thresholds if amount is not None and amount > t.above]
+        return (passed[-1].tier, passed[-1]) if passed else (self.tier, None)
+
+
+class ConfirmationRules(_Strict):
+    ttl: Seconds = 120
+
+    @field_validator("ttl")
+    @classmethod
+    def _short(cls, ttl: int) -> int:
+        if ttl > MAX_CONFIRMATION_TTL:
+            raise ValueError("a confirmation token lives at most 5m")
+        return ttl
+
+
+class ApprovalRules(_Strict):
+    ttl: Seconds = 4 * 3600
+    two_person_above: PolicyAmount | None = None  # above this amount two different approvers must approve
+
+
+class MoneyBreaker(_Strict):
+    per_hour: PolicyAmount  # refunds + credits paid out per clock hour, across all sessions
+
+
+class Policy(_Strict):
+    confirmation: ConfirmationRules = ConfirmationRules()
+    approvals: ApprovalRules = ApprovalRules()
+    money_breaker: MoneyBreaker
+    reason_codes: dict[str, tuple[ReasonCode, ...]] = {}
+    tools: dict[str, ToolRules]
+
+    def allowed_reason_codes(self, tool: str) -> frozenset[str]:
+        rules = self.tools.get(tool)
+        if rules is None or rules.reason_codes is None:
+            return frozenset()
+        return frozenset(self.reason_codes.get(rules.reason_codes, ()))
+
+
+def policy_version(policy: Policy) -> str:
+    return hashlib.sha256(rfc8785.dumps(policy.model_dump(mode="json"))).hexdigest()
+
+
+def load_policy(tools: Iterable[ToolSpec], path: Path | None = None) -> Policy:
+    """Load, validate and cross-check the policy (default: the packaged `config/policy.toml`)."""
+    path = path or packaged("policy.toml")
+    policy = load_model(path, Policy)
+    problem = _problem(policy, list(tools))
+    if problem is not None:
+        loc, message = problem
+        _, text = read_toml(path)
+        raise ConfigError(f"{'.'.join(loc)}: {message}", file=str(path), line=line_of(text, loc))
+    return policy
+
+
+def _problem(policy: Policy, specs: list[ToolSpec]) -> tuple[tuple[str, ...], str] | None:
+    """The first rule that names something missing, as (location, message)."""
+    by_name = {s.name: s for s in specs}
+    for spec in specs:
+        if not spec.read_only and spec.name not in policy.tools:
+            return ("tools",), f"write tool {spec.name!r} has no rules (every write tool needs a tier)"
+    for name, rules in policy.tools.items():
+        spec = by_name.get(name)
+        where = ("tools", name)
+        if spec is None or spec.read_only:
+            return where, f"{name!r} is not a write tool of the catalogue"
+        if rules.reason_codes is not None and rules.reason_codes not in policy.reason_codes:
+            return (*where, "reason_codes"), f"no list {rules.reason_codes!r} in [reason_codes]"
+        if rules.reason_codes is None and any(g.fact == "reason_code_allowed" for g in rules.gates):
+            return (*where, "gates"), "the reason_code_allowed gate needs `reason_codes`"
+        fields = set(spec.input_model.model_fields)
+        if rules.thresholds and not (spec.money and "amount" in fields):
+            return (*where, "thresholds"), "thresholds apply only to tools that pay out an amount"
+        if (rules.undo_window is None) != (spec.reversible_by is None):
+            return (*where, "undo_window"), "an undo window is required on reversible tools and only there"
+        if spec.irreversible and rules.confirmation == "none":
+            return (*where, "confirmation"), "an irreversible tool needs a confirmation (agent or customer)"
+        if rules.confirmation == "customer" and not fields.intersection(("requester_id", *CUSTOMER_ARGUMENTS)):
+            return (*where, "confirmation"), "a customer confirmation needs an argument naming the customer"
+        for gate in rules.gates:
+            missing = FACTS[gate.fact].missing(fields)
+            if missing:
+                return (*where, "gates"), f"fact {gate.fact!r} needs the argument {missing}"
+    return None

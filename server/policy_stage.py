@@ -1,0 +1,179 @@
+"""Stages 4 and 5 of the guard chain: what the policy engine decided, turned into what happens.
+
+    automate   the call goes on (to stage 5 when it is irreversible)
+    assist     a human approver must approve this exact call: `pending_approval`; once approved,
+               repeating the same call claims the approval (exactly once) and runs it
+    escalate   nothing is done; a hand-off to a human is created: `escalated`
+    deny       `denied`, with the engine's reason
+
+The engine (`server/policy/engine.py`) decides; confirmations (`server/policy/confirmation.py`)
+and approvals (`server/policy/approvals.py`) keep their own invariants. This module only connects
+them to a `Call`, so the chain reads the same whatever the policy file says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deskgate.scopes.keys import SigningKeys
+from deskgate.scopes.session import Session
+from deskgate.server.errors import (
+    ConfirmationRequired,
+    DeniedError,
+    EscalatedError,
+    PendingApproval,
+)
+from deskgate.server.policy.approvals import Approval, Approvals
+from deskgate.server.policy.confirmation import Binding, Confirmations
+from deskgate.server.policy.engine import Decision, PolicyEngine, Reservation
+from deskgate.server.policy.model import Policy
+from deskgate.server.store.state import StateStore
+from deskgate.tools.spec import Catalogue
+
+if TYPE_CHECKING:
+    from deskgate.server.chain import Call
+    from deskgate.tools.backend.base import SupportBackend
+    from deskgate.tools.context import ToolContext
+
+_ESCALATION_ADVICE = "A specialist will take this over; tell the customer they will hear back from a human."
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Stage 4's answer for a call that goes on: the decision, and the approval it runs under."""
+
+    decision: Decision
+    approval: Approval | None = None
+    reservation: Reservation | None = None
+
+    @property
+    def needs_confirmation(self) -> bool:
+        # An approved call was confirmed by its approver; a read never needs one.
+        return self.approval is None and self.decision.needs_confirmation
+
+    def audit(self) -> dict[str, Any]:
+        record = self.decision.audit()
+        if self.approval is not None:
+            record["approval_id"] = self.approval.id
+            record["approved_by"] = list(self.approval.approvers)
+        return record
+
+
+class PolicyStage:
+    def __init__(self, policy: Policy, *, catalogue: Catalogue, state: StateStore, approvals: Approvals,
+                 keys: SigningKeys, issuer: str, manifest_hash: str) -> None:
+        self._engine = PolicyEngine(policy, list(catalogue), state)
+        self._policy = policy
+        self._approvals = approvals
+        self._keys = keys
+        self._issuer = issuer
+        self._manifest_hash = manifest_hash
+        self._redemptions = state.redemptions
+        self._confirmations_for: tuple[tuple[str, ...], Confirmations] | None = None
+
+    @property
+    def version(self) -> str:
+        return self._engine.version
+
+    def view_for(self, session: Session) -> dict[str, Any]:
+        return self._engine.view_for(session)
+
+    # -- 4. policy ----------------------------------------------------------------------------
+
+    async def decide(self, call: Call, backend: SupportBackend) -> Verdict:
+        assert call.spec is not None and call.session is not None and call.args is not None
+        spec, session = call.spec, call.session
+        now = call.now
+        decision = await self._engine.decide(spec, session, call.raw, amount=getattr(call.args, "amount", None),
+                                             backend=backend, now=now)
+        call.verdict = Verdict(decision, reservation=decision.reservation)  # audited even when refused
+        if decision.tier == "deny":
+            raise DeniedError(decision.reason or "refused by policy", code=decision.code)
+        if decision.tier == "escalate":
+            customer = await self._engine.customer_of(spec, session, call.raw, backend)
+            handoff = await backend.create_handoff(
+                customer_id=customer, ticket_id=getattr(call.args, "ticket_id", None),
+                summary=f"Policy escalated {spec.name}: {decision.reason}"[:500], tried=f"{spec.name} by {session.sub}",
+                proposed_action=f"Review and, if right, perform {spec.name} ({call.digest})", priority="high",
+                source="policy", actor=session.sub, now=now)
+            raise EscalatedError(f"{decision.reason} {_ESCALATION_ADVICE}".strip(), code=decision.code,
+                                 escalation_id=handoff)
+        if decision.tier == "assist":
+            call.verdict.approval = await self._approved_or_pending(call, decision, backend)
+            call.verdict.reservation = await self._engine.reserve_approved(spec.name, session.sid,
+                                                                           decision.amount, now)
+        return call.verdict
+
+    async def _approved_or_pending(self, call: Call, decision: Decision, backend: SupportBackend) -> Approval:
+        assert call.spec is not None and call.session is not None
+        approvals = self._policy.approvals
+        two_person = (approvals.two_person_above is not None and decision.amount is not None
+                      and decision.amount > approvals.two_person_above)
+        approval = await self._approvals.create(
+            self._binding(call), call.raw,
+            customer_id=await self._engine.customer_of(call.spec, call.session, call.raw, backend),
+            summary=f"{call.spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
+            required=2 if two_person else 1)
+        if approval.state_at(call.now) != "approved":
+            raise PendingApproval(
+                f"{decision.reason} A human approver must approve this exact call; repeat it once approved "
+                f"(get_action_status tells you when).".strip(), code=decision.code, approval_id=approval.id)
+        return await self._approvals.claim(approval.id, sid=call.session.sid, policy_version=self.version,
+                                           manifest_hash=self._manifest_hash, now=call.now,
+                                           call=(call.spec.name, call.digest or ""))
+
+    async def finish(self, call: Call, *, ok: bool, result: dict[str, Any]) -> None:
+        """After stage 7: record the outcome on the approval the call ran under."""
+        if call.verdict is not None and call.verdict.approval is not None:
+            await self._approvals.finish(call.verdict.approval.id, ok=ok, result=result)
+
+    async def release(self, call: Call) -> None:
+        """Give back money reserved for a call that did not run."""
+        if call.verdict is not None:
+            await self._engine.release(call.verdict.reservation)
+            call.verdict.reservation = None
+
+    # -- 5. confirm ---------------------------------------------------------------------------
+
+    def _confirmations(self) -> Confirmations:
+        """Built once per key set (a rotation, seen through the keyset file, rebuilds it)."""
+        records = self._keys.records()
+        kids = tuple(r.kid for r in records)
+        if self._confirmations_for is None or self._confirmations_for[0] != kids:
+            kid, key = self._keys.signing_key()
+            verify = {r.kid: r.public_key() for r in records}
+            self._confirmations_for = (kids, Confirmations(
+                signing_key=key, kid=kid, verify_keys=verify, redemptions=self._redemptions,
+                issuer=self._issuer, ttl=self._policy.confirmation.ttl))
+        return self._confirmations_for[1]
+
+    async def request_confirmation(self, call: Call, ctx: ToolContext) -> None:
+        assert call.spec is not None and call.session is not None and call.verdict is not None
+        spec = call.spec
+        preview = await spec.preview(ctx, call.args) if spec.preview else f"Run {spec.title}."
+        await self.release(call)  # nothing runs until the confirmed repeat
+        confirmations = self._confirmations()
+        if call.verdict.decision.confirmation == "customer":
+            customer = await self._engine.customer_of(spec, call.session, call.raw, ctx.backend)
+            if customer is None:
+                raise DeniedError("no customer to confirm with for this call", code="customer_unknown")
+            issued = await confirmations.issue_for_customer(self._binding(call), backend=ctx.backend,
+                                                            customer_id=customer, preview=preview, now=call.now)
+            reason = ("The customer must confirm: a one-time code was sent to their contact on file. Repeat the "
+                      "same call with confirmation_token and the customer_code they read back.")
+        else:
+            issued = confirmations.issue(self._binding(call), now=call.now)
+            reason = "Irreversible: show the preview to the person you act for, then repeat the same call " \
+                     "with confirmation_token."
+        raise ConfirmationRequired(reason, preview=preview, confirmation_token=issued.token)
+
+    async def redeem_confirmation(self, call: Call, token: str, replay_allowed: Any) -> bool:
+        return await self._confirmations().redeem(
+            token, self._binding(call), now=call.now, customer_code=getattr(call.args, "customer_code", None),
+            replay_allowed=replay_allowed)
+
+    def _binding(self, call: Call) -> Binding:
+        assert call.session is not None and call.spec is not None and call.digest is not None
+        return Binding(sid=call.session.sid, sub=call.session.sub, tool=call.spec.name, args_digest=call.digest,
+                       manifest_hash=self._manifest_hash, policy_version=self.version)

@@ -1,0 +1,443 @@
+"""Detectors over free text: where the PII and secrets are, as spans of the original text.
+
+`detect(text)` folds the text (`fold.py`: NFKC, any-script digits, dashes, format characters
+removed), runs every detector over the folded view, keeps the strongest of overlapping hits and
+maps each back to the original. Patterns are compiled once, at import.
+
+Each detector finds candidates with a cheap pattern and then proves them: Luhn and issuer ranges
+for cards, country length and mod-97 for IBANs, area/group/serial rules for SSNs, issued prefixes
+for NINOs, address parsing for IPs, calling codes and numbering shapes for phones. That proof is
+what keeps order numbers, tracking numbers, prices, dates and version strings unredacted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from deskgate.server.redaction.checks import (
+    IBAN_LENGTHS,
+    card_valid,
+    country_code,
+    iban_valid,
+    nino_prefix_valid,
+    ssn_valid,
+)
+from deskgate.server.redaction.classes import PiiClass
+from deskgate.server.redaction.fold import fold
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One value found in a text. `value` is the canonical form (digits, lower-cased address)."""
+
+    cls: PiiClass
+    kind: str  # finer than the class: ssn/nino, ipv4/ipv6, aws_access_key, jwt, ...
+    start: int  # span in the ORIGINAL text
+    end: int
+    value: str = field(repr=False)  # raw PII: never in a repr, a log or an error
+
+
+# When hits overlap, the lower rank wins; then the longer one.
+_RANK = {
+    PiiClass.SECRET: 0,
+    PiiClass.EMAIL: 1,
+    PiiClass.IP: 2,  # a valid dotted quad beats an SSN or a phone read from its first digits
+    PiiClass.IBAN: 3,
+    PiiClass.CARD: 4,
+    PiiClass.NATIONAL_ID: 5,
+    PiiClass.PHONE: 6,
+}
+
+# --- email --------------------------------------------------------------------------------------
+
+_LATIN = "\u00c0-\u024f"
+_LOCAL_TAIL = re.compile(rf"[A-Za-z0-9._%+\-{_LATIN}]{{1,64}}\Z")
+_DOMAIN = re.compile(
+    rf"(?:[A-Za-z0-9{_LATIN}](?:[A-Za-z0-9\-{_LATIN}]{{0,61}}[A-Za-z0-9{_LATIN}])?\.)+[A-Za-z]{{2,24}}"
+    rf"(?![A-Za-z0-9\-{_LATIN}])"
+)
+_BRACKET_AT = r"\s*[\[({<]\s*at\s*[\])}>]\s*"
+_SPELLED_DOT = r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+"
+_OBFUSCATED_AT = re.compile(rf"(?i){_BRACKET_AT}|\s+at\s+|\s+@\s*|\s*@\s+")
+_OBFUSCATED_DOMAIN = re.compile(
+    rf"(?i)[A-Za-z0-9\-]{{1,63}}(?:(?:{_SPELLED_DOT}|\.)[A-Za-z0-9\-]{{1,63}}){{1,6}}(?![A-Za-z0-9\-])"
+)
+_DOT_SEPARATOR = re.compile(rf"(?i){_SPELLED_DOT}")
+_FREEMAIL = frozenset({
+    "gmail", "googlemail", "yahoo", "outlook", "hotmail", "live", "icloud", "me", "aol", "proton",
+    "protonmail", "gmx", "web", "mail", "yandex", "zoho", "fastmail", "tutanota", "orange", "free",
+    "laposte", "t-online", "libero", "virgilio", "wanadoo", "btinternet",
+})
+
+
+def _emails(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    at = text.find("@")
+    while at != -1:
+        local = _LOCAL_TAIL.search(text, max(0, at - 64), at)
+        domain = _DOMAIN.match(text, at + 1)
+        if local and domain:
+            start = local.start() + len(local.group()) - len(local.group().lstrip(".'"))
+            if start < at:
+                yield PiiClass.EMAIL, "email", start, domain.end(), f"{text[start:at]}@{domain.group()}".lower()
+        at = text.find("@", at + 1)
+    for sep in _OBFUSCATED_AT.finditer(text):
+        local = _LOCAL_TAIL.search(text, max(0, sep.start() - 64), sep.start())
+        domain = _OBFUSCATED_DOMAIN.match(text, sep.end())
+        if not local or not domain:
+            continue
+        labels = _DOT_SEPARATOR.split(domain.group())
+        host = ".".join(labels)
+        if not re.fullmatch(r"[A-Za-z]{2,24}", host.rsplit(".", 1)[-1]):
+            continue
+        spelled_dot = len(labels) > 1
+        plain_at = sep.group().strip().lower() == "at"
+        if plain_at and not (
+            spelled_dot or re.search(r"[._+\d]", local.group()) or host.split(".")[0].lower() in _FREEMAIL
+        ):
+            continue  # "look at example.com" is prose, not an address
+        yield PiiClass.EMAIL, "email", local.start(), domain.end(), f"{local.group()}@{host}".lower()
+
+
+# --- numbers: cards, SSNs, phones ----------------------------------------------------------------
+
+_RUN = re.compile(r"[+(\d][\d \-.()+/]*")
+_DIGITS = re.compile(r"\d+")
+_SENTENCE_END = re.compile(r"\.\s")
+_BEFORE_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
+_AFTER_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%$\u20ac\u00a3")
+_SSN_CONTEXT = re.compile(r"\b(ssn|ss#|social security|soc\.? ?sec|tin)\b")
+_PHONE_CONTEXT = re.compile(
+    r"\b(phone|tel|telephone|call|mobile|cell|whatsapp|sms|text me|fax|ring|reach me|number is|telefon|"
+    r"handy|rufnummer|t\u00e9l\u00e9phone|portable|appele[rz]|tel\u00e9fono|m\u00f3vil|llam\w*|telefoon|"
+    r"mobiel|bel|telefono|cellulare|chiam\w*)\b"
+)
+_NOT_PHONE_CONTEXT = re.compile(
+    r"\b(orders?|tracking|track|invoices?|ref|reference|waybill|parcel|shipment|package|awb|sendung\w*|"
+    r"paket|bestell\w*|rechnung\w*|commande|colis|facture|pedido|env\u00edo|factura|bestelling|zending|"
+    r"factuur|ordine|spedizione|fattura|sku|serial|imei|account|konto|case|ticket|no\.|nr\.|n\u00ba|#|"
+    r"fedex|ups|usps|dhl|gls|dpd|tnt|hermes|colissimo|correos|postnl|royal mail)\W*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    digits: str
+    start: int
+    end: int
+
+
+def _looks_like_date(groups: list[_Group]) -> bool:
+    if len(groups) < 3:
+        return False
+    a, b, c = (int(g.digits) for g in groups[:3])
+    la, lc = len(groups[0].digits), len(groups[2].digits)
+    if la == 4:  # 2024-03-15
+        return 1 <= b <= 12 and 1 <= c <= 31
+    if lc == 4:  # 15.03.2024 or 03/15/2024
+        return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+    return False
+
+
+def _phone(groups: list[_Group], plus: bool, paren: bool, context: tuple[str, str]) -> str | None:
+    """The canonical number (`+` and digits when international) if the groups are written like a phone."""
+    digits = "".join(g.digits for g in groups)
+    n, shape = len(digits), [len(g.digits) for g in groups]
+    if plus:
+        return f"+{digits}" if country_code(digits) and 8 <= n <= 15 else None
+    if shape == [3, 2, 4] or _looks_like_date(groups) or _NOT_PHONE_CONTEXT.search(context[0]):
+        return None  # 3-2-4 is how SSNs are written (an invalid one is still not a phone)
+    if digits.startswith("00"):
+        return f"+{digits[2:]}" if country_code(digits[2:]) and 10 <= n <= 17 else None
+    spoken = any(_PHONE_CONTEXT.search(c) for c in context)
+    separated = len(groups) > 1
+    nanp = shape in ([3, 3, 4], [1, 3, 3, 4]) and (shape[0] == 3 or digits[0] == "1")
+    national = digits[1:] if n == 11 and digits[0] == "1" else digits
+    if nanp and digits[-10] in "23456789" and digits[-7] in "23456789":
+        return digits
+    if paren and 10 <= n <= 12:
+        return digits
+    if digits[0] == "0" and 10 <= n <= 12 and (separated or spoken or digits[:2] == "07"):
+        return digits
+    grouped = len(groups) >= 3 and max(shape) <= 3  # 24 17 29 82 83, 6 6 3 0 4 0 6 3 3
+    if grouped and len(national) == 10 and national[0] in "23456789" and national[3] in "23456789":
+        return digits  # North American
+    if n == 9 and digits[0] in "6789" and (grouped or shape == [3, 3, 3]):  # Spain: 612 34 56 78
+        return digits
+    if n == 10 and digits[0] == "3" and shape in ([3, 3, 4], [3, 7], [3, 4, 3]):  # Italian mobiles
+        return digits
+    if spoken and 7 <= n <= 12:
+        return digits
+    return None
+
+
+def _classify(
+    groups: list[_Group], plus: bool, paren: bool, context: tuple[str, str], whole: bool
+) -> tuple[PiiClass, str, str] | None:
+    """What a window of digit groups is. Only a card may be a part of a longer run (`whole` False)."""
+    digits = "".join(g.digits for g in groups)
+    if not plus and card_valid(digits):
+        return PiiClass.CARD, "card", digits
+    if not whole:
+        return None
+    if (
+        not plus
+        and len(digits) == 9
+        and ssn_valid(digits)
+        and ([len(g.digits) for g in groups] == [3, 2, 4] or any(_SSN_CONTEXT.search(c) for c in context))
+    ):
+        return PiiClass.NATIONAL_ID, "ssn", digits
+    phone = _phone(groups, plus, paren, context)
+    return (PiiClass.PHONE, "phone", phone) if phone else None
+
+
+def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[_Group]]]:
+    """Digit groups of a run, cut where a separator cannot be inside one number (too long, a sentence end)."""
+    segments: list[tuple[int, list[_Group]]] = []
+    groups: list[_Group] = []
+    seg_start = start
+    for m in _DIGITS.finditer(text, start, end):
+        if groups:
+            sep = text[groups[-1].end : m.start()]
+            if (
+                len(sep.replace("(", "").replace(")", "")) > 3
+                or ".." in sep
+                or "+" in sep
+                or ("/" in sep and len(sep) > 1)
+                or _SENTENCE_END.match(sep)
+            ):
+                segments.append((seg_start, groups))
+                groups, seg_start = [], groups[-1].end
+        groups.append(_Group(m.group(), m.start(), m.end()))
+    if groups:
+        segments.append((seg_start, groups))
+    return segments
+
+
+_BOUNDARY = re.compile(r"[\n;!?]")
+
+
+def _context(text: str, start: int, end: int) -> tuple[str, str]:
+    """Lower-cased words just before `start` and just after `end`, within the same clause."""
+    before = text[max(0, start - 40) : start].lower()
+    after = text[end : end + 30].lower()
+    cut = _BOUNDARY.search(after)
+    return _BOUNDARY.split(before)[-1], after[: cut.start()] if cut else after
+
+
+def _numbers(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for run in _RUN.finditer(text):
+        start, end = run.start(), run.end()
+        while end > start and not text[end - 1].isdigit():
+            end -= 1
+        segments = _split_run(text, start, end)
+        if not segments:
+            continue
+        before = text[start - 1] if start else " "
+        if before in _BEFORE_NUMBER:
+            # Glued to a code (ES31 2536...): that segment is part of it. Glued to an id by a dash or
+            # a dot (O-5531 020 7946 0958): only the first group is.
+            seg_start, groups = segments[0]
+            segments[0] = (groups[0].end, groups[1:]) if before.isascii() and not before.isalnum() else (0, [])
+        if end < len(text) and text[end] in _AFTER_NUMBER:
+            segments.pop()  # glued to a word on the right: the last segment is part of it
+        for seg_start, groups in segments:
+            if groups:
+                yield from _number(text, seg_start, groups)
+
+
+def _number(text: str, seg_start: int, groups: list[_Group]) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    first = groups[0]
+    plus_at, paren_at = text.rfind("+", seg_start, first.start), text.rfind("(", seg_start, first.start)
+    paren = paren_at != -1 and len(groups) > 1 and text[first.end : first.end + 1] == ")"  # (415) 555-2671
+    plus = plus_at != -1
+    start = paren_at if paren else plus_at if plus else first.start
+    context = _context(text, start, groups[-1].end)
+    # The whole segment, then (for cards only) without a short tail such as "12/26" or "123" (an
+    # expiry date, a CVV) that the run swallowed.
+    total = sum(len(g.digits) for g in groups)
+    for j in range(len(groups), 0, -1):
+        window = groups[:j]
+        if j < len(groups) and total - sum(len(g.digits) for g in window) > 5:
+            return
+        found = _classify(window, plus, paren, context, j == len(groups))
+        if found:
+            cls, kind, value = found
+            yield cls, kind, start, window[-1].end, value
+            return
+
+
+# --- IBAN, UK NINO -----------------------------------------------------------------------------
+
+_IBAN = re.compile(r"(?i)[A-Z]{2}[ \-.]?\d{2}(?:[ \-.]{0,2}[A-Z0-9]){10,32}")
+_NINO = re.compile(r"(?i)[A-Z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-D](?![A-Za-z0-9])")
+_NINO_FIRST, _NINO_SECOND = frozenset("ABCEGHJKLMNOPRSTWXYZ"), frozenset("ABCEGHJKLMNPRSTWXYZ")
+
+
+def _candidates(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """Like finditer, but a rejected candidate consumes one character, not its whole match (which may hold the real one)."""
+    pos = 0
+    while (m := pattern.search(text, pos)) is not None:
+        pos = m.start() + 1
+        yield m
+
+
+def _ibans(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for m in _candidates(_IBAN, text):
+        start = m.start()
+        if start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():
+            continue
+        length = IBAN_LENGTHS.get(m.group()[:2].upper())
+        if length is None:
+            continue
+        chars = [(i, text[i]) for i in range(start, m.end()) if text[i].isalnum()][:length]
+        if len(chars) < length:
+            continue
+        last = chars[-1][0]
+        if last + 1 < len(text) and text[last + 1].isascii() and text[last + 1].isalnum():
+            continue
+        # Prose continues in lower case after a code-like start; IBANs are written in one case, and
+        # lower-case ones (typed in a hurry) do not have letter-only groups.
+        letters = [c for _, c in chars if c.isalpha()]
+        if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+            continue
+        tokens = re.split(r"[ \-.]+", text[start : last + 1])
+        if letters[0].islower() and len(tokens) > 1 and any(len(t) != 4 for t in tokens[:-1]):
+            continue  # lower case: only in the print format (groups of four), never prose like "at 10 am we"
+        iban = "".join(c for _, c in chars).upper()
+        if iban_valid(iban):
+            yield PiiClass.IBAN, "iban", start, last + 1, iban
+
+
+def _ninos(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for m in _candidates(_NINO, text):
+        start = m.start()
+        if start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():
+            continue
+        value = re.sub(r"[ \-.]", "", m.group()).upper()
+        if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
+            yield PiiClass.NATIONAL_ID, "nino", start, m.end(), value
+
+
+# --- IP addresses --------------------------------------------------------------------------------
+
+_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}")
+_VERSION_CONTEXT = re.compile(
+    r"\b(version|v|build|release|firmware|fw|app|update|patch|section|clause|chapter|article|art)\W{0,3}$"
+)
+
+
+def _ips(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for m in _IPV4.finditer(text):
+        start, end = m.start(), m.end()
+        before = text[start - 1] if start else " "
+        after = text[end : end + 2]
+        if (before.isascii() and (before.isalnum() or before in "._")) or (after[:1].isascii() and after[:1].isalnum()):
+            continue
+        if after[:1] == "." and after[1:2].isdigit():
+            continue
+        if _VERSION_CONTEXT.search(text[max(0, start - 16) : start].lower()):
+            continue
+        try:
+            address = ipaddress.IPv4Address(m.group())
+        except ValueError:
+            continue
+        yield PiiClass.IP, "ipv4", start, end, str(address)
+    if text.count(":") < 2:
+        return
+    for m in _IPV6.finditer(text):
+        start, end = m.start(), m.end()
+        candidate = m.group()
+        if candidate.count(":") < 2 or sum(1 for g in re.split(r"[:.]", candidate) if g) < 3:
+            continue
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if (before.isascii() and (before.isalnum() or before in "_:")) or (after.isascii() and after.isalnum()):
+            continue
+        try:
+            address = ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        yield PiiClass.IP, "ipv6", start, end, address.compressed
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+# (kind, substrings one of which must occur, pattern, group holding the secret)
+_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
+    ("private_key", ("-----BEGIN",), re.compile(
+        r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
+    ("jwt", ("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
+    ("bearer_token", ("bearer",), re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{12,}=*)"), 1),
+    ("aws_access_key", ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA"), re.compile(
+        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
+    ("github_token", ("gh", "github_pat_"), re.compile(
+        r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})"), 0),
+    ("gitlab_token", ("glpat-",), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
+    ("stripe_key", ("k_live_", "k_test_", "whsec_"), re.compile(
+        r"(?<![A-Za-z0-9])(?:[sr]k_(?:live|test)_|whsec_)[A-Za-z0-9]{16,247}"), 0),
+    ("slack_token", ("xox", "hooks.slack.com"), re.compile(
+        r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0),
+    ("google_api_key", ("AIza",), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
+    ("openai_anthropic_key", ("sk-",), re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_\-]{20,}"), 0),
+    ("sendgrid_key", ("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
+    ("npm_token", ("npm_",), re.compile(r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}"), 0),
+)
+_PAIR_WORDS = (
+    "password|passwd|pwd|passcode|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|"
+    "secret[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|private[_-]?key|pin|"
+    "passwort|kennwort|mot de passe|contrase\u00f1a|clave|wachtwoord|parola d'ordine"
+)
+_PAIR_HINTS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase", "clave", "wachtwoord", "parola")
+_PAIR = re.compile(
+    rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WORDS})[\"']?\s*(?:[:=]|=>|:=)\s*"
+    r"(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s,;\"'<>()\[\]{}]{1,200}))"
+)
+_PAIR_SPOKEN = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?:password|passwort|pwd|passcode|pin|mot de passe|contrase\u00f1a|wachtwoord)"
+    r"\s+(?:is|was|ist|war|est|es|era|is nu)\s+[\"']?([^\s\"']{6,200})"
+)
+_PLACEHOLDER = re.compile(r"(?i)^[\"']?(?:\*+|x+|\.+|•+|\[hidden\]|\[redacted\]|null|none|n/?a|<[^>]*>)[\"']?$")
+
+
+def _secrets(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    low = text.lower()
+    for kind, hints, pattern, group in _SECRETS:
+        haystack = low if pattern.flags & re.IGNORECASE else text
+        if any(h in haystack for h in hints):
+            for m in pattern.finditer(text):
+                yield PiiClass.SECRET, kind, m.start(group), m.end(group), m.group(group)
+    if any(h in low for h in _PAIR_HINTS):
+        for m in _PAIR.finditer(text):
+            group = next(g for g in (1, 2, 3) if m.group(g) is not None)
+            if not _PLACEHOLDER.match(m.group(group)):
+                yield PiiClass.SECRET, "credential", m.start(group), m.end(group), m.group(group)
+        for m in _PAIR_SPOKEN.finditer(text):
+            value = m.group(1).rstrip(".,;:")
+            if re.search(r"[\d\W_]", value) and len(value) >= 6:
+                yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(value), value
+
+
+_DETECTORS = (_secrets, _emails, _ibans, _numbers, _ninos, _ips)
+
+
+def detect(text: str) -> list[Detection]:
+    """Every PII value and secret in `text`, non-overlapping, in order, with spans of the original."""
+    folded = fold(text)
+    hits = [hit for detector in _DETECTORS for hit in detector(folded.text)]
+    if not hits:
+        return []
+    hits.sort(key=lambda h: (_RANK[h[0]], h[2] - h[3], h[2]))
+    taken: list[tuple[int, int]] = []
+    kept: list[Detection] = []
+    for cls, kind, start, end, value in hits:
+        if end <= start or any(start < e and s < end for s, e in taken):
+            continue
+        taken.append((start, end))
+        o_start, o_end = folded.span(start, end)
+        kept.append(Detection(cls, kind, o_start, o_end, value))
+    kept.sort(key=lambda d: d.start)
+    return kept

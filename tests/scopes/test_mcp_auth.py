@@ -1,0 +1,99 @@
+"""The MCP SDK adapter: our verifier behind the SDK's `TokenVerifier` protocol and bearer backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
+from starlette.requests import HTTPConnection
+
+from deskgate.scopes.mcp_auth import McpTokenVerifier
+from deskgate.scopes.tokens import TokenIssuer, TokenVerifier, token_fingerprint
+from deskgate.server.errors import AuditUnavailable
+from deskgate.server.store.state import StateStore
+
+
+class RecordingAudit:
+    """An audit sink that keeps what it is given (the real log's contract: `append` -> seq)."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.broken = broken
+
+    async def append(self, event: dict[str, Any]) -> int:
+        if self.broken:
+            raise AuditUnavailable("the audit log cannot be written")
+        self.events.append(event)
+        return len(self.events)
+
+
+def bearer(token: str) -> HTTPConnection:
+    return HTTPConnection({"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())]})
+
+
+@pytest.mark.anyio
+async def test_a_valid_token_becomes_an_sdk_access_token(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    """client_id, scopes, expiry, subject and the sid/jti claims reach the SDK."""
+    token, record = issuer.issue("agent-7", ["orders:read", "notes:write"], 600, client_id="support-bot")
+    access = await McpTokenVerifier(verifier).verify_token(token)
+    assert access is not None
+    assert (access.client_id, access.subject, access.expires_at) == ("support-bot", "agent-7", record.expires_at)
+    assert access.scopes == ["notes:write", "orders:read"]
+    assert access.claims == {"sid": record.sid, "jti": record.jti}
+    assert access.resource == "deskgate"
+
+
+@pytest.mark.anyio
+async def test_the_access_token_repr_never_shows_the_token(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    """Logging the SDK object (or an error around it) does not leak the bearer token."""
+    token, _ = issuer.issue("agent-7", ["orders:read"], 600)
+    access = await McpTokenVerifier(verifier).verify_token(token)
+    assert access is not None and access.token == token
+    assert token not in repr(access) and token not in str(access)
+
+
+@pytest.mark.anyio
+async def test_a_refused_token_is_none_and_its_code_is_audited_without_the_token(
+        verifier: TokenVerifier, forge: Callable[..., str]) -> None:
+    """The SDK hears only "no"; the audit log hears why, with a fingerprint instead of the token."""
+    audit = RecordingAudit()
+    token = forge(claims={"aud": "someone-else"})
+    assert await McpTokenVerifier(verifier, audit).verify_token(token) is None
+    (event,) = audit.events
+    assert event["code"] == "wrong_audience" and event["decision"] == "denied"
+    assert event["token_fingerprint"] == token_fingerprint(token)
+    assert token not in repr(event)
+
+
+@pytest.mark.anyio
+async def test_a_revoked_token_is_refused_through_the_sdk_bearer_backend(
+        issuer: TokenIssuer, verifier: TokenVerifier, store: StateStore) -> None:
+    """Through the SDK's own BearerAuthBackend: accepted while live, anonymous once revoked."""
+    backend = BearerAuthBackend(McpTokenVerifier(verifier))
+    token, record = issuer.issue("agent-7", ["orders:read"], 600)
+    credentials = await backend.authenticate(bearer(token))
+    assert credentials is not None and isinstance(credentials[1], AuthenticatedUser)
+    assert credentials[0].scopes == ["orders:read"]
+    store.tokens.revoke_sync("jti", record.jti, "test", int(time.time()))
+    assert await backend.authenticate(bearer(token)) is None
+
+
+@pytest.mark.anyio
+async def test_an_audit_failure_still_refuses_the_token(verifier: TokenVerifier, forge: Callable[..., str]) -> None:
+    """If the refusal cannot be audited, the caller is still refused (nothing ran)."""
+    adapter = McpTokenVerifier(verifier, RecordingAudit(broken=True))
+    assert await adapter.verify_token(forge(header={"alg": "none"}, signature=b"")) is None
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_store_refuses_instead_of_skipping_revocation(
+        issuer: TokenIssuer, verifier: TokenVerifier, store: StateStore) -> None:
+    """Fail closed: when revocation cannot be checked, the token is not accepted."""
+    audit = RecordingAudit()
+    token, _ = issuer.issue("agent-7", ["orders:read"], 600)
+    store.close()
+    assert await McpTokenVerifier(verifier, audit).verify_token(token) is None
+    assert audit.events[0]["code"] == "unverifiable:store_unavailable"

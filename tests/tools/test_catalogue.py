@@ -1,0 +1,104 @@
+"""The curated catalogue: all tools, in a fixed order, with consistent security metadata."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from deskgate.scopes.catalogue import SCOPES
+from deskgate.server.redaction.classes import PiiClass
+from deskgate.tools.catalogue import build_catalogue
+from deskgate.tools.models import ReversibleTool, WriteInput
+from deskgate.tools.spec import OBJECT_ARGUMENTS
+
+ORDER = [
+    "find_customer", "get_customer", "get_order", "list_orders", "get_subscription", "list_invoices", "get_ticket",
+    "list_tickets", "get_policy", "check_refund_eligibility", "get_action_status",
+    "verify_identity", "update_email_preferences", "change_shipping_address", "initiate_password_reset",
+    "issue_refund", "apply_account_credit", "cancel_subscription", "add_ticket_note", "escalate_to_human",
+    "undo_action",
+]
+
+
+def _input_pii(model: type, prefix: str = "") -> dict[str, str]:
+    """Dotted input field path -> declared PII class, through nested models."""
+    found: dict[str, str] = {}
+    for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and "x-pii" in extra:
+            found[f"{prefix}{name}"] = str(extra["x-pii"])
+        nested = info.annotation
+        if isinstance(nested, type) and hasattr(nested, "model_fields"):
+            found.update(_input_pii(nested, f"{prefix}{name}."))
+    return found
+
+
+def test_build_catalogue_registers_all_21_tools_in_a_fixed_order() -> None:
+    """Reads first, then writes; two builds agree exactly."""
+    assert [t.name for t in build_catalogue()] == ORDER
+    assert [t.name for t in build_catalogue()] == ORDER
+
+
+def test_every_tool_requires_a_known_scope_and_reads_are_separated_from_writes() -> None:
+    """Scopes come from the scope catalogue; write tools take `WriteInput`, read tools do not."""
+    for spec in build_catalogue():
+        assert spec.scope in SCOPES, spec.name
+        assert issubclass(spec.input_model, WriteInput) is not spec.read_only, spec.name
+        assert spec.input_model.model_config.get("extra") == "forbid", spec.name
+
+
+def test_risk_metadata_matches_the_domain() -> None:
+    """Refunds and cancellations are irreversible with previews; money tools and reversible tools are exactly
+    the ones the domain says."""
+    catalogue = build_catalogue()
+    by_name = {t.name: t for t in catalogue}
+    assert {t.name for t in catalogue if t.irreversible} == {"issue_refund", "cancel_subscription"}
+    assert all(by_name[n].preview is not None for n in ("issue_refund", "cancel_subscription"))
+    assert {t.name for t in catalogue if t.money} == {"issue_refund", "apply_account_credit"}
+    reversible = {t.name for t in catalogue if t.reversible_by == "undo_action"}
+    assert reversible == set(get_args(ReversibleTool))
+    assert by_name["issue_refund"].annotations().destructive_hint
+    assert not by_name["apply_account_credit"].annotations().destructive_hint
+
+
+def test_object_arguments_use_the_shared_vocabulary() -> None:
+    """Tools acting on an object name it by the vocabulary, so the chain can check bindings generically."""
+    by_name = {t.name: t for t in build_catalogue()}
+    assert by_name["issue_refund"].object_arguments() == ("order_id",)
+    assert by_name["apply_account_credit"].object_arguments() == ("account_id",)
+    assert by_name["cancel_subscription"].object_arguments() == ("subscription_id",)
+    assert by_name["undo_action"].object_arguments() == ("customer_id", "account_id")
+    assert set(by_name["escalate_to_human"].object_arguments()) == {"customer_id", "ticket_id"}
+    for spec in by_name.values():
+        if spec.name not in ("get_policy", "get_action_status", "find_customer"):
+            assert spec.object_arguments(), spec.name
+        assert set(spec.object_arguments()) <= set(OBJECT_ARGUMENTS)
+
+
+def test_inputs_carrying_personal_data_or_secrets_declare_it() -> None:
+    """Redaction of audit records reads these classes from the input models."""
+    by_name = {t.name: t for t in build_catalogue()}
+    assert _input_pii(by_name["find_customer"].input_model)["email"] == PiiClass.EMAIL
+    assert _input_pii(by_name["find_customer"].input_model)["phone"] == PiiClass.PHONE
+    assert _input_pii(by_name["verify_identity"].input_model)["value"] == PiiClass.SECRET
+    address = _input_pii(by_name["change_shipping_address"].input_model)
+    assert {address[f"address.{f}"] for f in ("line1", "line2", "city", "postcode", "country")} == {PiiClass.ADDRESS}
+    for spec in by_name.values():
+        if not spec.read_only:
+            classes = _input_pii(spec.input_model)
+            assert classes["confirmation_token"] == classes["customer_code"] == PiiClass.SECRET
+
+
+def test_customer_owned_outputs_carry_the_customer_id() -> None:
+    """The chain checks a bound session's results by their customer_id fields."""
+    for spec in build_catalogue():
+        if spec.name in ("get_policy", "list_invoices", "apply_account_credit"):
+            continue
+        paths = spec.pii_classes()
+        assert any(p == "customer_id" or p.endswith(".customer_id") for p in paths), spec.name
+
+
+def test_every_tool_has_json_schemas_for_mcp() -> None:
+    """Input and output models render to JSON schema with the PII classes on the output fields."""
+    for spec in build_catalogue():
+        assert spec.input_model.model_json_schema()["type"] == "object"
+        assert "x-pii" in str(spec.output_model.model_json_schema()) or spec.name == "verify_identity"

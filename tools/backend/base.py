@@ -1,0 +1,200 @@
+"""`SupportBackend`: the small interface between the tools and a company's support systems.
+
+deskgate ships one implementation, `SqlSupportBackend` (the demo backend, SQLite or PostgreSQL);
+a company plugs its real systems in by implementing this class. The contract:
+
+- Methods return the domain records of `deskgate.tools.models`, which are also the tool outputs.
+- An unknown id raises `NotFound` ("order O-123 not found"); a wrong state raises `DomainError`
+  (refund above what is refundable, cancelling a cancelled subscription, changing the address of a
+  shipped order). Reasons name ids, never personal data. A refused call changes nothing.
+- Business rules of the domain live here (`check_refundable`, `check_cancellable` are shared
+  by every implementation and by the confirmation previews); *policy* (tiers, thresholds, who may do what, reason
+  code lists, rate limits) is the guard chain's and is not repeated here.
+- Writes take `now` (unix seconds, the call's single clock reading) and `actor` (the session
+  subject), so records are reproducible in tests and attributable in the audit trail.
+- The guard chain resolves object bindings and gates with `owners`, `customer_for`,
+  `account_for`, `member_role` and `open_invoice_count`; the policy engine sends one-time codes
+  with `send_customer_email` and hands calls to humans with `create_handoff`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import Literal
+
+from deskgate.server.errors import DomainError
+from deskgate.tools.models import (
+    Account,
+    ActionOwner,
+    ActionUndone,
+    Address,
+    AddressChanged,
+    CreditApplied,
+    Customer,
+    CustomerSummary,
+    Handoff,
+    Invoice,
+    InvoiceStatus,
+    NoteAdded,
+    Order,
+    OrderStatus,
+    PasswordResetSent,
+    PreferencesChanged,
+    Priority,
+    RefundEligibility,
+    RefundIssued,
+    ReversibleAction,
+    Role,
+    Subscription,
+    Ticket,
+    TicketStatus,
+    TicketSummary,
+)
+
+
+def check_refundable(order_id: str, remaining: Decimal, currency: str, amount: Decimal | None) -> None:
+    """The refund rule: something is left to refund, and never more than what is left."""
+    if remaining <= 0:
+        raise DomainError(f"order {order_id} is already fully refunded", code="nothing_refundable")
+    if amount is not None and amount > remaining:
+        raise DomainError(f"at most {remaining} {currency} is refundable on order {order_id}",
+                          code="amount_above_refundable")
+
+
+def check_cancellable(subscription: Subscription) -> None:
+    """The cancellation rule: only an active subscription can be cancelled."""
+    if subscription.status != "active":
+        raise DomainError(f"subscription {subscription.subscription_id} is already {subscription.status}",
+                          code="not_active")
+
+
+ObjectKind = Literal["customer_id", "account_id", "order_id", "ticket_id", "subscription_id", "invoice_id"]
+FindBy = Literal["email", "phone", "order_id"]
+VerifyMethod = Literal["card_last4", "postcode"]
+PreferenceName = Literal["marketing", "product_updates", "newsletter"]
+
+
+class SupportBackend(ABC):
+    # --- reads ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def find_customers(self, by: FindBy, value: str, *, limit: int = 10) -> list[CustomerSummary]:
+        """Customers matching a normalised email, an E.164 phone number or an order id."""
+
+    @abstractmethod
+    async def get_customer(self, customer_id: str) -> Customer: ...
+
+    @abstractmethod
+    async def get_account(self, account_id: str) -> Account: ...
+
+    @abstractmethod
+    async def get_order(self, order_id: str) -> Order: ...
+
+    @abstractmethod
+    async def list_orders(self, customer_id: str, *, status: OrderStatus | None = None,
+                          limit: int = 20) -> list[Order]:
+        """Newest first; `NotFound` for an unknown customer."""
+
+    @abstractmethod
+    async def get_subscription(self, subscription_id: str) -> Subscription: ...
+
+    @abstractmethod
+    async def list_invoices(self, *, customer_id: str | None = None, account_id: str | None = None,
+                            status: InvoiceStatus | None = None, limit: int = 20) -> list[Invoice]:
+        """Newest first, of one customer or one account (exactly one of the two)."""
+
+    @abstractmethod
+    async def get_ticket(self, ticket_id: str) -> Ticket: ...
+
+    @abstractmethod
+    async def list_tickets(self, customer_id: str, *, status: TicketStatus | None = None,
+                           limit: int = 20) -> list[TicketSummary]: ...
+
+    @abstractmethod
+    async def refund_eligibility(self, order_id: str) -> RefundEligibility:
+        """What is still refundable on an order (the domain rule; policy limits come on top)."""
+
+    @abstractmethod
+    async def refund_destination(self, order_id: str) -> str:
+        """Where a refund goes, for previews: e.g. 'card ending 4242' (no more than the last four)."""
+
+    @abstractmethod
+    async def get_action(self, action_id: str) -> ReversibleAction: ...
+
+    @abstractmethod
+    async def get_handoff(self, handoff_id: str) -> Handoff: ...
+
+    # --- what the guard chain asks ----------------------------------------------------------
+
+    @abstractmethod
+    async def owners(self, kind: ObjectKind, object_id: str) -> frozenset[str]:
+        """Customer ids owning an object: a customer itself; an account its members; an order,
+        ticket or invoice its customer; a subscription or invoice of an account its customer and
+        the account's members. Empty for an unknown id (the chain then denies a bound session)."""
+
+    @abstractmethod
+    async def customer_for(self, kind: ObjectKind, object_id: str) -> str | None:
+        """The single customer an object belongs to; None for an unknown id or an account."""
+
+    @abstractmethod
+    async def account_for(self, kind: ObjectKind, object_id: str) -> str | None:
+        """The B2B account of an object (for a customer: the account, if a member of exactly one)."""
+
+    @abstractmethod
+    async def member_role(self, account_id: str, customer_id: str) -> Role | None: ...
+
+    @abstractmethod
+    async def open_invoice_count(self, account_id: str) -> int: ...
+
+    # --- writes -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def check_identity(self, customer_id: str, method: VerifyMethod, value: str) -> bool:
+        """Compare a claimed secret with the one on file in constant time; `NotFound` if unknown."""
+
+    @abstractmethod
+    async def update_email_preferences(self, customer_id: str, changes: dict[PreferenceName, bool], *,
+                                       actor: str, now: int, reversible_until: int) -> PreferencesChanged: ...
+
+    @abstractmethod
+    async def change_shipping_address(self, order_id: str, address: Address, *,
+                                      actor: str, now: int, reversible_until: int) -> AddressChanged:
+        """Only while the order is pending (not shipped)."""
+
+    @abstractmethod
+    async def send_password_reset(self, customer_id: str, *, now: int, ttl_seconds: int) -> PasswordResetSent:
+        """Email a reset link to the address on file; only a digest of its token is stored."""
+
+    @abstractmethod
+    async def send_customer_email(self, customer_id: str, kind: str, subject: str, body: str, *,
+                                  now: int | None = None) -> str:
+        """Queue an email to the customer's address on file; returns the outbox id (`M-<n>`)."""
+
+    @abstractmethod
+    async def issue_refund(self, order_id: str, amount: Decimal, reason_code: str, *,
+                           actor: str, now: int) -> RefundIssued:
+        """Never above the order's remaining refundable amount. Final."""
+
+    @abstractmethod
+    async def apply_account_credit(self, account_id: str, amount: Decimal, reason_code: str, *,
+                                   actor: str, now: int, reversible_until: int) -> CreditApplied: ...
+
+    @abstractmethod
+    async def cancel_subscription(self, subscription_id: str, requester_id: str, reason_code: str, *,
+                                  actor: str, now: int) -> Subscription:
+        """Only an active subscription, at the request of its customer or a member of its account."""
+
+    @abstractmethod
+    async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded: ...
+
+    @abstractmethod
+    async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
+                             proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
+                             actor: str, now: int | None = None) -> str:
+        """Queue a hand-off to a human; returns its id (`H-<n>`). A ticket is marked escalated."""
+
+    @abstractmethod
+    async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:
+        """Reverse a recorded action of `owner` before its `reversible_until`, if nothing changed it
+        since. An action of another owner is `NotFound`, exactly like an unknown one."""
