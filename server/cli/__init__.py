@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from deskgate.server.cli import setup
+from deskgate.server.cli import approvals, breakers, keys, setup, token
 from deskgate.server.errors import DeskgateError
 
 app = typer.Typer(
@@ -20,6 +20,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 setup.register(app)
+app.add_typer(token.app, name="token")
+app.add_typer(keys.app, name="keys")
+app.add_typer(approvals.app, name="approvals")
+app.add_typer(breakers.app, name="breakers")
 
 
 def main() -> None:

@@ -28,14 +28,13 @@ from deskgate.server.errors import ConfigError, DeskgateError
 from deskgate.server.manifest import lock, sources
 from deskgate.server.manifest.build import canonical_bytes
 from deskgate.server.manifest.diff import diff, render_diff
-from deskgate.server.manifest.lock import ManifestMismatch
+from deskgate.server.manifest.lock import RELEASE_LOCK, ManifestMismatch
 from deskgate.server.manifest.review import render_markdown
 from deskgate.server.settings import Paths
 
 app = typer.Typer(help="Print, pin, diff and check the tool manifest that security reviews.")
 
 GIT_PREFIX = "git:"
-RELEASE_LOCK = "manifest.lock"  # in the packaged config directory, i.e. the repository's config/
 _GIT_REV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}-]{0,199}$")  # never an option, never a path escape
 
 
