@@ -6,11 +6,10 @@ Contract the guard chain relies on:
     the chain fails closed. `log.append_sync(event)` does the same for CLI admin actions.
     `await log.aclose()` drains pending appends and writes a signed shutdown checkpoint.
 
-How an append becomes durable (one writer thread per `AuditLog`):
-    1. The caller validates and copies its event, queues it and waits on a future; an async
-       caller waits on the event loop, never blocking it.
-    2. The writer takes everything queued (up to MAX_BATCH) as one batch - whatever arrived
-       while the previous fsync ran. That is the group commit: one write and one fsync per batch.
+How an append becomes durable (one writer thread per `AuditLog`, see `batching`):
+    1. The caller validates and copies its event, queues it and waits on a future.
+    2. The writer takes everything queued as one batch - whatever arrived while the previous
+       fsync ran. That is the group commit: one write and one fsync per batch.
     3. Under an exclusive `flock` on `audit.lock`, it checks whether another process appended
        since (the active segment's inode and size, and whether a next segment appeared) and, if
        so, re-reads the head from disk, so the chain never forks across processes.
@@ -25,25 +24,18 @@ batch re-reads the truth from disk: the writer never dies and the chain stays co
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
-import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
+from deskgate.server.audit.batching import GroupCommit, log
 from deskgate.server.audit.checkpoints import Anchor, Shipper, anchor_from_env, make_checkpoint
 from deskgate.server.audit.keys import AuditKey, load_or_create_key
-from deskgate.server.audit.records import GENESIS, BadRecord, checked_event, parse_line, parse_ts, seal
+from deskgate.server.audit.records import GENESIS, BadRecord, parse_line, parse_ts, seal
 from deskgate.server.audit.segments import (
     CHECKPOINTS_NAME,
     LOCK_NAME,
@@ -64,17 +56,8 @@ from deskgate.server.settings import AuditSection
 
 __all__ = ["AuditLog"]
 
-MAX_BATCH = 4096
-log = logging.getLogger("deskgate.audit")
 
-
-@dataclass(slots=True)
-class _Pending:
-    event: dict[str, Any]
-    future: Future[int]
-
-
-class AuditLog:
+class AuditLog(GroupCommit):
     def __init__(
         self,
         directory: Path,
@@ -85,19 +68,14 @@ class AuditLog:
         rotate_seconds: int = 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(settings)
         self.directory = directory
-        self.settings = settings or AuditSection()
         self._rotate_seconds = rotate_seconds
         self._clock = clock
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._state = threading.Lock()  # orders `closed` against queueing
-        self._closed = False
         # The head as this process last saw it, and the active segment it last wrote.
-        self._seq, self._head = 0, GENESIS
+        self._seq, self._head, self._signed_seq = 0, GENESIS, 0
         self._index, self._fd, self._size, self._ino = 1, -1, 0, 0
         self._segment_started: float | None = None
-        # Checkpoint bookkeeping, for this process's own records.
-        self._unsigned, self._signed_seq, self._last_checkpoint = 0, 0, time.monotonic()
         self._shipper: Shipper | None = None
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -112,116 +90,34 @@ class AuditLog:
             raise AuditUnavailable(f"the audit log cannot be opened: {describe_oserror(exc)}") from exc
         anchor = anchor or anchor_from_env()
         self._shipper = Shipper(anchor) if anchor else None
-        self._writer = threading.Thread(target=self._run, name="deskgate-audit-writer", daemon=True)
         self._writer.start()
-
-    # -- the contract -------------------------------------------------------------------------
-
-    async def append(self, event: dict[str, Any]) -> int:
-        """Seal `event` into the chain; returns its seq once durable. Runs on asyncio.
-
-        Shielded: a caller cancelled while waiting still has its record written (and the log
-        stays complete); it just does not hear the seq.
-        """
-        future = self._submit(event)
-        return await asyncio.shield(asyncio.wrap_future(future))
-
-    def append_sync(self, event: dict[str, Any]) -> int:
-        """`append` for threads and CLI commands (blocks until durable)."""
-        return self._submit(event).result()
-
-    async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self.close)
-
-    def close(self) -> None:
-        """Drain queued appends, write the shutdown checkpoint, stop the threads. Idempotent."""
-        with self._state:
-            if not self._closed:
-                self._closed = True
-                self._queue.put(None)
-        self._writer.join()
-        if self._shipper:
-            self._shipper.close()
 
     @property
     def anchor_failures(self) -> int:
         return self._shipper.failures if self._shipper else 0
 
-    # -- callers' side --------------------------------------------------------------------------
+    # -- GroupCommit ------------------------------------------------------------------------------
 
-    def _submit(self, event: dict[str, Any]) -> Future[int]:
-        pending = _Pending(checked_event(event), Future())
-        with self._state:
-            if self._closed:
-                raise AuditUnavailable("the audit log is closed")
-            self._queue.put(pending)
-        return pending.future
-
-    # -- the writer thread ----------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            timeout = None
-            if self._unsigned:
-                timeout = max(0.0, self._last_checkpoint + self.settings.checkpoint_every_seconds - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                self._guarded(lambda: self._checkpoint("time"))
-                continue
-            batch: list[_Pending] = []
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._commit(batch)
-            if item is None:
-                self._guarded(lambda: self._checkpoint("shutdown"))
-                self._close_fd()
-                return
-
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _write(self, events: list[dict[str, Any]]) -> list[int]:
         try:
             with self._locked():
-                seqs = self._write_batch([p.event for p in batch])
-                if self._unsigned >= self.settings.checkpoint_every_records:
-                    self._guarded(lambda: self._sign_head("records"))
-        except AuditUnavailable as exc:
-            error = exc
+                return self._write_batch(events)
         except OSError as exc:
-            error = AuditUnavailable(f"the audit log cannot be written: {describe_oserror(exc)}")
-        except Exception:  # the writer must outlive any bug: fail this batch closed, keep serving
-            log.exception("audit writer failed a batch")
-            error = AuditUnavailable("the audit log failed internally")
-        else:
-            for pending, seq in zip(batch, seqs, strict=True):
-                pending.future.set_result(seq)
-            return
-        for pending in batch:
-            # One exception object per waiter: they are raised concurrently in different threads.
-            pending.future.set_exception(AuditUnavailable(error.reason, code=error.code))
-
-    def _guarded(self, action: Callable[[], None]) -> None:
-        """Run a checkpoint; failure is logged and retried later, it fails no caller."""
-        try:
-            action()
-        except (OSError, AuditUnavailable) as exc:
-            reason = exc.reason if isinstance(exc, AuditUnavailable) else describe_oserror(exc)
-            log.warning("audit checkpoint postponed: %s", reason)
-        except Exception:
-            log.exception("audit checkpoint failed")
+            raise AuditUnavailable(f"the audit log cannot be written: {describe_oserror(exc)}") from exc
 
     def _checkpoint(self, why: str) -> None:
-        self._last_checkpoint = time.monotonic()  # a failed attempt is retried T seconds later, not in a loop
-        with self._locked():
-            self._write_batch([])
-            if self._seq and self._seq != self._signed_seq:
-                self._sign_head(why)
+        try:
+            with self._locked():
+                self._write_batch([])
+                if self._seq and self._seq != self._signed_seq:
+                    self._sign_head(why)
+        except OSError as exc:
+            raise AuditUnavailable(describe_oserror(exc)) from exc
+
+    def _stopped(self) -> None:
+        self._close_fd()
+        if self._shipper:
+            self._shipper.close()
 
     # -- under the lock ---------------------------------------------------------------------------
 
@@ -266,7 +162,6 @@ class AuditLog:
         self._seq, self._head, self._size = seq, head, self._size + len(data)
         if self._segment_started is None:
             self._segment_started = now
-        self._unsigned += len(records)
         return list(range(seq - len(events) + 1, seq + 1))
 
     def _due_for_rotation(self, now: float) -> bool:

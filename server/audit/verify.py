@@ -17,7 +17,7 @@ The chain scan stops at its first problem: everything after it is unproven.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,28 +80,70 @@ def verify(
 ) -> Report:
     report = Report(kid=key_id(public))
     # Steps 1-2: checkpoints, from the local file and the anchor.
-    signed: dict[int, _Signed] = {}
-    sources = [(directory / CHECKPOINTS_NAME, CHECKPOINTS_NAME)]
-    if anchor is not None:
-        sources.append((anchor, f"anchor {anchor.name}"))
-    for path, label in sources:
-        if not path.exists():
-            report.problems.append(Problem(label, "missing (deleted?)"))
-            continue
-        for n, cp in read_checkpoints(path):
-            _add_checkpoint(report, signed, public, cp, f"{label}:{n}")
+    local = directory / CHECKPOINTS_NAME
+    sources = [(CHECKPOINTS_NAME, read_checkpoints(local) if local.exists() else None)]
+    signed = signed_heads(report, public, sources + anchor_source(anchor))
     # Steps 3-5: the chain.
-    whole = _scan(directory, report, signed, on_progress)
-    # Step 6: truncation against the highest checkpoint (meaningful only for a chain read to its end).
-    if whole and signed:
-        top = max(signed)
-        if top > report.last_seq:
-            report.problems.append(Problem(
-                signed[top].where,
-                f"signed head at seq {top} but the log ends at seq {report.last_seq}: truncated",
-            ))
+    try:
+        whole = scan(report, signed, _segment_lines(directory, report, on_progress))
+    except _Gap as gap:
+        report.problems.append(Problem(gap.name, "missing (a rotated file was deleted)"))
+        whole = False
+    check_truncation(report, signed, whole)
     report.torn = sorted(p.name for p in directory.glob("audit-*.jsonl.*.torn"))
     return report
+
+
+Checkpoints = list[tuple[int, Any]]
+
+
+def anchor_source(anchor: Path | None) -> list[tuple[str, Checkpoints | None]]:
+    if anchor is None:
+        return []
+    return [(f"anchor {anchor.name}", read_checkpoints(anchor) if anchor.exists() else None)]
+
+
+def signed_heads(
+    report: Report, public: Ed25519PublicKey, sources: list[tuple[str, Checkpoints | None]]
+) -> dict[int, _Signed]:
+    """Steps 1-2: the valid checkpoints of every source, by seq; a missing source is a problem."""
+    signed: dict[int, _Signed] = {}
+    for label, checkpoints in sources:
+        if checkpoints is None:
+            report.problems.append(Problem(label, "missing (deleted?)"))
+            continue
+        for n, cp in checkpoints:
+            _add_checkpoint(report, signed, public, cp, f"{label}:{n}")
+    return signed
+
+
+def check_truncation(report: Report, signed: dict[int, _Signed], whole: bool) -> None:
+    """Step 6, meaningful only for a chain read to its end."""
+    if whole and signed and (top := max(signed)) > report.last_seq:
+        report.problems.append(Problem(
+            signed[top].where, f"signed head at seq {top} but the log ends at seq {report.last_seq}: truncated"
+        ))
+
+
+class _Gap(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _segment_lines(
+    directory: Path, report: Report, on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[str, bytes]]:
+    expected = 1
+    for index, path in segments(directory):
+        if index != expected:
+            raise _Gap(segment_name(expected))
+        expected += 1
+        report.files += 1
+        with path.open("rb") as f:
+            for n, raw in enumerate(f, 1):
+                if on_progress:
+                    on_progress(len(raw))
+                yield f"{path.name}:{n}", raw
 
 
 def _add_checkpoint(
@@ -118,47 +160,34 @@ def _add_checkpoint(
     signed.setdefault(cp["seq"], _Signed(cp["head"], where))
 
 
-def _scan(
-    directory: Path, report: Report, signed: dict[int, _Signed], on_progress: Callable[[int], None] | None
-) -> bool:
-    """Walk the chain; False when it stopped at a problem."""
+def scan(report: Report, signed: dict[int, _Signed], lines: Iterable[tuple[str, bytes]]) -> bool:
+    """Walk the chain, line by line; False when it stopped at a problem."""
     seq, head = 0, GENESIS
     last_good_checkpoint = 0
-    expected_index = 1
-    for index, path in segments(directory):
-        if index != expected_index:
-            report.problems.append(Problem(segment_name(expected_index), "missing (a rotated file was deleted)"))
+    for where, raw in lines:
+        if not raw.endswith(b"\n"):
+            report.problems.append(Problem(where, "torn last line (an interrupted write, or cut)"))
             return False
-        expected_index += 1
-        report.files += 1
-        with path.open("rb") as f:
-            for n, raw in enumerate(f, 1):
-                where = f"{path.name}:{n}"
-                if on_progress:
-                    on_progress(len(raw))
-                if not raw.endswith(b"\n"):
-                    report.problems.append(Problem(where, "torn last line (an interrupted write, or cut)"))
-                    return False
-                try:
-                    record = parse_line(raw[:-1])
-                except BadRecord as exc:
-                    report.problems.append(Problem(where, str(exc)))
-                    return False
-                where = f"{where} (seq {record['seq']})"
-                if problem := _link_problem(record, seq, head):
-                    report.problems.append(Problem(where, problem))
-                    return False
-                seq, head = record["seq"], record["hash"]
-                report.records, report.last_seq, report.head = report.records + 1, seq, head
-                if (cp := signed.get(seq)) is not None:
-                    if cp.head != head:
-                        report.problems.append(Problem(where, (
-                            f"does not match the signed head in {cp.where}: records after seq "
-                            f"{last_good_checkpoint} up to {seq} were rewritten"
-                        )))
-                        return False
-                    report.checkpoints += 1
-                    last_good_checkpoint = report.signed_seq = seq
+        try:
+            record = parse_line(raw[:-1])
+        except BadRecord as exc:
+            report.problems.append(Problem(where, str(exc)))
+            return False
+        located = f"{where} (seq {record['seq']})"
+        if problem := _link_problem(record, seq, head):
+            report.problems.append(Problem(located, problem))
+            return False
+        seq, head = record["seq"], record["hash"]
+        report.records, report.last_seq, report.head = report.records + 1, seq, head
+        if (cp := signed.get(seq)) is not None:
+            if cp.head != head:
+                report.problems.append(Problem(located, (
+                    f"does not match the signed head in {cp.where}: records after seq "
+                    f"{last_good_checkpoint} up to {seq} were rewritten"
+                )))
+                return False
+            report.checkpoints += 1
+            last_good_checkpoint = report.signed_seq = seq
     return True
 
 

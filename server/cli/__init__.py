@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from deskgate.server.cli import approvals, breakers, keys, setup, token
+from deskgate.server.cli import approvals, audit, breakers, keys, setup, token
 from deskgate.server.errors import DeskgateError
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.add_typer(token.app, name="token")
 app.add_typer(keys.app, name="keys")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(breakers.app, name="breakers")
+app.add_typer(audit.app, name="audit")
+app.command("report")(audit.report)
 
 
 def main() -> None:
