@@ -5,25 +5,31 @@ Reading one recomputes H from M and refuses a lock whose stored hash does not ma
 or damaged), so the hash a reviewer approved is the hash of the text the lock holds.
 
 `pin` replaces a lock atomically (temporary file in the same directory, fsync, rename, fsync of
-the directory): a crash leaves the old lock or the new one, never a torn file. `check` is what
-`deskgate serve` runs before it starts: any difference refuses start-up, naming what changed.
+the directory): a crash leaves the old lock or the new one, never a torn file. `check` refuses any
+difference, naming what changed; `check_served` is how `deskgate serve` applies it at start-up.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from deskgate.config import packaged
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.build import HASH_KEY, canonical_bytes, manifest_hash, require_manifest
 from deskgate.server.manifest.diff import Change, diff, render_diff
+from deskgate.server.settings import Paths
 
 LOCK_KIND = "deskgate-manifest-lock"
+RELEASE_LOCK = "manifest.lock"  # in the packaged config directory: the repository's config/manifest.lock
 _SHOWN_CHANGES = 10  # in the one-line reason; diagnostics() lists them all
+
+logger = logging.getLogger("deskgate.manifest")
 
 
 class ManifestMismatch(ConfigError):
@@ -95,6 +101,24 @@ def check(manifest: Mapping[str, Any], lock_path: Path, *, allow_missing: bool =
         f"the served tool manifest ({served_hash[:12]}) is not the pinned one ({pinned[HASH_KEY][:12]}); "
         f"{len(changes)} change(s): {shown}{more}. Review with `deskgate manifest diff`, then `deskgate manifest pin`",
         file=str(lock_path), changes=changes)
+
+
+def check_served(manifest: Mapping[str, Any], paths: Paths, *, dev: bool, warn: Callable[[str], None]) -> None:
+    """What `deskgate serve` runs before it answers anything.
+
+    The deployment's lock (`$DESKGATE_HOME/manifest.lock`) if there is one, else the release's
+    (`config/manifest.lock`), must pin exactly `manifest`. With `dev`, a mismatch or a missing lock
+    is only reported through `warn` (and logged) - the development bypass, named as such.
+    """
+    target = paths.manifest_lock if paths.manifest_lock.exists() else packaged(RELEASE_LOCK)
+    try:
+        check(manifest, target)
+    except ConfigError as exc:
+        if not dev:
+            raise
+        text = f"DEVELOPMENT MODE: serving a tool manifest that is not pinned. {exc.diagnostics()}"
+        logger.warning(text)
+        warn(text)
 
 
 def _replace(path: Path, data: bytes) -> None:

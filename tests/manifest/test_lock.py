@@ -12,7 +12,8 @@ import pytest
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest import lock
 from deskgate.server.manifest.build import HASH_KEY, canonical_bytes
-from deskgate.server.manifest.lock import ManifestMismatch
+from deskgate.server.manifest.lock import ManifestMismatch, check_served
+from deskgate.server.settings import Paths
 
 
 def test_pin_writes_canonical_json_that_loads_back_to_the_same_manifest(manifest_of: Any, tmp_path: Path) -> None:
@@ -148,3 +149,34 @@ def test_a_plain_manifest_file_loads_like_a_lock(manifest_of: Any, tmp_path: Pat
     path = tmp_path / "m.json"
     path.write_bytes(canonical_bytes(manifest_of()))
     assert lock.load(path)[HASH_KEY] == manifest_of()[HASH_KEY]
+
+
+def test_serve_checks_the_deployment_lock_and_refuses_a_mismatch(
+    manifest_of: Any, spec_changes: Any, tmp_path: Path
+) -> None:
+    """`check_served` without --dev: the deployment's pin binds, and a changed scope stops start-up."""
+    paths = Paths(tmp_path)
+    lock.pin(manifest_of(), paths.manifest_lock)
+    check_served(manifest_of(), paths, dev=False, warn=pytest.fail)
+    with pytest.raises(ManifestMismatch):
+        check_served(manifest_of(spec_changes("add_note", scope="orders:read")), paths, dev=False, warn=pytest.fail)
+
+
+def test_serve_falls_back_to_the_released_lock_when_the_deployment_has_none(manifest_of: Any, tmp_path: Path) -> None:
+    """No $DESKGATE_HOME/manifest.lock: the release's config/manifest.lock binds (and the sample is not it)."""
+    with pytest.raises(ManifestMismatch) as caught:
+        check_served(manifest_of(), Paths(tmp_path), dev=False, warn=pytest.fail)
+    assert caught.value.file is not None and caught.value.file.endswith("config/manifest.lock")
+
+
+def test_serve_in_dev_mode_warns_what_changed_and_goes_on(
+    manifest_of: Any, spec_changes: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The development bypass says so plainly, on the terminal and in the log."""
+    paths = Paths(tmp_path)
+    lock.pin(manifest_of(), paths.manifest_lock)
+    warnings: list[str] = []
+    check_served(manifest_of(spec_changes("add_note", scope="orders:read")), paths, dev=True, warn=warnings.append)
+    [text] = warnings
+    assert text.startswith("DEVELOPMENT MODE") and "scope_changed" in text
+    assert "DEVELOPMENT MODE" in caplog.text
