@@ -42,7 +42,7 @@ from deskgate.server.errors import (
 from deskgate.server.outcome import Outcome, Status
 from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
 from deskgate.server.policy_stage import PolicyStage, Verdict
-from deskgate.server.redaction.redactor import Redactor
+from deskgate.server.redaction.redactor import Redactor, redact_text
 from deskgate.server.store.state import StateStore
 from deskgate.tools.backend.base import SupportBackend
 from deskgate.tools.context import ToolContext
@@ -163,10 +163,11 @@ class GuardChain:
         try:
             args = spec.input_model.model_validate(call.raw)
         except ValidationError as exc:
-            # Field names and error kinds only: the rejected values are the caller's (maybe personal) data.
-            problems = sorted({f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['type']}"
-                               for e in exc.errors()})
-            raise InvalidArguments("invalid arguments: " + "; ".join(problems[:10])) from None
+            # Field names and pydantic's messages only (they describe the rule, never carry the input);
+            # the rejected values are the caller's, maybe personal, data. Redacted all the same.
+            problems = sorted({f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg'][:160]}"
+                               for e in exc.errors(include_input=False, include_url=False)})
+            raise InvalidArguments(redact_text("invalid arguments: " + "; ".join(problems[:10]))) from None
         call.digest = argument_digest(call.raw)
         return spec, args
 
@@ -275,6 +276,8 @@ class GuardChain:
         self._check_result_binding(call, data)
         visible = self._redactor.redact_output(data, self._output_pii[spec.name], call.session.scopes)  # 8
         call.notes["result_digest"] = _digest(data)
+        if spec.money:
+            call.notes["currency"] = data.get("currency")
         await self._policy.finish(call, ok=True, result={"status": "ok", "data": visible})
         return Outcome(status=Status.OK, data=visible)
 
@@ -310,7 +313,7 @@ class GuardChain:
         record: dict[str, Any] = {
             "kind": kind,
             "request_id": call.request_id,
-            "tool": call.tool if spec is not None else self._redactor.redact_text(call.tool[:64]),
+            "tool": call.tool if spec is not None else redact_text(call.tool[:64]),
             "sub": session.sub if session else None,
             "sid": session.sid if session else None,
             "jti": session.jti if session else None,
@@ -323,7 +326,8 @@ class GuardChain:
         if call.verdict is not None:
             record["decision"] = call.verdict.audit()
         if spec is not None and spec.money and call.args is not None:
-            record["money"] = {"amount": str(getattr(call.args, "amount", "")), "tool": spec.name}
+            record["money"] = {"amount": str(getattr(call.args, "amount", "")), "tool": spec.name,
+                               "currency": call.notes.get("currency")}
         if outcome is not None:
             record.update(status=outcome.status.value, code=outcome.code, reason=outcome.reason,
                           result_digest=call.notes.get("result_digest"),
