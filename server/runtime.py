@@ -14,7 +14,8 @@ from pathlib import Path
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import Roles, load_roles
 from deskgate.scopes.tokens import TokenIssuer, TokenVerifier
-from deskgate.server.audit.log import AuditLog
+from deskgate.server.audit.batching import GroupCommit
+from deskgate.server.audit.open import open_audit_log
 from deskgate.server.chain import ChainSettings, GuardChain
 from deskgate.server.manifest.sources import build_served_manifest
 from deskgate.server.policy.approvals import Approvals
@@ -46,7 +47,7 @@ class Runtime:
     issuer: TokenIssuer
     verifier: TokenVerifier
     redactor: Redactor
-    audit: AuditLog
+    audit: GroupCommit
     manifest: dict
     chain: GuardChain
 
@@ -69,8 +70,8 @@ class Runtime:
         manifest = build_served_manifest(catalogue, policy, roles)
         issuer = TokenIssuer(keys, state.tokens, settings.tokens)
         verifier = TokenVerifier(keys, state.tokens, settings.tokens)
-        redactor = Redactor.from_config(paths)
-        audit = AuditLog(paths.audit_dir, settings.audit)
+        redactor = Redactor.load(paths)
+        audit = open_audit_log(paths, settings, state_db)
         approvals = Approvals(state_db)
         approvals.upgrade()
         policy_stage = PolicyStage(policy, catalogue=catalogue, state=state, approvals=approvals, keys=keys,

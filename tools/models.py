@@ -97,6 +97,18 @@ class WriteInput(Record):
 # --- domain records -------------------------------------------------------------------------
 
 class Address(Record):
+    """A postal address as returned: plain strings, so that masking them keeps the schema valid."""
+
+    line1: str = pii(PiiClass.ADDRESS)
+    line2: str | None = pii(PiiClass.ADDRESS, default=None)
+    city: str = pii(PiiClass.ADDRESS)
+    postcode: str = pii(PiiClass.ADDRESS)
+    country: str = pii(PiiClass.ADDRESS, description="ISO 3166-1 alpha-2")
+
+
+class AddressInput(Address):
+    """A postal address as given by a caller: every part bounded and shaped."""
+
     line1: str = pii(PiiClass.ADDRESS, min_length=1, max_length=100)
     line2: str | None = pii(PiiClass.ADDRESS, default=None, max_length=100)
     city: str = pii(PiiClass.ADDRESS, min_length=1, max_length=60)

@@ -89,6 +89,8 @@ class ToolSpec:
         if self.irreversible and self.reversible_by:
             problems.append("an irreversible tool cannot name a reversing tool")
         problems += [f"output field {p!r}: no PII class declared" for p in _unclassified(self.output_model, "")]
+        problems += [f"output field {p!r}: a PII field must be a plain string (masking changes its shape)"
+                     for p in _constrained_pii(self.output_model.model_json_schema())]
         if problems:
             raise ConfigError(f"tool {self.name!r} cannot be registered: " + "; ".join(problems))
 
@@ -169,3 +171,27 @@ def _unclassified(model: type[BaseModel], prefix: str) -> Iterator[str]:
                 yield from _unclassified(m, f"{path}.")
         elif _is_text(info.annotation) and _field_pii(info) is None:
             yield path
+
+
+_SHAPE_KEYWORDS = ("pattern", "minLength", "maxLength", "format", "enum", "const")
+
+
+def _constrained_pii(schema: dict[str, Any]) -> Iterator[str]:
+    """PII fields whose schema constrains their shape: a masked value would fail client validation."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: dict[str, Any], path: str) -> Iterator[str]:
+        if "$ref" in node:
+            node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+        pii_class = node.get("x-pii")
+        if pii_class not in (None, PiiClass.NONE.value):
+            variants = [node, *node.get("anyOf", []), *[node.get("items", {})]]
+            if any(k in v for v in variants for k in _SHAPE_KEYWORDS):
+                yield path
+        for name, child in node.get("properties", {}).items():
+            yield from walk(child, f"{path}.{name}" if path else name)
+        for child in [*node.get("anyOf", []), node.get("items", {})]:
+            if isinstance(child, dict) and child:
+                yield from walk(child, path)
+
+    yield from walk(schema, "")

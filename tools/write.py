@@ -21,8 +21,8 @@ from deskgate.tools.models import (
     ActionId,
     ActionOwner,
     ActionUndone,
-    Address,
     AddressChanged,
+    AddressInput,
     Amount,
     CreditApplied,
     CustomerId,
@@ -89,7 +89,7 @@ class UpdatePreferencesInput(WriteInput):
 
 class ChangeAddressInput(WriteInput):
     order_id: OrderId
-    address: Address
+    address: AddressInput
 
 
 class PasswordResetInput(WriteInput):

@@ -24,7 +24,7 @@ from rich.table import Table
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import load_roles
 from deskgate.scopes.tokens import DEFAULT_CLIENT_ID, SUBJECT, TOKEN_ID, TokenIssuer, TokenVerifier
-from deskgate.server.audit.log import AuditLog
+from deskgate.server.audit.open import open_audit_log
 from deskgate.server.errors import DeskgateError, InvalidArguments
 from deskgate.server.settings import Paths, Settings, database_url, load_settings, parse_duration
 from deskgate.server.store.db import open_database
@@ -57,7 +57,7 @@ def actor() -> str:
 
 def record_admin(paths: Paths, settings: Settings, action: str, **fields: Any) -> None:
     """Append one admin record to the audit log and make it durable before the command answers."""
-    audit = AuditLog(paths.audit_dir, settings.audit)
+    audit = open_audit_log(paths, settings)
     try:
         audit.append_sync({"kind": "admin", "action": action, "actor": actor(), **fields})
     finally:

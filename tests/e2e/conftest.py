@@ -51,6 +51,10 @@ class Deployment:
         return self.runtime.backend_db.read_sync(lambda tx: tx.query(sql, params))
 
     def audit_text(self) -> str:
+        """The whole audit chain as text: the JSON Lines files, or the PostgreSQL table."""
+        if self.database_url:
+            rows = self.runtime.state_db.read_sync(lambda tx: tx.query("SELECT record FROM audit_log ORDER BY seq"))
+            return "".join(f"{r[0]}\n" for r in rows)
         return "".join(p.read_text() for p in sorted((self.home / "audit").glob("*.jsonl")))
 
     def audit_records(self) -> list[dict[str, Any]]:

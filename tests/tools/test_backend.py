@@ -164,12 +164,21 @@ async def test_a_handoff_on_a_ticket_marks_it_escalated(backend: SqlSupportBacke
     assert ticket.messages[-1].author == "system" and handoff_id in ticket.messages[-1].body
 
 
+async def test_policy_can_hand_off_an_account_level_call_without_a_customer(backend: SqlSupportBackend) -> None:
+    """A credit escalated by policy names no customer or ticket; the hand-off is still queued."""
+    handoff_id = await backend.create_handoff(customer_id=None, ticket_id=None, summary="Credit 900 EUR on A-1",
+                                              tried="apply_account_credit", proposed_action="Review the credit",
+                                              priority="high", source="policy", actor="policy", now=NOW)
+    handoff = await backend.get_handoff(handoff_id)
+    assert (handoff.customer_id, handoff.ticket_id, handoff.status) == (None, None, "queued")
+
+
 async def test_a_handoff_needs_a_consistent_customer_and_ticket(backend: SqlSupportBackend, snapshot) -> None:
-    """No subject, or a ticket of another customer, is refused without a trace."""
+    """An unknown customer, or a ticket of another customer, is refused without a trace."""
     before = snapshot()
-    with pytest.raises(DomainError):
-        await backend.create_handoff(customer_id=None, ticket_id=None, summary="s", tried="t", proposed_action="p",
-                                     priority="low", source="agent", actor="a", now=NOW)
+    with pytest.raises(NotFound):
+        await backend.create_handoff(customer_id="C-999999", ticket_id=None, summary="s", tried="t",
+                                     proposed_action="p", priority="low", source="agent", actor="a", now=NOW)
     with pytest.raises(DomainError) as mismatch:
         await backend.create_handoff(customer_id=DEMO.account_admin, ticket_id=DEMO.pii_ticket, summary="s",
                                      tried="t", proposed_action="p", priority="low", source="agent", actor="a",

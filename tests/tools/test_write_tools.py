@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from deskgate.server.errors import DomainError, NotFound
 from deskgate.tools import write
 from deskgate.tools.backend.seed import DEMO
-from deskgate.tools.models import Address, WriteInput
+from deskgate.tools.models import AddressInput, WriteInput
 
 pytestmark = pytest.mark.anyio
 
-NEW_ADDRESS = Address(line1="Torstrasse 1", line2="Hinterhaus", city="Berlin", postcode="10119", country="DE")
+NEW_ADDRESS = AddressInput(line1="Torstrasse 1", line2="Hinterhaus", city="Berlin", postcode="10119", country="DE")
 
 
 async def refused(call: Any, code: str, snapshot: Any) -> None:

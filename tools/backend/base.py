@@ -192,7 +192,8 @@ class SupportBackend(ABC):
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
                              actor: str, now: int | None = None) -> str:
-        """Queue a hand-off to a human; returns its id (`H-<n>`). A ticket is marked escalated."""
+        """Queue a hand-off to a human; returns its id (`H-<n>`). A ticket is marked escalated. Neither
+        customer nor ticket is fine (e.g. policy escalating an account-level call); both must agree."""
 
     @abstractmethod
     async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:

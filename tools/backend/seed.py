@@ -31,7 +31,7 @@ FIRST_BULK = 1000           # bulk ids start here; lower ids are scenario object
 ORDER_SLOTS, TICKET_SLOTS, INVOICE_SLOTS = 5, 3, 4
 DAY = 86400
 
-Progress = Callable[[int, int], None]  # (customers done, customers total)
+Progress = Callable[[int], None]  # bulk customers seeded so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +63,15 @@ DEMO = DemoScenario()
 
 @dataclass(frozen=True, slots=True)
 class SeedReport:
+    """What `seed_demo` did; true when this call seeded, false when the backend already was."""
+
     seeded: bool       # False: the backend was seeded before and nothing changed
     customers: int     # bulk customers the backend holds (plus the scenario ones)
     seed: int
     seconds: float
+
+    def __bool__(self) -> bool:
+        return self.seeded
 
 
 def demo_summary() -> str:
@@ -341,7 +346,7 @@ def seed_demo(db: Database, customers: int = 1000, seed: int = 42, progress: Pro
         state = {**state, "chunks_done": chunk + 1}
         db.write_sync(lambda tx, rows=rows, state=state: (_write_rows(tx, rows), _save_state(tx, state)))
         if progress is not None:
-            progress(last, customers)
+            progress(last)
 
     def finish(tx: Tx) -> None:
         # Ids handed out later continue above every seeded one.

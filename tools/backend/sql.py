@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from deskgate.server.errors import DomainError, NotFound
 from deskgate.server.store.db import Database, Row, Tx
@@ -65,7 +65,6 @@ from deskgate.tools.models import (
     TicketSummary,
 )
 
-T = TypeVar("T")
 ID_PREFIXES = ("C", "A", "O", "T", "S", "I", "R", "H", "CR", "N", "M", "ACT")
 _EMAIL_KIND = re.compile(r"^[a-z][a-z_]{1,39}$")
 _MAX_MESSAGES = 200  # a ticket answers its latest messages; older ones stay in the helpdesk
@@ -223,12 +222,6 @@ class SqlSupportBackend(SupportBackend):
             [(p,) for p in ID_PREFIXES]))
         return applied
 
-    async def _read(self, fn: Callable[[Tx], T]) -> T:
-        return await self.db.read(fn)
-
-    async def _write(self, fn: Callable[[Tx], T]) -> T:
-        return await self.db.write(fn)
-
     # --- reads ------------------------------------------------------------------------------
 
     async def find_customers(self, by: FindBy, value: str, *, limit: int = 10) -> list[CustomerSummary]:
@@ -238,7 +231,7 @@ class SqlSupportBackend(SupportBackend):
             "order_id": "SELECT c.id, c.name, c.email, c.phone FROM orders o JOIN customers c"
                         " ON c.id = o.customer_id WHERE o.id = ? LIMIT ?",
         }[by]
-        rows = await self._read(lambda tx: tx.query(where, (value, limit)))
+        rows = await self.db.read(lambda tx: tx.query(where, (value, limit)))
         return [CustomerSummary(customer_id=r[0], name=r[1], email=r[2], phone=r[3]) for r in rows]
 
     async def get_customer(self, customer_id: str) -> Customer:
@@ -251,7 +244,7 @@ class SqlSupportBackend(SupportBackend):
                             accounts=[Membership(account_id=a, role=role) for a, role in accounts],
                             created_at=_at(r[14]))
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def get_account(self, account_id: str) -> Account:
         def read(tx: Tx) -> Account:
@@ -260,10 +253,10 @@ class SqlSupportBackend(SupportBackend):
             return Account(account_id=r[0], name=r[1], currency=r[2], credit_balance=money(r[3]),
                            members=[AccountMember(customer_id=c, role=role) for c, role in _members(tx, account_id)])
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def get_order(self, order_id: str) -> Order:
-        return _order(await self._read(lambda tx: _must(tx.one(_ORDER + " WHERE id = ?", (order_id,)),
+        return _order(await self.db.read(lambda tx: _must(tx.one(_ORDER + " WHERE id = ?", (order_id,)),
                                                          "order", order_id)))
 
     async def list_orders(self, customer_id: str, *, status: OrderStatus | None = None,
@@ -276,10 +269,10 @@ class SqlSupportBackend(SupportBackend):
             return tx.query(_ORDER + " WHERE customer_id = ? AND status = ? ORDER BY placed_at DESC, id DESC"
                             " LIMIT ?", (customer_id, status, limit))
 
-        return [_order(r) for r in await self._read(read)]
+        return [_order(r) for r in await self.db.read(read)]
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
-        row = await self._read(lambda tx: _must(tx.one(_SUBSCRIPTION + " WHERE id = ?", (subscription_id,)),
+        row = await self.db.read(lambda tx: _must(tx.one(_SUBSCRIPTION + " WHERE id = ?", (subscription_id,)),
                                                 "subscription", subscription_id))
         return _subscription(row)
 
@@ -298,7 +291,7 @@ class SqlSupportBackend(SupportBackend):
             return tx.query(_INVOICE + f" WHERE {column} = ? AND status = ? ORDER BY issued_at DESC, id DESC"
                             " LIMIT ?", (owner, status, limit))
 
-        return [_invoice(r) for r in await self._read(read)]
+        return [_invoice(r) for r in await self.db.read(read)]
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         def read(tx: Tx) -> Ticket:
@@ -312,7 +305,7 @@ class SqlSupportBackend(SupportBackend):
                                     for a, b, t in reversed(messages)],
                           notes=[TicketNote(note_id=n, body=b, author=a, created_at=_at(t)) for n, b, a, t in notes])
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def list_tickets(self, customer_id: str, *, status: TicketStatus | None = None,
                            limit: int = 20) -> list[TicketSummary]:
@@ -324,7 +317,7 @@ class SqlSupportBackend(SupportBackend):
             return tx.query(_TICKET + " WHERE customer_id = ? AND status = ? ORDER BY updated_at DESC, id DESC"
                             " LIMIT ?", (customer_id, status, limit))
 
-        return [_ticket_summary(r) for r in await self._read(read)]
+        return [_ticket_summary(r) for r in await self.db.read(read)]
 
     async def refund_eligibility(self, order_id: str) -> RefundEligibility:
         order = await self.get_order(order_id)
@@ -340,14 +333,14 @@ class SqlSupportBackend(SupportBackend):
                              " ON c.id = o.customer_id WHERE o.id = ?", (order_id,)), "order", order_id)
             return f"{r[0]} card ending {r[1]}" if r[1] else "the original payment method"
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def get_action(self, action_id: str) -> ReversibleAction:
-        return _action(await self._read(lambda tx: _must(tx.one(_ACTION + " WHERE id = ?", (action_id,)),
+        return _action(await self.db.read(lambda tx: _must(tx.one(_ACTION + " WHERE id = ?", (action_id,)),
                                                           "action", action_id)))
 
     async def get_handoff(self, handoff_id: str) -> Handoff:
-        return _handoff(await self._read(lambda tx: _must(tx.one(_HANDOFF + " WHERE id = ?", (handoff_id,)),
+        return _handoff(await self.db.read(lambda tx: _must(tx.one(_HANDOFF + " WHERE id = ?", (handoff_id,)),
                                                            "hand-off", handoff_id)))
 
     # --- what the guard chain asks ----------------------------------------------------------
@@ -363,12 +356,12 @@ class SqlSupportBackend(SupportBackend):
             members = _members(tx, account_id) if account_id else []
             return frozenset([customer_id, *(c for c, _ in members)])
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def customer_for(self, kind: ObjectKind, object_id: str) -> str | None:
         if kind == "account_id":
             return None
-        owner = await self._read(lambda tx: _owning_row(tx, kind, object_id))
+        owner = await self.db.read(lambda tx: _owning_row(tx, kind, object_id))
         return owner[0] if owner else None
 
     async def account_for(self, kind: ObjectKind, object_id: str) -> str | None:
@@ -383,15 +376,15 @@ class SqlSupportBackend(SupportBackend):
             accounts = tx.query("SELECT account_id FROM account_members WHERE customer_id = ? LIMIT 2", (owner[0],))
             return accounts[0][0] if len(accounts) == 1 else None
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def member_role(self, account_id: str, customer_id: str) -> Role | None:
-        row = await self._read(lambda tx: tx.one(
+        row = await self.db.read(lambda tx: tx.one(
             "SELECT role FROM account_members WHERE account_id = ? AND customer_id = ?", (account_id, customer_id)))
         return row[0] if row else None
 
     async def open_invoice_count(self, account_id: str) -> int:
-        row = await self._read(lambda tx: tx.one(
+        row = await self.db.read(lambda tx: tx.one(
             "SELECT COUNT(*) FROM invoices WHERE account_id = ? AND status = 'open'", (account_id,)))
         return int(row[0]) if row else 0
 
@@ -399,7 +392,7 @@ class SqlSupportBackend(SupportBackend):
 
     async def check_identity(self, customer_id: str, method: VerifyMethod, value: str) -> bool:
         column = {"card_last4": "card_last4", "postcode": "postcode"}[method]
-        row = await self._read(lambda tx: _must(
+        row = await self.db.read(lambda tx: _must(
             tx.one(f"SELECT {column} FROM customers WHERE id = ?", (customer_id,)),  # noqa: S608 - fixed names
             "customer", customer_id))
         on_file = row[0] or ""
@@ -423,7 +416,7 @@ class SqlSupportBackend(SupportBackend):
             return PreferencesChanged(customer_id=customer_id, email_preferences=after, action_id=action_id,
                                       reversible_until=_at(reversible_until))
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def change_shipping_address(self, order_id: str, address: Address, *,
                                       actor: str, now: int, reversible_until: int) -> AddressChanged:
@@ -433,13 +426,14 @@ class SqlSupportBackend(SupportBackend):
                 raise DomainError(f"order {order_id} has already {order.status}: its address can no longer change",
                                   code="already_shipped")
             _set_shipping(tx, order_id, address)
+            after = Address.model_validate(address.model_dump())  # the plain output shape, whatever came in
             action_id = _record_action(tx, "change_shipping_address", ActionOwner(customer_id=order.customer_id),
-                                       order_id, order.shipping_address.model_dump(), address.model_dump(), actor,
+                                       order_id, order.shipping_address.model_dump(), after.model_dump(), actor,
                                        now, reversible_until)
-            return AddressChanged(order_id=order_id, customer_id=order.customer_id, shipping_address=address,
+            return AddressChanged(order_id=order_id, customer_id=order.customer_id, shipping_address=after,
                                   action_id=action_id, reversible_until=_at(reversible_until))
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def send_password_reset(self, customer_id: str, *, now: int, ttl_seconds: int) -> PasswordResetSent:
         # The link token is handed to the mail transport only; the outbox keeps its SHA-256.
@@ -448,7 +442,7 @@ class SqlSupportBackend(SupportBackend):
         expires_at = now + ttl_seconds
         body = ("Someone asked to reset the password of your account. Use the link in this email to choose a new"
                 f" password before {_at(expires_at):%Y-%m-%d %H:%M} UTC. If it was not you, ignore this email.")
-        outbox_id = await self._write(lambda tx: _queue_email(
+        outbox_id = await self.db.write(lambda tx: _queue_email(
             tx, customer_id, "password_reset", "Reset your password", body, now, digest, expires_at))
         return PasswordResetSent(customer_id=customer_id, outbox_id=outbox_id, expires_at=_at(expires_at))
 
@@ -458,7 +452,7 @@ class SqlSupportBackend(SupportBackend):
             raise DomainError("an email needs a kind like confirmation_code, a subject and a body of sane size",
                               code="invalid_email")
         sent_at = int(self._clock()) if now is None else now
-        return await self._write(lambda tx: _queue_email(tx, customer_id, kind, subject, body, sent_at))
+        return await self.db.write(lambda tx: _queue_email(tx, customer_id, kind, subject, body, sent_at))
 
     async def issue_refund(self, order_id: str, amount: Decimal, reason_code: str, *,
                            actor: str, now: int) -> RefundIssued:
@@ -479,7 +473,7 @@ class SqlSupportBackend(SupportBackend):
                                 currency=currency, reason_code=reason_code, refunded_total=money(refunded + wanted),
                                 refundable_remaining=money(remaining - wanted), created_at=_at(now))
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def apply_account_credit(self, account_id: str, amount: Decimal, reason_code: str, *,
                                    actor: str, now: int, reversible_until: int) -> CreditApplied:
@@ -501,7 +495,7 @@ class SqlSupportBackend(SupportBackend):
                                  reason_code=reason_code, credit_balance=money(balance), action_id=action_id,
                                  reversible_until=_at(reversible_until))
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def cancel_subscription(self, subscription_id: str, requester_id: str, reason_code: str, *,
                                   actor: str, now: int) -> Subscription:
@@ -521,7 +515,7 @@ class SqlSupportBackend(SupportBackend):
                        (now, requester_id, reason_code, subscription_id))
             return sub.model_copy(update={"status": "cancelled", "cancelled_at": _at(now), "renews_at": None})
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded:
         def write(tx: Tx) -> NoteAdded:
@@ -532,13 +526,11 @@ class SqlSupportBackend(SupportBackend):
             tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
             return NoteAdded(note_id=note_id, ticket_id=ticket_id, customer_id=r[0], created_at=_at(now))
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
                              actor: str, now: int | None = None) -> str:
-        if customer_id is None and ticket_id is None:
-            raise DomainError("a hand-off needs a customer or a ticket", code="invalid_handoff")
         at = int(self._clock()) if now is None else now
 
         def write(tx: Tx) -> str:
@@ -563,7 +555,7 @@ class SqlSupportBackend(SupportBackend):
                 tx.execute("UPDATE tickets SET status = 'escalated', updated_at = ? WHERE id = ?", (at, ticket_id))
             return handoff_id
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:
         def write(tx: Tx) -> ActionUndone:
@@ -582,7 +574,7 @@ class SqlSupportBackend(SupportBackend):
             return ActionUndone(action_id=action_id, tool=action.tool, customer_id=action.customer_id,
                                 account_id=action.account_id, object_id=action.object_id, undone_at=_at(now))
 
-        return await self._write(write)
+        return await self.db.write(write)
 
 
 def _owning_row(tx: Tx, kind: ObjectKind, object_id: str) -> tuple[str, str | None] | None:
