@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from deskgate.scopes.mcp_auth import McpTokenVerifier
 from deskgate.server.mcp_app import build_mcp_server, http_credential
 from deskgate.server.runtime import Runtime
+from deskgate.server.settings import ServerSection
 
 # RFC 6750 §2.3 allows tokens in the query string; we do not: URLs end up in logs and histories.
 _QUERY_TOKEN_PARAMS = (b"access_token", b"token", b"bearer")
@@ -40,11 +41,18 @@ class RefuseQueryTokens:
         await self.app(scope, receive, send)
 
 
-def build_http_app(runtime: Runtime, *, host: str) -> Any:
+def public_url(runtime: Runtime, host: str, port: int) -> str:
+    """The configured public URL; the default one follows the address actually served."""
+    configured = runtime.settings.server.public_url
+    return f"http://{host}:{port}" if configured == ServerSection().public_url else configured
+
+
+def build_http_app(runtime: Runtime, *, host: str, port: int | None = None) -> Any:
     server = runtime.settings.server
+    url = public_url(runtime, host, port or server.port)
     verifier = McpTokenVerifier(runtime.verifier, runtime.audit)
     mcp = build_mcp_server(runtime.chain, http_credential, name=server.name, token_verifier=verifier,
-                           public_url=server.public_url)
+                           public_url=url)
 
     @mcp.custom_route("/.well-known/jwks.json", methods=["GET"])
     async def jwks(_: Request) -> Response:
@@ -56,9 +64,8 @@ def build_http_app(runtime: Runtime, *, host: str) -> Any:
 
     security = None
     if host not in ("127.0.0.1", "localhost", "::1"):
-        public = server.public_url.split("://", 1)[-1].rstrip("/")
-        security = TransportSecuritySettings(allowed_hosts=[public, f"{host}:*"],
-                                             allowed_origins=[server.public_url.rstrip("/")])
+        public = url.split("://", 1)[-1].rstrip("/")
+        security = TransportSecuritySettings(allowed_hosts=[public, f"{host}:*"], allowed_origins=[url.rstrip("/")])
     app = mcp.streamable_http_app(stateless_http=True, json_response=True, host=host,
                                   max_request_body_size=server.max_request_bytes, transport_security=security)
     return RefuseQueryTokens(app)

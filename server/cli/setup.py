@@ -114,7 +114,7 @@ def _serve_http(runtime: Runtime, host: str, port: int) -> None:
 
     from deskgate.server.http_app import build_http_app
 
-    app = build_http_app(runtime, host=host)
+    app = build_http_app(runtime, host=host, port=port)
     err.print(f"deskgate: MCP at http://{host}:{port}/mcp (JWKS at /.well-known/jwks.json)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 

@@ -1,0 +1,129 @@
+"""The server as a separate process: over stdio and over Streamable HTTP on loopback, both protocol eras."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.e2e.conftest import Deployment, call
+
+pytestmark = pytest.mark.anyio
+CLI = [sys.executable, "-m", "deskgate.server.cli"]
+
+
+def server_env(d: Deployment, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
+    env.update(DESKGATE_HOME=str(d.home), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)
+    if d.database_url:
+        env["DESKGATE_DATABASE_URL"] = d.database_url
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(deployment: Deployment) -> Iterator[str]:
+    """`deskgate serve --transport http` in its own process; yields its base URL once it answers."""
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "serve", "--transport", "http", "--port", str(port), "--dev"],
+                            env=server_env(deployment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with anyio.from_thread.start_blocking_portal() as portal:
+            portal.call(_wait_until_up, base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    with anyio.fail_after(30):
+        async with httpx2.AsyncClient() as http:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                try:
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
+
+
+@asynccontextmanager
+async def http_client(base: str, token: str, mode: str) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode) as client:
+        yield client
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_http_serves_both_protocol_eras_with_a_bearer_token(deployment: Deployment, http_server: str,
+                                                                   mode: str) -> None:
+    """A real client over HTTP lists the session's tools and calls one, in the 2026 and the handshake era."""
+    async with http_client(http_server, deployment.token("tier1-agent"), mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "get_order" in names and "issue_refund" not in names
+        result = await call(client, "get_order", order_id=deployment.demo.delivered_order)
+        assert result["status"] == "ok"
+        note = await call(client, "add_ticket_note", ticket_id=deployment.demo.pii_ticket, body=f"via http {mode}")
+        assert note["status"] == "ok"
+    assert deployment.rows("SELECT body FROM ticket_notes WHERE body = ?", (f"via http {mode}",))
+
+
+async def test_http_refuses_missing_invalid_revoked_and_query_string_tokens(deployment: Deployment,
+                                                                            http_server: str) -> None:
+    """401 with WWW-Authenticate for a missing, forged or revoked token; 400 for a token in the URL."""
+    token = deployment.token("tier1-agent", sub="revokee")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for auth in (None, "Bearer " + token[:-4] + "AAAA", "Basic dXNlcjpwYXNz"):
+            response = await http.post(f"{http_server}/mcp", json=body,
+                                       headers={**headers, **({"Authorization": auth} if auth else {})})
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        in_url = await http.post(f"{http_server}/mcp?access_token={token}", json=body, headers=headers)
+        assert in_url.status_code == 400
+        deployment.runtime.state.tokens.revoke_sync("sub", "revokee", "test", int(__import__("time").time()))
+        revoked = await http.post(f"{http_server}/mcp", json=body,
+                                  headers={**headers, "Authorization": f"Bearer {token}"})
+        assert revoked.status_code == 401
+        assert 'error="invalid_token"' in revoked.headers["www-authenticate"]
+    codes = [r.get("code") for r in deployment.audit_records() if r.get("kind") == "call"
+             and r.get("stage") == "authenticate"]
+    assert "revoked" in codes  # the why is audited, never told to the caller
+
+
+async def test_stdio_serves_with_the_token_from_the_environment(deployment: Deployment) -> None:
+    """Over stdio the token comes from DESKGATE_TOKEN; tools are listed and called for that session."""
+    params = StdioServerParameters(command=CLI[0], args=[*CLI[1:], "serve", "--transport", "stdio", "--dev"],
+                                   env=server_env(deployment, DESKGATE_TOKEN=deployment.token("tier1-agent")))
+    async with Client(params) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "issue_refund" not in names and "get_ticket" in names
+        result = await call(client, "get_ticket", ticket_id=deployment.demo.pii_ticket)
+        assert result["status"] == "ok"
+
+
+async def test_stdio_refuses_to_start_without_a_valid_token(deployment: Deployment) -> None:
+    """No token, or an invalid one, stops the stdio server before it reads a message."""
+    for token in ("", "not-a-token"):
+        done = await anyio.run_process([*CLI, "serve", "--transport", "stdio", "--dev"], input=b"",
+                                       env=server_env(deployment, DESKGATE_TOKEN=token), check=False)
+        assert done.returncode != 0
+        assert b"DESKGATE_TOKEN" in done.stderr
