@@ -351,11 +351,14 @@ class ActionStatus(ActionOwner):
     """Where an action this conversation started stands: a reversible change or a hand-off."""
 
     action_id: str = pii(NONE)
-    kind: Literal["reversible_action", "handoff"]
-    status: Literal["done", "undone", "queued", "taken", "closed"]
+    kind: Literal["reversible_action", "handoff", "approval"]
+    status: Literal["done", "undone", "queued", "taken", "closed",
+                    "pending", "approved", "denied", "expired", "executing", "failed"]
     ticket_id: Annotated[TicketId | None, pii(NONE)] = None
     created_at: datetime
     reversible_until: datetime | None = None
+    tool: str | None = pii(NONE, default=None, description="For an approval: the tool it is for.")
+    next_step: str | None = pii(NONE, default=None, description="What to do now, when there is something to do.")
 
 
 class PolicyRules(Record):

@@ -7,11 +7,13 @@ it never does.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import model_validator
 
 from deskgate.server.errors import DomainError, NotFound
+from deskgate.server.policy.approvals import Approvals
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.backend.base import check_refundable
 from deskgate.tools.context import ToolContext
@@ -117,7 +119,8 @@ class RefundCheckInput(Record):
 
 
 class ActionRef(Record):
-    action_id: str = pii(NONE, pattern=r"^(ACT|H)-\d{1,9}$", description="An action id (ACT-12) or hand-off id (H-3)")
+    action_id: str = pii(NONE, pattern=r"^((ACT|H)-\d{1,9}|AP-[0-9A-F]{12})$",
+                         description="An action id (ACT-12), hand-off id (H-3) or approval id (AP-1A2B3C4D5E6F)")
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -187,7 +190,17 @@ async def check_refund_eligibility(ctx: ToolContext, args: RefundCheckInput) -> 
     return eligibility
 
 
+_APPROVAL_NEXT = {
+    "pending": "Wait: a human approver has not decided yet.",
+    "approved": "Repeat the exact same call now to carry it out (it runs once).",
+    "denied": "Do not retry; tell the customer it was declined, with the approver's reason.",
+    "expired": "The approval lapsed; make the call again if it is still needed.",
+}
+
+
 async def get_action_status(ctx: ToolContext, args: ActionRef) -> ActionStatus:
+    if args.action_id.startswith("AP-"):
+        return await _approval_status(ctx, args.action_id)
     if args.action_id.startswith("H-"):
         handoff = await ctx.backend.get_handoff(args.action_id)
         return ActionStatus(action_id=handoff.handoff_id, kind="handoff", status=handoff.status,
@@ -198,6 +211,20 @@ async def get_action_status(ctx: ToolContext, args: ActionRef) -> ActionStatus:
                         status="undone" if action.undone_at else "done", customer_id=action.customer_id,
                         account_id=action.account_id, created_at=action.created_at,
                         reversible_until=action.reversible_until)
+
+
+async def _approval_status(ctx: ToolContext, approval_id: str) -> ActionStatus:
+    try:
+        approval = await Approvals(ctx.state.db).get(approval_id)
+    except NotFound:
+        approval = None
+    # Another session's approval looks exactly like an unknown one.
+    if approval is None or approval.sid != ctx.session.sid:
+        raise NotFound(f"approval {approval_id} not found")
+    state = approval.state_at(ctx.now)
+    return ActionStatus(action_id=approval.id, kind="approval", status=state, customer_id=approval.customer_id,
+                        created_at=datetime.fromtimestamp(approval.requested_at, UTC), tool=approval.tool,
+                        next_step=_APPROVAL_NEXT.get(state))
 
 
 # --- specs ----------------------------------------------------------------------------------
@@ -254,6 +281,7 @@ READ_TOOLS: tuple[ToolSpec, ...] = (
           RefundCheckInput, RefundEligibility, check_refund_eligibility, "orders:read"),
     _read("get_action_status", "Check an action you started",
           "Check where an action stands: a reversible change (ACT-...) - done, undone, and until when it can be "
-          "undone - or a hand-off to a human (H-...) - queued, taken or closed.",
+          "undone - a hand-off to a human (H-...) - queued, taken or closed - or an approval you are waiting "
+          "for (AP-...) - pending, approved (repeat the same call to run it), denied or expired.",
           ActionRef, ActionStatus, get_action_status, "actions:read"),
 )
