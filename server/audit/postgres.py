@@ -78,7 +78,8 @@ class PostgresAuditLog(GroupCommit):
     def _write(self, events: list[dict[str, Any]]) -> list[int]:
         for _ in range(_RETRIES):
             try:
-                return self._db.write_sync(lambda tx: self._insert(tx, events))
+                # One appender at a time across all processes: the chain is a single total order.
+                return self._db.serialized_sync("deskgate.audit_log", lambda tx: self._insert(tx, events))
             except pg_errors.UniqueViolation:
                 continue  # another process appended after our read: seal again on the new head
             except StoreUnavailable as exc:

@@ -51,6 +51,14 @@ class Database(ABC):
     def write_sync(self, fn: Callable[[Tx], T]) -> T: ...
 
     @abstractmethod
+    def serialized_sync(self, name: str, fn: Callable[[Tx], T]) -> T:
+        """A write transaction that runs alone among all holders of `name`, in every process.
+
+        For appends to one total order (the audit chain): read the head, then write after it, with no
+        retry storm under contention.
+        """
+
+    @abstractmethod
     def close(self) -> None: ...
 
     @abstractmethod
@@ -131,6 +139,9 @@ class SqliteDatabase(Database):
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, "BEGIN IMMEDIATE")
+
+    def serialized_sync(self, name: str, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, "BEGIN IMMEDIATE")  # SQLite has one writer at a time already
 
     def close(self) -> None:
         self._closed = True

@@ -80,6 +80,14 @@ class PostgresDatabase(Database):
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, psycopg.IsolationLevel.SERIALIZABLE)
 
+    def serialized_sync(self, name: str, fn: Callable[[Tx], T]) -> T:
+        # READ COMMITTED, so that every statement after the lock sees what the previous holder committed.
+        def locked(tx: Tx) -> T:
+            tx.one("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+            return fn(tx)
+
+        return self._run(locked, psycopg.IsolationLevel.READ_COMMITTED)
+
     def close(self) -> None:
         self._pool.close()
 
