@@ -83,6 +83,7 @@ class ChainSettings:
     max_argument_bytes: int
     reads_fail_closed: bool
     manifest_hash: str
+    bind_manifest: bool = False  # tokens issued under another manifest stop working
 
 
 class GuardChain:
@@ -147,7 +148,10 @@ class GuardChain:
     async def authenticate(self, credential: str | None) -> Session:
         if not credential:
             raise AuthenticationError("a valid session token is required", code="missing_token")
-        return await self._verifier.verify(credential)
+        session = await self._verifier.verify(credential)
+        if self._settings.bind_manifest and session.manifest_hash != self._settings.manifest_hash:
+            raise AuthenticationError("the tools changed since this token was issued", code="manifest_changed")
+        return session
 
     # -- 2. resolve ---------------------------------------------------------------------------
 

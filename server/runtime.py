@@ -81,7 +81,8 @@ class Runtime:
             redactor=redactor, audit=audit,
             settings=ChainSettings(max_argument_bytes=settings.server.max_argument_bytes,
                                    reads_fail_closed=settings.audit.reads_fail_closed,
-                                   manifest_hash=manifest["manifest_hash"]),
+                                   manifest_hash=manifest["manifest_hash"],
+                                   bind_manifest=settings.tokens.bind_manifest),
         )
         return cls(paths, settings, state_db, backend_db, state, backend, keys, roles, catalogue, policy,
                    issuer, verifier, redactor, audit, manifest, chain)

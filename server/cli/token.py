@@ -26,6 +26,7 @@ from deskgate.scopes.roles import load_roles
 from deskgate.scopes.tokens import DEFAULT_CLIENT_ID, SUBJECT, TOKEN_ID, TokenIssuer, TokenVerifier
 from deskgate.server.audit.open import open_audit_log
 from deskgate.server.errors import DeskgateError, InvalidArguments
+from deskgate.server.manifest.sources import served_manifest
 from deskgate.server.settings import Paths, Settings, database_url, load_settings, parse_duration
 from deskgate.server.store.db import open_database
 from deskgate.server.store.state import StateStore
@@ -116,8 +117,11 @@ def issue(
     with _admin() as admin:
         granted = load_roles().scopes_of(role) if role is not None else frozenset((scopes or "").split())
         lifetime = _seconds(ttl or admin.settings.tokens.default_ttl)
+        # With tokens.bind_manifest the token names the manifest it was issued under, and stops working
+        # when the served tools change.
+        bound = served_manifest()["manifest_hash"] if admin.settings.tokens.bind_manifest else None
         token, record = admin.issuer().issue(sub, granted, lifetime, customer=customer, ticket=ticket,
-                                             max_refund=max_refund, client_id=client_id)
+                                             max_refund=max_refund, client_id=client_id, manifest_hash=bound)
         admin.record("token.issued", jti=record.jti, sub=record.sub, sid=record.sid, scopes=record.scopes,
                      kid=record.kid, expires_at=record.expires_at, customer=record.customer,
                      ticket=record.ticket, max_refund=record.max_refund, role=role)

@@ -12,8 +12,10 @@ what keeps order numbers, tracking numbers, prices, dates and version strings un
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -59,9 +61,10 @@ _DOMAIN = re.compile(
     rf"(?:[A-Za-z0-9{_LATIN}](?:[A-Za-z0-9\-{_LATIN}]{{0,61}}[A-Za-z0-9{_LATIN}])?\.)+[A-Za-z]{{2,24}}"
     rf"(?![A-Za-z0-9\-{_LATIN}])"
 )
-_BRACKET_AT = r"\s*[\[({<]\s*at\s*[\])}>]\s*"
 _SPELLED_DOT = r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+"
-_OBFUSCATED_AT = re.compile(rf"(?i){_BRACKET_AT}|\s+at\s+|\s+@\s*|\s*@\s+")
+_OBFUSCATED_HINTS = (" at ", "at]", "at)", "at}", "at>", "at ]", "at )", "at }", "at >", "\nat", "at\n", "\tat", "at\t",
+                     " @", "@ ", "\t@", "@\t", "\n@", "@\n")
+_OBFUSCATED_AT = re.compile(r"[\[({<] ?[aA][tT] ?[\])}>]|\s[aA][tT]\s|\s@|@\s")
 _OBFUSCATED_DOMAIN = re.compile(
     rf"(?i)[A-Za-z0-9\-]{{1,63}}(?:(?:{_SPELLED_DOT}|\.)[A-Za-z0-9\-]{{1,63}}){{1,6}}(?![A-Za-z0-9\-])"
 )
@@ -83,9 +86,17 @@ def _emails(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
             if start < at:
                 yield PiiClass.EMAIL, "email", start, domain.end(), f"{text[start:at]}@{domain.group()}".lower()
         at = text.find("@", at + 1)
+    low = text.lower()
+    if ("at" not in low and "@" not in low) or not any(h in low for h in _OBFUSCATED_HINTS):
+        return
     for sep in _OBFUSCATED_AT.finditer(text):
-        local = _LOCAL_TAIL.search(text, max(0, sep.start() - 64), sep.start())
-        domain = _OBFUSCATED_DOMAIN.match(text, sep.end())
+        sep_start, sep_end = sep.start(), sep.end()
+        while sep_start > 0 and text[sep_start - 1].isspace():
+            sep_start -= 1
+        while sep_end < len(text) and text[sep_end].isspace():
+            sep_end += 1
+        local = _LOCAL_TAIL.search(text, max(0, sep_start - 64), sep_start)
+        domain = _OBFUSCATED_DOMAIN.match(text, sep_end)
         if not local or not domain:
             continue
         labels = _DOT_SEPARATOR.split(domain.group())
@@ -93,7 +104,7 @@ def _emails(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
         if not re.fullmatch(r"[A-Za-z]{2,24}", host.rsplit(".", 1)[-1]):
             continue
         spelled_dot = len(labels) > 1
-        plain_at = sep.group().strip().lower() == "at"
+        plain_at = text[sep_start:sep_end].strip().lower() == "at"
         if plain_at and not (
             spelled_dot or re.search(r"[._+\d]", local.group()) or host.split(".")[0].lower() in _FREEMAIL
         ):
@@ -103,7 +114,7 @@ def _emails(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
 
 # --- numbers: cards, SSNs, phones ----------------------------------------------------------------
 
-_RUN = re.compile(r"[+(\d][\d \-.()+/]*")
+_RUN = re.compile(r"[+(\d][\d \-.()+/]{6,}")  # at least 7 characters: the shortest number detected has 7 digits
 _DIGITS = re.compile(r"\d+")
 _SENTENCE_END = re.compile(r"\.\s")
 _BEFORE_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
@@ -122,18 +133,14 @@ _NOT_PHONE_CONTEXT = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Group:
-    digits: str
-    start: int
-    end: int
+Group = tuple[str, int, int]  # the digits of one group, and their span in the folded text
 
 
-def _looks_like_date(groups: list[_Group]) -> bool:
+def _looks_like_date(groups: list[Group]) -> bool:
     if len(groups) < 3:
         return False
-    a, b, c = (int(g.digits) for g in groups[:3])
-    la, lc = len(groups[0].digits), len(groups[2].digits)
+    a, b, c = (int(g[0]) for g in groups[:3])
+    la, lc = len(groups[0][0]), len(groups[2][0])
     if la == 4:  # 2024-03-15
         return 1 <= b <= 12 and 1 <= c <= 31
     if lc == 4:  # 15.03.2024 or 03/15/2024
@@ -141,17 +148,16 @@ def _looks_like_date(groups: list[_Group]) -> bool:
     return False
 
 
-def _phone(groups: list[_Group], plus: bool, paren: bool, context: tuple[str, str]) -> str | None:
+def _phone(digits: str, groups: list[Group], plus: bool, paren: bool, context: _Context) -> str | None:
     """The canonical number (`+` and digits when international) if the groups are written like a phone."""
-    digits = "".join(g.digits for g in groups)
-    n, shape = len(digits), [len(g.digits) for g in groups]
+    n, shape = len(digits), [len(g[0]) for g in groups]
     if plus:
         return f"+{digits}" if country_code(digits) and 8 <= n <= 15 else None
-    if shape == [3, 2, 4] or _looks_like_date(groups) or _NOT_PHONE_CONTEXT.search(context[0]):
+    if shape == [3, 2, 4] or _looks_like_date(groups) or _NOT_PHONE_CONTEXT.search(context.before[-24:]):
         return None  # 3-2-4 is how SSNs are written (an invalid one is still not a phone)
     if digits.startswith("00"):
         return f"+{digits[2:]}" if country_code(digits[2:]) and 10 <= n <= 17 else None
-    spoken = any(_PHONE_CONTEXT.search(c) for c in context)
+    spoken = context.has(_PHONE_CONTEXT)
     separated = len(groups) > 1
     nanp = shape in ([3, 3, 4], [1, 3, 3, 4]) and (shape[0] == 3 or digits[0] == "1")
     national = digits[1:] if n == 11 and digits[0] == "1" else digits
@@ -174,43 +180,45 @@ def _phone(groups: list[_Group], plus: bool, paren: bool, context: tuple[str, st
 
 
 def _classify(
-    groups: list[_Group], plus: bool, paren: bool, context: tuple[str, str], whole: bool
+    digits: str, groups: list[Group], plus: bool, paren: bool, context: _Context
 ) -> tuple[PiiClass, str, str] | None:
-    """What a window of digit groups is. Only a card may be a part of a longer run (`whole` False)."""
-    digits = "".join(g.digits for g in groups)
+    """What a whole segment of digit groups is: a card, an SSN, a phone, or nothing."""
     if not plus and card_valid(digits):
         return PiiClass.CARD, "card", digits
-    if not whole:
-        return None
     if (
         not plus
         and len(digits) == 9
         and ssn_valid(digits)
-        and ([len(g.digits) for g in groups] == [3, 2, 4] or any(_SSN_CONTEXT.search(c) for c in context))
+        and ([len(g[0]) for g in groups] == [3, 2, 4] or context.has(_SSN_CONTEXT))
     ):
         return PiiClass.NATIONAL_ID, "ssn", digits
-    phone = _phone(groups, plus, paren, context)
+    phone = _phone(digits, groups, plus, paren, context)
     return (PiiClass.PHONE, "phone", phone) if phone else None
 
 
-def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[_Group]]]:
-    """Digit groups of a run, cut where a separator cannot be inside one number (too long, a sentence end)."""
-    segments: list[tuple[int, list[_Group]]] = []
-    groups: list[_Group] = []
+def _splits(sep: str) -> bool:
+    """True when `sep` cannot sit inside one number: too long, a sentence end, a `+`, a spaced slash."""
+    if len(sep) == 1:
+        return sep == "+"
+    return (
+        len(sep.replace("(", "").replace(")", "")) > 3
+        or ".." in sep
+        or "+" in sep
+        or "/" in sep
+        or _SENTENCE_END.match(sep) is not None
+    )
+
+
+def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[Group]]]:
+    """Digit groups of a run, as segments cut where a separator cannot be inside one number."""
+    segments: list[tuple[int, list[Group]]] = []
+    groups: list[Group] = []
     seg_start = start
     for m in _DIGITS.finditer(text, start, end):
-        if groups:
-            sep = text[groups[-1].end : m.start()]
-            if (
-                len(sep.replace("(", "").replace(")", "")) > 3
-                or ".." in sep
-                or "+" in sep
-                or ("/" in sep and len(sep) > 1)
-                or _SENTENCE_END.match(sep)
-            ):
-                segments.append((seg_start, groups))
-                groups, seg_start = [], groups[-1].end
-        groups.append(_Group(m.group(), m.start(), m.end()))
+        if groups and _splits(text[groups[-1][2] : m.start()]):
+            segments.append((seg_start, groups))
+            groups, seg_start = [], groups[-1][2]
+        groups.append((m.group(), m.start(), m.end()))
     if groups:
         segments.append((seg_start, groups))
     return segments
@@ -219,12 +227,32 @@ def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[_Group]]
 _BOUNDARY = re.compile(r"[\n;!?]")
 
 
-def _context(text: str, start: int, end: int) -> tuple[str, str]:
-    """Lower-cased words just before `start` and just after `end`, within the same clause."""
-    before = text[max(0, start - 40) : start].lower()
-    after = text[end : end + 30].lower()
-    cut = _BOUNDARY.search(after)
-    return _BOUNDARY.split(before)[-1], after[: cut.start()] if cut else after
+class _Context:
+    """Lower-cased words just before and just after a number, within its clause; read only when needed."""
+
+    __slots__ = ("_after", "_before", "_end", "_start", "_text")
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self._text, self._start, self._end = text, start, end
+        self._before: str | None = None
+        self._after: str | None = None
+
+    @property
+    def before(self) -> str:
+        if self._before is None:
+            self._before = _BOUNDARY.split(self._text[max(0, self._start - 40) : self._start].lower())[-1]
+        return self._before
+
+    @property
+    def after(self) -> str:
+        if self._after is None:
+            after = self._text[self._end : self._end + 30].lower()
+            cut = _BOUNDARY.search(after)
+            self._after = after[: cut.start()] if cut else after
+        return self._after
+
+    def has(self, pattern: re.Pattern[str]) -> bool:
+        return bool(pattern.search(self.before) or pattern.search(self.after))
 
 
 def _numbers(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
@@ -240,97 +268,118 @@ def _numbers(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
             # Glued to a code (ES31 2536...): that segment is part of it. Glued to an id by a dash or
             # a dot (O-5531 020 7946 0958): only the first group is.
             seg_start, groups = segments[0]
-            segments[0] = (groups[0].end, groups[1:]) if before.isascii() and not before.isalnum() else (0, [])
+            segments[0] = (groups[0][2], groups[1:]) if before.isascii() and not before.isalnum() else (0, [])
         if end < len(text) and text[end] in _AFTER_NUMBER:
             segments.pop()  # glued to a word on the right: the last segment is part of it
         for seg_start, groups in segments:
             if groups:
-                yield from _number(text, seg_start, groups)
+                found = _number(text, seg_start, groups)
+                if found:
+                    yield found
 
 
-def _number(text: str, seg_start: int, groups: list[_Group]) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    first = groups[0]
-    plus_at, paren_at = text.rfind("+", seg_start, first.start), text.rfind("(", seg_start, first.start)
-    paren = paren_at != -1 and len(groups) > 1 and text[first.end : first.end + 1] == ")"  # (415) 555-2671
+def _number(text: str, seg_start: int, groups: list[Group]) -> tuple[PiiClass, str, int, int, str] | None:
+    _, first_start, first_end = groups[0]
+    plus_at, paren_at = text.rfind("+", seg_start, first_start), text.rfind("(", seg_start, first_start)
+    paren = paren_at != -1 and len(groups) > 1 and text[first_end : first_end + 1] == ")"  # (415) 555-2671
     plus = plus_at != -1
-    start = paren_at if paren else plus_at if plus else first.start
-    context = _context(text, start, groups[-1].end)
-    # The whole segment, then (for cards only) without a short tail such as "12/26" or "123" (an
-    # expiry date, a CVV) that the run swallowed.
-    total = sum(len(g.digits) for g in groups)
-    for j in range(len(groups), 0, -1):
-        window = groups[:j]
-        if j < len(groups) and total - sum(len(g.digits) for g in window) > 5:
-            return
-        found = _classify(window, plus, paren, context, j == len(groups))
-        if found:
-            cls, kind, value = found
-            yield cls, kind, start, window[-1].end, value
-            return
+    start = paren_at if paren else plus_at if plus else first_start
+    digits = "".join(g[0] for g in groups)
+    found = _classify(digits, groups, plus, paren, _Context(text, start, groups[-1][2]))
+    if found:
+        return found[0], found[1], start, groups[-1][2], found[2]
+    if plus:
+        return None
+    # A card followed by a short tail the run swallowed: an expiry date ("12/26") or a CVV ("123").
+    tail = 0
+    for j in range(len(groups) - 1, 0, -1):
+        tail += len(groups[j][0])
+        if tail > 8:
+            break
+        if card_valid(digits[:-tail]):
+            return PiiClass.CARD, "card", start, groups[j - 1][2], digits[:-tail]
+    return None
 
 
 # --- IBAN, UK NINO -----------------------------------------------------------------------------
 
-_IBAN = re.compile(r"(?i)[A-Z]{2}[ \-.]?\d{2}(?:[ \-.]{0,2}[A-Z0-9]){10,32}")
-_NINO = re.compile(r"(?i)[A-Z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-D](?![A-Za-z0-9])")
+# Both start with two letters and two digits, in one case throughout (upper, or lower when typed in
+# a hurry): one scan finds where they may start, then each is matched there.
+# The scan includes the character before the code (a code never follows a letter or digit), which
+# makes it much faster than scanning from every letter; the text's start is checked on its own.
+_CODE_START = re.compile(r"[^A-Za-z0-9](?:[A-Z]{2}|[a-z]{2})[ \-.]?\d\d")
+_IBAN = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}(?:[ \-.]{0,2}[A-Za-z0-9]){10,32}")
+_NINO = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-Da-d](?![A-Za-z0-9])")
 _NINO_FIRST, _NINO_SECOND = frozenset("ABCEGHJKLMNOPRSTWXYZ"), frozenset("ABCEGHJKLMNPRSTWXYZ")
 
 
-def _candidates(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-    """Like finditer, but a rejected candidate consumes one character, not its whole match (which may hold the real one)."""
+def _code_starts(text: str) -> Iterator[int]:
+    """Where a code may start. A rejected one moves the scan on by one character, not past its match."""
+    if _CODE_START.match(" " + text[:5]):
+        yield 0
     pos = 0
-    while (m := pattern.search(text, pos)) is not None:
+    while (m := _CODE_START.search(text, pos)) is not None:
         pos = m.start() + 1
-        yield m
+        if not text[m.start()].isalnum():  # a non-ASCII letter or digit before is still a word
+            yield pos
 
 
-def _ibans(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    for m in _candidates(_IBAN, text):
-        start = m.start()
-        if start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():
-            continue
-        length = IBAN_LENGTHS.get(m.group()[:2].upper())
-        if length is None:
-            continue
-        chars = [(i, text[i]) for i in range(start, m.end()) if text[i].isalnum()][:length]
-        if len(chars) < length:
-            continue
-        last = chars[-1][0]
-        if last + 1 < len(text) and text[last + 1].isascii() and text[last + 1].isalnum():
-            continue
-        # Prose continues in lower case after a code-like start; IBANs are written in one case, and
-        # lower-case ones (typed in a hurry) do not have letter-only groups.
-        letters = [c for _, c in chars if c.isalpha()]
-        if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
-            continue
-        tokens = re.split(r"[ \-.]+", text[start : last + 1])
-        if letters[0].islower() and len(tokens) > 1 and any(len(t) != 4 for t in tokens[:-1]):
-            continue  # lower case: only in the print format (groups of four), never prose like "at 10 am we"
-        iban = "".join(c for _, c in chars).upper()
-        if iban_valid(iban):
-            yield PiiClass.IBAN, "iban", start, last + 1, iban
+def _codes(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    """IBANs and UK NINOs."""
+    for start in _code_starts(text):
+        iban = _IBAN.match(text, start)
+        if iban:
+            found = _iban(text, start, iban.end())
+            if found:
+                yield found
+                continue
+        nino = _NINO.match(text, start)
+        if nino:
+            value = re.sub(r"[ \-.]", "", nino.group()).upper()
+            if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
+                yield PiiClass.NATIONAL_ID, "nino", start, nino.end(), value
 
 
-def _ninos(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    for m in _candidates(_NINO, text):
-        start = m.start()
-        if start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():
-            continue
-        value = re.sub(r"[ \-.]", "", m.group()).upper()
-        if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
-            yield PiiClass.NATIONAL_ID, "nino", start, m.end(), value
+def _iban(text: str, start: int, end: int) -> tuple[PiiClass, str, int, int, str] | None:
+    length = IBAN_LENGTHS.get(text[start : start + 2].upper())
+    if length is None:
+        return None
+    chars = [(i, text[i]) for i in range(start, end) if text[i].isalnum()][:length]
+    if len(chars) < length:
+        return None
+    last = chars[-1][0]
+    if last + 1 < len(text) and text[last + 1].isascii() and text[last + 1].isalnum():
+        return None
+    # Prose continues in lower case after a code-like start; IBANs are written in one case, and
+    # lower-case ones only in the print format (groups of four), never like "at 10 am we".
+    letters = [c for _, c in chars if c.isalpha()]
+    if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+        return None
+    tokens = re.split(r"[ \-.]+", text[start : last + 1])
+    if letters[0].islower() and len(tokens) > 1 and any(len(t) != 4 for t in tokens[:-1]):
+        return None
+    iban = "".join(c for _, c in chars).upper()
+    return (PiiClass.IBAN, "iban", start, last + 1, iban) if iban_valid(iban) else None
 
 
 # --- IP addresses --------------------------------------------------------------------------------
 
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
-_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}")
+_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*")
 _VERSION_CONTEXT = re.compile(
     r"\b(version|v|build|release|firmware|fw|app|update|patch|section|clause|chapter|article|art)\W{0,3}$"
 )
 
 
 def _ips(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    if text.count(".") >= 3:
+        yield from _ipv4s(text)
+    # IPv6 is written with "::" or with six or seven colons; timestamps like 10:30:00 have neither.
+    if "::" in text or text.count(":") >= 6:
+        yield from _ipv6s(text)
+
+
+def _ipv4s(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
     for m in _IPV4.finditer(text):
         start, end = m.start(), m.end()
         before = text[start - 1] if start else " "
@@ -346,11 +395,12 @@ def _ips(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
         except ValueError:
             continue
         yield PiiClass.IP, "ipv4", start, end, str(address)
-    if text.count(":") < 2:
-        return
+
+
+def _ipv6s(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
     for m in _IPV6.finditer(text):
-        start, end = m.start(), m.end()
-        candidate = m.group()
+        candidate = m.group().rstrip(".")
+        start, end = m.start(), m.start() + len(candidate)
         if candidate.count(":") < 2 or sum(1 for g in re.split(r"[:.]", candidate) if g) < 3:
             continue
         before = text[start - 1] if start else " "
@@ -366,77 +416,116 @@ def _ips(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
 
 # --- secrets -------------------------------------------------------------------------------------
 
-# (kind, substrings one of which must occur, pattern, group holding the secret)
+# (kind, substrings one of which must occur, pattern, group holding the secret). Patterns start
+# with their literal prefix (fast to scan for); the word boundary before it is checked afterwards.
 _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
     ("private_key", ("-----BEGIN",), re.compile(
         r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
     ("jwt", ("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
-    ("bearer_token", ("bearer",), re.compile(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{12,}=*)"), 1),
+    ("bearer_token", ("Bearer", "bearer", "BEARER"), re.compile(
+        r"[Bb](?:earer|EARER)[ \t]+([A-Za-z0-9\-._~+/]{12,}=*)"), 1),
     ("aws_access_key", ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA"), re.compile(
-        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
-    ("github_token", ("gh", "github_pat_"), re.compile(
-        r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})"), 0),
+        r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
+    ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), re.compile(
+        r"gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255}"), 0),
     ("gitlab_token", ("glpat-",), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
     ("stripe_key", ("k_live_", "k_test_", "whsec_"), re.compile(
-        r"(?<![A-Za-z0-9])(?:[sr]k_(?:live|test)_|whsec_)[A-Za-z0-9]{16,247}"), 0),
+        r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{16,247}"), 0),
     ("slack_token", ("xox", "hooks.slack.com"), re.compile(
-        r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0),
+        r"xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0),
     ("google_api_key", ("AIza",), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
-    ("openai_anthropic_key", ("sk-",), re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_\-]{20,}"), 0),
+    ("openai_anthropic_key", ("sk-",), re.compile(r"sk-[A-Za-z0-9_\-]{20,}"), 0),
     ("sendgrid_key", ("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
-    ("npm_token", ("npm_",), re.compile(r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}"), 0),
+    ("npm_token", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
 )
+
+# `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
 _PAIR_WORDS = (
     "password|passwd|pwd|passcode|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|"
     "secret[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|private[_-]?key|pin|"
     "passwort|kennwort|mot de passe|contrase\u00f1a|clave|wachtwoord|parola d'ordine"
 )
-_PAIR_HINTS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase", "clave", "wachtwoord", "parola")
-_PAIR = re.compile(
-    rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WORDS})[\"']?\s*(?:[:=]|=>|:=)\s*"
-    r"(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s,;\"'<>()\[\]{}]{1,200}))"
+# A key word, then the nearest `:` or `=` on the same line (scanned in the lower-cased text).
+_PAIR_NEAR = re.compile(
+    r"(?:pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola)[^\n:=]{0,24}[:=]"
 )
+_PAIR_KEY = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WORDS})[\"']?[ \t]*\Z")
+_PAIR_VALUE = re.compile(
+    r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s,;\"'<>()\[\]{}]{1,200}))"
+)
+# "my password is hunter2!", scanned in the lower-cased text; the value is taken from the original.
 _PAIR_SPOKEN = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(?:password|passwort|pwd|passcode|pin|mot de passe|contrase\u00f1a|wachtwoord)"
+    r"(?:pass(?:word|wort|code)|pwd|pin|mot de passe|contrase\u00f1a|wachtwoord)"
     r"\s+(?:is|was|ist|war|est|es|era|is nu)\s+[\"']?([^\s\"']{6,200})"
 )
-_PLACEHOLDER = re.compile(r"(?i)^[\"']?(?:\*+|x+|\.+|•+|\[hidden\]|\[redacted\]|null|none|n/?a|<[^>]*>)[\"']?$")
+_PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|\.+|\u2022+|\[hidden\]|\[redacted\]|null|none|n/?a|<[^>]*>)$")
+_TOKEN_CHAR = frozenset(string.ascii_letters + string.digits + "_-")
+
+
+def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for near in _PAIR_NEAR.finditer(low):
+        at = near.end() - 1  # the `:` or `=`
+        if not _PAIR_KEY.search(text, max(0, at - 48), at):
+            continue
+        value = _PAIR_VALUE.match(text, at + 1)
+        if value is None:
+            continue
+        group = next(g for g in (1, 2, 3) if value.group(g) is not None)
+        if not _PLACEHOLDER.match(value.group(group)):
+            yield PiiClass.SECRET, "credential", value.start(group), value.end(group), value.group(group)
+    for m in _PAIR_SPOKEN.finditer(low):
+        if m.start() and low[m.start() - 1].isalnum():
+            continue
+        secret = text[m.start(1) : m.end(1)].rstrip(".,;:")
+        if re.search(r"[\d\W_]", secret) and len(secret) >= 6:
+            yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(secret), secret
+
+
+_SECRET_HINTS = tuple((hint, index) for index, (_, hints, _, _) in enumerate(_SECRETS) for hint in hints)
 
 
 def _secrets(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for index in sorted({index for hint, index in _SECRET_HINTS if hint in text}):
+        kind, _, pattern, group = _SECRETS[index]
+        for m in pattern.finditer(text):
+            if kind != "bearer_token" and m.start() and text[m.start() - 1] in _TOKEN_CHAR:
+                continue  # inside a longer token
+            yield PiiClass.SECRET, kind, m.start(group), m.end(group), m.group(group)
     low = text.lower()
-    for kind, hints, pattern, group in _SECRETS:
-        haystack = low if pattern.flags & re.IGNORECASE else text
-        if any(h in haystack for h in hints):
-            for m in pattern.finditer(text):
-                yield PiiClass.SECRET, kind, m.start(group), m.end(group), m.group(group)
-    if any(h in low for h in _PAIR_HINTS):
-        for m in _PAIR.finditer(text):
-            group = next(g for g in (1, 2, 3) if m.group(g) is not None)
-            if not _PLACEHOLDER.match(m.group(group)):
-                yield PiiClass.SECRET, "credential", m.start(group), m.end(group), m.group(group)
-        for m in _PAIR_SPOKEN.finditer(text):
-            value = m.group(1).rstrip(".,;:")
-            if re.search(r"[\d\W_]", value) and len(value) >= 6:
-                yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(value), value
+    if len(low) == len(text):  # lower() keeps offsets (it does unless exotic letters expand)
+        yield from _pairs(text, low)
+    else:
+        yield from _pairs(text, "".join(c.lower()[:1] for c in text))
 
 
-_DETECTORS = (_secrets, _emails, _ibans, _numbers, _ninos, _ips)
+_DETECTORS = (_secrets, _emails, _codes, _numbers, _ips)
+
+
+# Values tool results are full of and that can hold nothing detectable (the detectors would find
+# nothing in them either): ISO dates and timestamps, and one-letter ids such as C-1042.
+_PLAIN = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?|[A-Z]-\d{1,9}"
+)
 
 
 def detect(text: str) -> list[Detection]:
     """Every PII value and secret in `text`, non-overlapping, in order, with spans of the original."""
+    if len(text) < 6 or _PLAIN.fullmatch(text):  # the shortest value found is six characters (a@b.co)
+        return []
     folded = fold(text)
     hits = [hit for detector in _DETECTORS for hit in detector(folded.text)]
     if not hits:
         return []
     hits.sort(key=lambda h: (_RANK[h[0]], h[2] - h[3], h[2]))
-    taken: list[tuple[int, int]] = []
+    starts: list[int] = []  # kept spans, sorted and disjoint
+    ends: list[int] = []
     kept: list[Detection] = []
     for cls, kind, start, end, value in hits:
-        if end <= start or any(start < e and s < end for s, e in taken):
+        i = bisect.bisect_right(starts, start)
+        if end <= start or (i and ends[i - 1] > start) or (i < len(starts) and starts[i] < end):
             continue
-        taken.append((start, end))
+        starts.insert(i, start)
+        ends.insert(i, end)
         o_start, o_end = folded.span(start, end)
         kept.append(Detection(cls, kind, o_start, o_end, value))
     kept.sort(key=lambda d: d.start)

@@ -50,17 +50,20 @@ class Folded:
 def fold(text: str) -> Folded:
     if text.isascii():
         return Folded(text, None)
+    runs = [(m.start(), m.end(), "".join(map(_fold_char, m.group()))) for m in _NON_ASCII.finditer(text)]
+    if all(folded == text[start:end] for start, end, folded in runs):
+        return Folded(text, None)  # accented prose and the like: nothing to fold, offsets unchanged
     parts: list[str] = []
     origin: list[int] = []
     pos = 0
-    for match in _NON_ASCII.finditer(text):
-        parts.append(text[pos : match.start()])
-        origin.extend(range(pos, match.start()))
-        for index in range(match.start(), match.end()):
+    for start, end, _ in runs:
+        parts.append(text[pos:start])
+        origin.extend(range(pos, start))
+        for index in range(start, end):
             folded = _fold_char(text[index])
             parts.append(folded)
             origin.extend([index] * len(folded))
-        pos = match.end()
+        pos = end
     parts.append(text[pos:])
     origin.extend(range(pos, len(text)))
     return Folded("".join(parts), tuple(origin))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -15,6 +16,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+from deskgate.server.runtime import Runtime
+from deskgate.server.settings import Paths
 from tests.e2e.conftest import Deployment, call
 
 pytestmark = pytest.mark.anyio
@@ -127,3 +131,23 @@ async def test_stdio_refuses_to_start_without_a_valid_token(deployment: Deployme
                                        env=server_env(deployment, DESKGATE_TOKEN=token), check=False)
         assert done.returncode != 0
         assert b"DESKGATE_TOKEN" in done.stderr
+
+
+async def test_with_bind_manifest_a_token_from_before_a_tool_change_stops_working(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tokens.bind_manifest: a token carrying another manifest hash is refused; the current one works."""
+    home.mkdir(parents=True)
+    (home / "deskgate.toml").write_text("[tokens]\nbind_manifest = true\n")
+    monkeypatch.delenv("DESKGATE_DATABASE_URL", raising=False)
+    runtime = Runtime.open(Paths(home))
+    try:
+        scopes = runtime.roles.scopes_of("tier1-agent")
+        current, _ = runtime.issuer.issue("a", scopes, 600, manifest_hash=runtime.manifest["manifest_hash"])
+        stale, _ = runtime.issuer.issue("a", scopes, 600, manifest_hash="0" * 64)
+        unbound, _ = runtime.issuer.issue("a", scopes, 600)
+        for token, expected in ((current, "ok"), (stale, "denied"), (unbound, "denied")):
+            async with Client(build_mcp_server(runtime.chain, fixed_credential(token))) as client:
+                result = await call(client, "get_policy")
+                assert result["status"] == expected, result
+    finally:
+        await runtime.aclose()
