@@ -37,6 +37,7 @@ import keyring.errors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from deskgate.server.durable import atomic_replace, fsync_dir
 from deskgate.server.errors import ConfigError
 from deskgate.server.settings import Paths, TokensSection, parse_duration
 
@@ -269,7 +270,7 @@ class SigningKeys:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self._warn_file(path)
         return "file"
 
@@ -353,15 +354,7 @@ class SigningKeys:
 
     def _write(self, keyset: _Keyset) -> None:
         data = {"current": keyset.current, "keys": [asdict(k) for k in keyset.keys]}
-        tmp = self.keyset_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, json.dumps(data, indent=2).encode("utf-8") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.keyset_path)
-        _fsync_dir(self.directory)
+        atomic_replace(self.keyset_path, json.dumps(data, indent=2).encode("utf-8") + b"\n", mode=0o644)
 
 
 def _parse_keyset(path: Path) -> _Keyset:
@@ -381,11 +374,3 @@ def _parse_keyset(path: Path) -> _Keyset:
     if current is not None and not any(r.kid == current for r in records):
         raise ConfigError("the keyset file names a current key it does not hold", file=str(path))
     return _Keyset(current, records)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

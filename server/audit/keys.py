@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from deskgate.server.audit.segments import fsync_dir, write_all
+from deskgate.server.durable import fsync_dir, write_all
 from deskgate.server.errors import AuditUnavailable
 
 KEY_ENV = "DESKGATE_AUDIT_KEY"

@@ -42,15 +42,14 @@ from deskgate.server.audit.segments import (
     append_durably,
     describe_oserror,
     first_line,
-    fsync_dir,
     last_line,
     open_append,
     open_read,
     segment_name,
     segments,
     set_aside_torn,
-    write_all,
 )
+from deskgate.server.durable import fsync_dir, write_all
 from deskgate.server.errors import AuditUnavailable
 from deskgate.server.settings import AuditSection
 

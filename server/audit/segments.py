@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from deskgate.server.durable import fsync_dir, write_all
+
 LOCK_NAME = "audit.lock"
 CHECKPOINTS_NAME = "checkpoints.jsonl"
 _SEGMENT = re.compile(r"^audit-(\d{6,})\.jsonl$")
@@ -42,22 +44,6 @@ def open_append(path: Path) -> int:
 
 def open_read(path: Path) -> int:
     return os.open(path, os.O_RDONLY | _FLAGS)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a created, renamed or removed entry durable, not just the file's contents."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def append_durably(path: Path, data: bytes) -> None:

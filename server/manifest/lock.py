@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from deskgate.config import packaged
+from deskgate.server.durable import atomic_replace
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.build import HASH_KEY, canonical_bytes, manifest_hash, require_manifest
 from deskgate.server.manifest.diff import Change, diff, render_diff
@@ -122,28 +121,7 @@ def check_served(manifest: Mapping[str, Any], paths: Paths, *, dev: bool, warn: 
 
 
 def _replace(path: Path, data: bytes) -> None:
-    directory = path.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_replace(path, data, mode=0o644)  # a lock is reviewed, not secret
     except OSError as exc:
         raise ConfigError(f"cannot write the lock: {exc.strerror}", file=str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # a lock is reviewed, not secret
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-        _fsync_directory(directory)  # makes the rename itself durable
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write the lock: {exc.strerror}", file=str(path)) from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
