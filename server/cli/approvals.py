@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from deskgate.server.cli.token import cli_errors, iso, record_admin
+from deskgate.server.cli.common import cli_errors, iso, record_admin
 from deskgate.server.policy.approvals import Approvals, principal
 from deskgate.server.settings import Paths, database_url, load_settings
 from deskgate.server.store.db import open_database

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deskgate.scopes.keys import SigningKeys
-from deskgate.server.cli.token import cli_errors, iso, record_admin
+from deskgate.server.cli.common import cli_errors, iso, record_admin
 from deskgate.server.settings import Paths, Settings, load_settings
 
 app = typer.Typer(help="Rotate and list the token signing keys.", no_args_is_help=True)

@@ -7,8 +7,6 @@ each token's jti and metadata. Every change is appended to the audit log as an a
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
 import json
 import sys
 import time
@@ -24,45 +22,14 @@ from rich.table import Table
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import load_roles
 from deskgate.scopes.tokens import DEFAULT_CLIENT_ID, SUBJECT, TOKEN_ID, TokenIssuer, TokenVerifier
-from deskgate.server.audit.open import open_audit_log
-from deskgate.server.errors import DeskgateError, InvalidArguments
+from deskgate.server.cli.common import cli_errors, iso, record_admin
+from deskgate.server.errors import InvalidArguments
 from deskgate.server.manifest.sources import served_manifest
 from deskgate.server.settings import Paths, Settings, database_url, load_settings, parse_duration
 from deskgate.server.store.db import open_database
 from deskgate.server.store.state import StateStore
 
 app = typer.Typer(help="Issue, revoke, list and inspect session tokens.", no_args_is_help=True)
-
-
-@contextmanager
-def cli_errors() -> Iterator[None]:
-    """Our errors become one line on stderr and exit code 1, never a traceback."""
-    try:
-        yield
-    except DeskgateError as exc:
-        typer.echo(f"error: {exc.reason}", err=True)
-        raise typer.Exit(1) from None
-
-
-def iso(ts: int | None) -> str:
-    return "-" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-
-
-def actor() -> str:
-    """The operating-system user running an admin command, for the audit record."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def record_admin(paths: Paths, settings: Settings, action: str, **fields: Any) -> None:
-    """Append one admin record to the audit log and make it durable before the command answers."""
-    audit = open_audit_log(paths, settings)
-    try:
-        audit.append_sync({"kind": "admin", "action": action, "actor": actor(), **fields})
-    finally:
-        audit.close()
 
 
 @dataclass
