@@ -1,0 +1,198 @@
+"""Where a `get_order` call's time goes, and what removing a cost would buy.
+
+    python -m bench.hotpath [--calls 2000] [--out bench/results]
+
+1. Stage breakdown: the chain's collaborators (token verifier, policy stage, backend, redactor,
+   audit log) are wrapped with timers on this process's instances only, and `get_order` is
+   called through `GuardChain.call` in memory. Each stage's mean, and what is left for the chain's
+   own glue (argument digest, audit record, ...).
+2. pyinstrument profiles: the chain in memory, and the deskgate server process over HTTP
+   (written to `--out` as hotpath-memory.txt and hotpath-http.txt).
+3. What-if: a change proposed for the hot path is applied to this process's instances only and
+   measured A/B against the unchanged chain in the same run. Nothing here changes deskgate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pyinstrument import Profiler
+
+from bench._common import Home, Summary, Table, prepare_home, ratio, scratch
+from bench.overhead import timed_reads
+from bench.servers import connected, serving
+from deskgate.server.runtime import Runtime
+
+TOOL = "get_order"
+
+
+def _timed(target: Any, name: str, totals: dict[str, float], label: str) -> None:
+    """Replace `target.name` (on this instance only) with a version that adds its time to totals[label]."""
+    original = getattr(target, name)
+    if inspect.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def timed_async(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                totals[label] += time.perf_counter() - began
+
+        setattr(target, name, timed_async)
+    else:
+        @functools.wraps(original)
+        def timed_sync(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                totals[label] += time.perf_counter() - began
+
+        setattr(target, name, timed_sync)
+
+
+async def call_reads(runtime: Runtime, home: Home, calls: int, start: int = 0) -> list[float]:
+    seconds = []
+    for order in itertools.islice(itertools.cycle(home.workload.orders), start, start + calls):
+        began = time.perf_counter()
+        outcome = await runtime.chain.call(home.tokens[0], TOOL, {"order_id": order})
+        seconds.append(time.perf_counter() - began)
+        if outcome.status.value != "ok":
+            raise RuntimeError(f"{TOOL} {order} answered {outcome.status.value}: {outcome.reason}")
+    return seconds
+
+
+async def breakdown(home: Home, calls: int) -> Table:
+    runtime = home.open_runtime()
+    totals: dict[str, float] = defaultdict(float)
+    policy_stage = runtime.chain._policy  # the instance the chain calls (not exposed by Runtime)
+    stages = [
+        ("1 authenticate: token (cached) + revocation lookup", runtime.verifier, "verify"),
+        ("4 policy: decide", policy_stage, "decide"),
+        ("7 tool context: policy view for the session", policy_stage, "view_for"),
+        ("7 execute: backend get_order (SQLite, worker thread)", runtime.backend, "get_order"),
+        ("8 redact: result", runtime.redactor, "redact_output"),
+        ("8 redact: arguments for the audit record", runtime.redactor, "redact_for_audit"),
+        ("9 audit: durable append (group commit, fsync)", runtime.audit, "append"),
+    ]
+    try:
+        await call_reads(runtime, home, 100)  # warm-up, untimed
+        for label, target, name in stages:
+            _timed(target, name, totals, label)
+        chain = await call_reads(runtime, home, calls)
+    finally:
+        await runtime.aclose()
+    total = sum(chain)
+    out = Table(f"Where a get_order call's time goes (in memory, {calls} sequential calls through GuardChain.call)",
+                ["stage", "mean us", "share"])
+    for label, _, _ in stages:
+        out.add(label, f"{totals[label] / calls * 1e6:,.0f}", f"{totals[label] / total:.0%}")
+    rest = total - sum(totals.values())
+    out.add("chain glue (resolve, digests, audit record, outcome)", f"{rest / calls * 1e6:,.0f}", f"{rest / total:.0%}")
+    out.add("**whole chain**", f"{total / calls * 1e6:,.0f}", "100%")
+    return out
+
+
+async def profile_memory(home: Home, calls: int, out: Path) -> None:
+    runtime = home.open_runtime()
+    try:
+        await call_reads(runtime, home, 100)
+        profiler = Profiler(interval=0.0005, async_mode="enabled")
+        with profiler:
+            await call_reads(runtime, home, calls)
+    finally:
+        await runtime.aclose()
+    _write(out, profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+async def profile_http(home: Home, calls: int, out: Path) -> None:
+    """The server process writes its own profile when it stops (see `bench.servers`)."""
+    async with serving("deskgate", home.root, home.policy, profile=out) as url, \
+            connected(url, home.tokens[0]) as client:
+        await client.list_tools()
+        await timed_reads(client, "deskgate", home.workload.orders, calls, 0)
+
+
+# --- what-if ----------------------------------------------------------------------------------
+
+def lazy_policy_view(runtime: Runtime) -> None:
+    """Proposed: build the session's policy view only for the tools that read it (get_policy and the
+    write tools' undo windows), instead of a deep copy on every call. For get_order that is no
+    view at all; here, the view is served from a per-session cache without copying."""
+    stage = runtime.chain._policy
+    compute = stage.view_for
+    cache: dict[Any, dict[str, Any]] = {}
+
+    def view_for(session: Any) -> dict[str, Any]:
+        key = (session.scopes, session.max_refund)
+        if key not in cache:
+            cache[key] = compute(session)
+        return cache[key]
+
+    stage.view_for = view_for  # type: ignore[method-assign]
+
+
+EXPERIMENTS: dict[str, Callable[[Runtime], None]] = {"policy view built lazily, not deep-copied": lazy_policy_view}
+
+
+async def what_if(home: Home, *, rounds: int, calls: int) -> Table:
+    out = Table("What-if: proposed hot-path changes, measured A/B in memory (get_order through GuardChain.call)",
+                ["change", "median us before", "median us after", "after / before"])
+    for name, apply in EXPERIMENTS.items():
+        before, after = home.open_runtime(), home.open_runtime()
+        apply(after)
+        samples: dict[str, list[float]] = {"before": [], "after": []}
+        try:
+            for runtime in (before, after):
+                await call_reads(runtime, home, 100)
+            for r in range(rounds):
+                for label in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                    runtime = before if label == "before" else after
+                    samples[label] += await call_reads(runtime, home, calls, r * calls)
+        finally:
+            await before.aclose()
+            await after.aclose()
+        b, a = Summary.of(samples["before"]), Summary.of(samples["after"])
+        out.add(name, f"{b.median * 1e3:,.0f}", f"{a.median * 1e3:,.0f}", ratio(a.median, b.median))
+    return out
+
+
+async def run(home: Home, *, calls: int, out: Path) -> list[Table]:
+    tables = [await breakdown(home, calls), await what_if(home, rounds=6, calls=max(100, calls // 6))]
+    await profile_memory(home, calls, out / "hotpath-memory.txt")
+    await profile_http(home, calls, out / "hotpath-http.txt")
+    return tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    with scratch(args.dir, "hotpath") as root:
+        anyio.run(_show, root, args)
+
+
+async def _show(root: Path, args: argparse.Namespace) -> None:
+    home = await prepare_home(root, 1000, sessions=1)
+    for table in await run(home, calls=args.calls, out=args.out):
+        table.show()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The two servers under test, each in its own process on a loopback port, and the clients that call them.
+
+Child side (`python -m bench.servers --kind deskgate|bare --home DIR --policy FILE`): binds a
+listening socket on 127.0.0.1 port 0, prints `{"port": N}` on stdout, then serves with uvicorn as
+`deskgate serve --transport http` does. The socket listens before the port is announced, so the
+first request queues in the backlog until the app is up: no polling, no sleep.
+
+Parent side: `serving(kind, home)` starts the child, reads the port (bounded by a timeout) and
+terminates the child on exit; `connected(target, token)` opens an `mcp.Client` - in memory when
+given an `MCPServer`, over Streamable HTTP (httpx2) when given a URL; `call_ok` calls a tool and
+stops the run if it did not succeed (a benchmark of refusals measures nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
+
+from bench._common import apply_bench_environment, bench_environment
+
+Kind = Literal["deskgate", "bare"]
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+HTTP_TIMEOUT = 60.0
+
+
+# --- child ----------------------------------------------------------------------------------
+
+def _listening_socket() -> socket.socket:
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every response waits ~40 ms for a delayed ACK (Nagle), drowning what we measure.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # loopback only
+    sock.listen(1024)
+    return sock
+
+
+def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
+    import uvicorn
+
+    from bench.bare import build_bare_server
+    from deskgate.server.http_app import build_http_app
+    from deskgate.server.runtime import Runtime
+    from deskgate.server.settings import Paths
+    from deskgate.server.store.db import open_database
+    from deskgate.tools.backend.sql import SqlSupportBackend
+
+    sock = _listening_socket()
+    if kind == "deskgate":
+        runtime = Runtime.open(Paths(home), policy_path=policy)
+        app = build_http_app(runtime, host="127.0.0.1")
+        close = lambda: anyio.run(runtime.aclose)  # noqa: E731
+    else:
+        db = open_database(None, Paths(home).backend_db)
+        bare = build_bare_server(SqlSupportBackend(db))
+        app = bare.streamable_http_app(stateless_http=True, json_response=True, host="127.0.0.1")
+        close = db.close
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False))
+    # uvicorn re-raises a SIGTERM it shut down for with the handler it found; the default one
+    # would end the process before `close()` runs (and the audit log's shutdown checkpoint with it).
+    signal.signal(signal.SIGTERM, _exit)
+    profiler = _profiler() if profile else None
+    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
+    try:
+        server.run(sockets=[sock])  # returns on SIGTERM, after a graceful shutdown
+    finally:
+        close()
+        if profiler is not None and profile is not None:
+            profiler.stop()
+            profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _profiler() -> Any:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005, async_mode="disabled")  # every thread's samples, not one task's
+    profiler.start()
+    return profiler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one server under test (started by the benchmarks)")
+    parser.add_argument("--kind", choices=("deskgate", "bare"), required=True)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile here at exit")
+    args = parser.parse_args()
+    apply_bench_environment()
+    _serve(args.kind, args.home, args.policy, args.profile)
+
+
+# --- parent ---------------------------------------------------------------------------------
+
+@asynccontextmanager
+async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None = None) -> AsyncIterator[str]:
+    """Run one server process; yields its MCP endpoint URL. With `profile`, a pyinstrument report lands there."""
+    command = [sys.executable, "-m", "bench.servers", "--kind", kind, "--home", str(home), "--policy", str(policy)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
+    process = await anyio.open_process(command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE,
+                                       stderr=None)
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(START_TIMEOUT):
+            announced = b""
+            while not announced.endswith(b"\n"):
+                announced += await process.stdout.receive()
+        port = int(json.loads(announced)["port"])
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        with anyio.move_on_after(STOP_TIMEOUT) as waited:
+            await process.wait()
+        if waited.cancelled_caught:
+            process.kill()
+            await process.wait()
+        await process.aclose()
+
+
+class UnexpectedResult(RuntimeError):
+    """A benchmarked call did not succeed: the run would measure refusals, so it stops."""
+
+
+async def call_ok(client: Client, kind: str, tool: str, arguments: dict[str, Any]) -> None:
+    """Call a tool and insist on success (deskgate: `status` ok; bare: not an error)."""
+    result = await client.call_tool(tool, arguments)
+    status = (result.structured_content or {}).get("status") if kind == "deskgate" else None
+    if result.is_error or (kind == "deskgate" and status != "ok"):
+        detail = result.structured_content or [c.model_dump() for c in result.content]
+        raise UnexpectedResult(f"{kind} {tool} did not succeed: {detail}")
+
+
+@asynccontextmanager
+async def connected(target: MCPServer | str, token: str | None = None) -> AsyncIterator[Client]:
+    """An MCP client for an in-memory server or an HTTP endpoint (with the bearer token, if any)."""
+    if isinstance(target, MCPServer):
+        async with Client(target) as client:
+            yield client
+        return
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # The SDK leaves a client it was given open: this one is closed here.
+    async with httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT) as http, \
+            Client(streamable_http_client(target, http_client=http)) as client:
+        yield client
+
+if __name__ == "__main__":
+    main()
