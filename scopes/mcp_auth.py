@@ -11,8 +11,9 @@ import logging
 from typing import Any, Protocol
 
 from mcp.server.auth.provider import AccessToken
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+from deskgate.scopes.session import Session
 from deskgate.scopes.tokens import TokenVerifier, token_fingerprint
 from deskgate.server.errors import AuthenticationError, DeskgateError
 
@@ -26,9 +27,16 @@ class AuditSink(Protocol):
 
 
 class SessionAccessToken(AccessToken):
-    """The SDK's `AccessToken`, whose repr leaves the raw token out."""
+    """The SDK's `AccessToken`, whose repr leaves the raw token out.
+
+    It also carries the `Session` this request's token was just verified as (revocation included),
+    so the guard chain's stage 1 does not verify the same token twice in one request.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     token: str = Field(repr=False)
+    session: Session | None = Field(default=None, repr=False, exclude=True)
 
 
 class McpTokenVerifier:
@@ -54,6 +62,7 @@ class McpTokenVerifier:
             resource=self._verifier.audience,
             subject=session.sub,
             claims={"sid": session.sid, "jti": session.jti},
+            session=session,
         )
 
     async def _record_refusal(self, code: str, token: str) -> None:

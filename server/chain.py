@@ -119,7 +119,7 @@ class GuardChain:
 
     # -- the chain --------------------------------------------------------------------------
 
-    async def call(self, credential: str | None, tool: str, arguments: dict[str, Any] | None) -> Outcome:
+    async def call(self, credential: str | Session | None, tool: str, arguments: dict[str, Any] | None) -> Outcome:
         call = Call(tool=tool, raw=dict(arguments or {}), request_id=uuid.uuid4().hex,
                     started=time.perf_counter(), now=int(self._clock()))
         try:
@@ -138,17 +138,19 @@ class GuardChain:
                               reason=f"internal error; quote request {call.request_id} to the operator")
         return await self.audit(call, outcome)                             # 9
 
-    async def visible_tools(self, credential: str | None) -> list[ToolSpec]:
+    async def visible_tools(self, credential: str | Session | None) -> list[ToolSpec]:
         """What `tools/list` shows: only the tools this session's scopes allow (none without a token)."""
         session = await self.authenticate(credential)
         return self._catalogue.visible_to(session.scopes)
 
     # -- 1. authenticate ----------------------------------------------------------------------
 
-    async def authenticate(self, credential: str | None) -> Session:
+    async def authenticate(self, credential: str | Session | None) -> Session:
+        """The session of this call. A `Session` comes from HTTP, where the bearer middleware verified the
+        token (revocation included) earlier in this same request; a string is verified here."""
         if not credential:
             raise AuthenticationError("a valid session token is required", code="missing_token")
-        session = await self._verifier.verify(credential)
+        session = credential if isinstance(credential, Session) else await self._verifier.verify(credential)
         if self._settings.bind_manifest and session.manifest_hash != self._settings.manifest_hash:
             raise AuthenticationError("the tools changed since this token was issued", code="manifest_changed")
         return session
@@ -293,9 +295,11 @@ class GuardChain:
 
     def _context(self, call: Call) -> ToolContext:
         assert call.session is not None
-        return ToolContext(backend=self._backend, session=call.session, state=self._state,
+        session = call.session
+        return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
-                           policy_view=self._policy.view_for(call.session))
+                           policy_view=lambda: self._policy.view_for(session),
+                           undo_windows=self._policy.undo_windows)
 
     # -- 9. audit -----------------------------------------------------------------------------
 

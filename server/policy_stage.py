@@ -70,6 +70,8 @@ class PolicyStage:
         self._issuer = issuer
         self._manifest_hash = manifest_hash
         self._redemptions = state.redemptions
+        self._undo_windows = {name: rules.undo_window for name, rules in policy.tools.items()
+                              if rules.undo_window is not None}
         self._confirmations_for: tuple[tuple[str, ...], Confirmations] | None = None
 
     @property
@@ -78,6 +80,10 @@ class PolicyStage:
 
     def view_for(self, session: Session) -> dict[str, Any]:
         return self._engine.view_for(session)
+
+    @property
+    def undo_windows(self) -> dict[str, int]:
+        return self._undo_windows
 
     # -- 4. policy ----------------------------------------------------------------------------
 
@@ -169,9 +175,21 @@ class PolicyStage:
         raise ConfirmationRequired(reason, preview=preview, confirmation_token=issued.token)
 
     async def redeem_confirmation(self, call: Call, token: str, replay_allowed: Any) -> bool:
-        return await self._confirmations().redeem(
-            token, self._binding(call), now=call.now, customer_code=getattr(call.args, "customer_code", None),
-            replay_allowed=replay_allowed)
+        """True when the token is an allowed replay: the stored result answers and nothing is paid out.
+
+        Stage 4 reserved the call's money on the assumption that it runs now; a refused or replayed
+        confirmation pays nothing, so the reservation is given back here.
+        """
+        try:
+            replayed = await self._confirmations().redeem(
+                token, self._binding(call), now=call.now, customer_code=getattr(call.args, "customer_code", None),
+                replay_allowed=replay_allowed)
+        except BaseException:
+            await self.release(call)
+            raise
+        if replayed:
+            await self.release(call)
+        return replayed
 
     def _binding(self, call: Call) -> Binding:
         assert call.session is not None and call.spec is not None and call.digest is not None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,5 +18,10 @@ class ToolContext:
     session: Session
     state: StateStore
     request_id: str
-    now: int                     # unix seconds, one clock reading per call
-    policy_view: dict[str, Any]  # the policy rules that apply to this session (for get_policy)
+    now: int                                     # unix seconds, one clock reading per call
+    policy_view: Callable[[], dict[str, Any]]    # the rules that apply to this session (built on demand)
+    undo_windows: Mapping[str, int] = field(default_factory=dict)  # seconds, per reversible tool
+
+    def undo_deadline(self, tool: str) -> int:
+        """Until when an action of `tool` taken now can be undone; no window in the policy means none."""
+        return self.now + max(0, self.undo_windows.get(tool, 0))

@@ -172,12 +172,13 @@ async def list_tickets(ctx: ToolContext, args: ListTicketsInput) -> TicketList:
 
 
 async def get_policy(ctx: ToolContext, args: GetPolicyInput) -> PolicyRules:
+    view = ctx.policy_view()
     if args.topic is None:
-        return PolicyRules(topic=None, rules=dict(ctx.policy_view))
-    if args.topic not in ctx.policy_view:
-        known = ", ".join(sorted(ctx.policy_view)) or "none"
+        return PolicyRules(topic=None, rules=view)
+    if args.topic not in view:
+        known = ", ".join(sorted(view)) or "none"
         raise NotFound(f"no policy section {args.topic!r}; sections: {known}")
-    section = ctx.policy_view[args.topic]
+    section = view[args.topic]
     return PolicyRules(topic=args.topic, rules=section if isinstance(section, dict) else {args.topic: section})
 
 

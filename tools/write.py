@@ -4,7 +4,7 @@ Handlers apply the domain's rules (through the backend) and nothing else: tiers,
 confirmation, idempotency, reason-code lists, "only an admin may cancel" and "verified identity
 first" are the guard chain's, decided before a handler runs. Reversible writes record an action
 that `undo_action` can reverse until `now + undo window` (the window is policy:
-`policy_view["undo_window_seconds"][tool]`, a day when the policy does not say).
+`ToolContext.undo_deadline`; a tool the policy gives no window cannot be undone).
 """
 
 from __future__ import annotations
@@ -44,14 +44,7 @@ from deskgate.tools.read import exactly_one
 from deskgate.tools.spec import Handler, Previewer, ToolSpec, pii
 
 NONE, FREE = PiiClass.NONE, PiiClass.FREE_TEXT
-DEFAULT_UNDO_WINDOW = 86400
 PASSWORD_RESET_TTL = 1800
-
-
-def undo_deadline(ctx: ToolContext, tool: str) -> int:
-    """Until when an action of `tool` taken now can be undone (the policy's window, else a day)."""
-    windows = ctx.policy_view.get("undo_window_seconds", {})
-    return ctx.now + max(0, int(windows.get(tool, DEFAULT_UNDO_WINDOW)))
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -159,13 +152,13 @@ async def verify_identity(ctx: ToolContext, args: VerifyIdentityInput) -> Identi
 async def update_email_preferences(ctx: ToolContext, args: UpdatePreferencesInput) -> PreferencesChanged:
     return await ctx.backend.update_email_preferences(
         args.customer_id, args.changes(), actor=ctx.session.sub, now=ctx.now,
-        reversible_until=undo_deadline(ctx, "update_email_preferences"))
+        reversible_until=ctx.undo_deadline("update_email_preferences"))
 
 
 async def change_shipping_address(ctx: ToolContext, args: ChangeAddressInput) -> AddressChanged:
     return await ctx.backend.change_shipping_address(
         args.order_id, args.address, actor=ctx.session.sub, now=ctx.now,
-        reversible_until=undo_deadline(ctx, "change_shipping_address"))
+        reversible_until=ctx.undo_deadline("change_shipping_address"))
 
 
 async def initiate_password_reset(ctx: ToolContext, args: PasswordResetInput) -> PasswordResetSent:
@@ -188,7 +181,7 @@ async def preview_refund(ctx: ToolContext, args: RefundInput) -> str:
 async def apply_account_credit(ctx: ToolContext, args: CreditInput) -> CreditApplied:
     return await ctx.backend.apply_account_credit(
         args.account_id, args.amount, args.reason_code, actor=ctx.session.sub, now=ctx.now,
-        reversible_until=undo_deadline(ctx, "apply_account_credit"))
+        reversible_until=ctx.undo_deadline("apply_account_credit"))
 
 
 async def cancel_subscription(ctx: ToolContext, args: CancelInput) -> Subscription:

@@ -1,8 +1,9 @@
 """The audit chain in PostgreSQL, for several server processes writing one log.
 
-One total order across processes: `seq` is the table's primary key and each batch reads the head
-and inserts after it in one SERIALIZABLE transaction, so two processes can never both write
-seq N (the loser's transaction fails and is retried on the new head): no forks, no gaps.
+One total order across processes: each batch takes a transaction-scoped advisory lock, reads the
+head and inserts after it, so appends from every process queue on the lock instead of failing;
+`seq` is the table's primary key, so even a writer that skipped the lock could never fork the
+chain (its insert fails and is sealed again on the new head): no forks, no gaps.
 Group commit is per process (`batching`): one transaction, hence one WAL flush, per batch.
 Durability is PostgreSQL's commit (keep `synchronous_commit = on` for this role).
 
@@ -11,14 +12,16 @@ files. The application role needs only SELECT and INSERT on both tables:
 
     GRANT SELECT, INSERT ON audit_log, audit_checkpoints TO deskgate_app;
 
-and the checkpoints are shipped to an external anchor exactly as for the file log.
+and the checkpoints are shipped to an external anchor exactly as for the file log. A server
+whose audit tables are already at the latest version starts without any DDL, so the role that
+runs `deskgate db upgrade` (and owns the tables) can be another than the one that serves.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +71,8 @@ class PostgresAuditLog(GroupCommit):
         self._db, self._key, self._clock = db, key, clock
         self._signed_seq = 0
         try:
-            upgrade(db, "audit", AUDIT_MIGRATIONS)
+            if not _up_to_date(db):
+                upgrade(db, "audit", AUDIT_MIGRATIONS)
         except StoreUnavailable as exc:
             raise AuditUnavailable(f"the audit table cannot be prepared: {exc.reason}") from exc
         anchor = anchor or anchor_from_env()
@@ -80,9 +84,9 @@ class PostgresAuditLog(GroupCommit):
             try:
                 # One appender at a time across all processes: the chain is a single total order.
                 return self._db.serialized_sync("deskgate.audit_log", lambda tx: self._insert(tx, events))
-            except pg_errors.UniqueViolation:
-                continue  # another process appended after our read: seal again on the new head
             except StoreUnavailable as exc:
+                if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                    continue  # another writer appended after our read: seal again on the new head
                 raise AuditUnavailable(f"the audit log cannot be written: {exc.reason}") from exc
         raise AuditUnavailable("the audit log stayed too contended to commit")
 
@@ -120,6 +124,18 @@ class PostgresAuditLog(GroupCommit):
             self._shipper.close()
 
 
+def _up_to_date(db: Database) -> bool:
+    """True when every audit migration is recorded; read-only, so it needs no DDL privilege."""
+
+    def read(tx: Tx) -> bool:
+        if not _exists(tx, "schema_migrations"):
+            return False
+        row = tx.one("SELECT MAX(version) FROM schema_migrations WHERE component = 'audit'")
+        return row is not None and row[0] is not None and int(row[0]) >= AUDIT_MIGRATIONS[-1].version
+
+    return db.read_sync(read)
+
+
 def verify_postgres(db: Database, public: Ed25519PublicKey, *, anchor: Path | None = None) -> Report:
     """`verify` over the audit table: same protocol, same report; places are `audit_log seq N`."""
     report = Report(kid=key_id(public))
@@ -139,13 +155,66 @@ def _json_or_none(text: str) -> Any:
 
 
 def _table_lines(db: Database) -> Iterator[tuple[str, bytes]]:
-    after = 0
+    for seq, record in table_rows(db):
+        yield f"audit_log seq {seq}", record.encode("ascii", errors="replace") + b"\n"
+
+
+def has_table(db: Database) -> bool:
+    """Whether this database holds the audit chain (without creating anything)."""
+    return db.read_sync(lambda tx: _exists(tx, "audit_log"))
+
+
+def _exists(tx: Tx, table: str) -> bool:
+    row = tx.one("SELECT to_regclass(?)", (table,))
+    return row is not None and row[0] is not None
+
+
+def table_rows(db: Database, *, after: int = 0) -> Iterator[tuple[int, str]]:
+    """(seq, stored record) after `after`, oldest first; one short read transaction per page."""
     while True:
         page = db.read_sync(lambda tx, a=after: tx.query(
-            "SELECT seq, record FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (a, _PAGE)
-        ))
-        for seq, record in page:
-            yield f"audit_log seq {seq}", record.encode("ascii", errors="replace") + b"\n"
+            "SELECT seq, record FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (a, _PAGE)))
+        yield from ((int(seq), str(record)) for seq, record in page)
         if len(page) < _PAGE:
             return
         after = int(page[-1][0])
+
+
+# -- reading for people (`deskgate audit tail | export | report`), as `reader` does for the files --
+
+def table_records(db: Database, *, after: int = 0) -> Iterator[dict[str, Any]]:
+    """Every record after seq `after`, oldest first. Reading is not verifying: a row that is not a
+    JSON object is skipped here and named by `verify_postgres`."""
+    return _parsed(table_rows(db, after=after))
+
+
+def last_table_records(db: Database, count: int, keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The last `count` records that pass `keep`, oldest first (reads newest pages first)."""
+    found: list[dict[str, Any]] = []
+    before = 2**63 - 1  # above any seq (BIGINT)
+    while len(found) < count:
+        page = db.read_sync(lambda tx, b=before: tx.query(
+            "SELECT seq, record FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?", (b, _PAGE)))
+        found += [r for r in _parsed(page) if keep(r)][:count - len(found)]
+        if len(page) < _PAGE:
+            break
+        before = int(page[-1][0])
+    return found[::-1]
+
+
+def follow_table(db: Database, wait: Callable[[], None], *, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+    """Yield each record with seq > `after_seq` as any process appends it; `wait` when nothing is new."""
+    while True:
+        fresh = list(table_rows(db, after=after_seq))
+        if not fresh:
+            wait()
+            continue
+        after_seq = fresh[-1][0]
+        yield from _parsed(fresh)
+
+
+def _parsed(rows: Iterable[tuple[int, str]]) -> Iterator[dict[str, Any]]:
+    for _, text in rows:
+        record = _json_or_none(text)
+        if isinstance(record, dict):
+            yield record

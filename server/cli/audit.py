@@ -1,8 +1,11 @@
 """`deskgate audit verify | tail | export` and `deskgate report`: thin commands over `deskgate.server.audit`.
 
-Every command finds the log at `Paths.from_env().audit_dir` and only reads it. Exit codes: 0 ok,
-1 the log failed verification or cannot be read, 2 bad usage. Records reach the terminal only
-through `safe_text` (or as ASCII-escaped JSON), so nothing an agent wrote can drive the terminal.
+Every command reads the deployment's one chain and never writes to it: the JSON Lines log at
+`Paths.from_env().audit_dir`, or, when `DESKGATE_DATABASE_URL` is set, the shared `audit_log` table
+that every server process appends to (the audit public key still comes from the audit directory,
+or `--public-key`). Exit codes: 0 ok, 1 the log failed verification or cannot be read, 2 bad
+usage. Records reach the terminal only through `safe_text` (or as ASCII-escaped JSON), so nothing
+an agent wrote can drive the terminal.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -25,6 +31,13 @@ from rich.text import Text
 
 from deskgate.server.audit.checkpoints import ANCHOR_FILE_ENV
 from deskgate.server.audit.keys import load_public_key
+from deskgate.server.audit.postgres import (
+    follow_table,
+    has_table,
+    last_table_records,
+    table_records,
+    verify_postgres,
+)
 from deskgate.server.audit.reader import (
     CSV_COLUMNS,
     Filter,
@@ -37,9 +50,10 @@ from deskgate.server.audit.reader import (
     tail_line,
 )
 from deskgate.server.audit.report import Scorecard, scorecard
-from deskgate.server.audit.verify import total_bytes, verify
-from deskgate.server.errors import AuditUnavailable
-from deskgate.server.settings import Paths, parse_duration
+from deskgate.server.audit.verify import Report, total_bytes, verify
+from deskgate.server.errors import AuditUnavailable, StoreUnavailable
+from deskgate.server.settings import Paths, database_url, parse_duration
+from deskgate.server.store.db import Database, open_database
 
 app = typer.Typer(help="Verify, follow and export the audit log.", no_args_is_help=True)
 _err = Console(stderr=True, highlight=False)
@@ -56,13 +70,74 @@ class ReportFormat(StrEnum):
     JSON = "json"
 
 
-def _audit_dir() -> Path:
-    directory = Paths.from_env().audit_dir
-    if not directory.is_dir():
-        _err.print(f"no audit log at {safe_text(str(directory))} (run `deskgate init`, or set DESKGATE_HOME)",
-                   markup=False)
-        raise typer.Exit(1)
-    return directory
+Keep = Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class _FileLog:
+    """The JSON Lines log under the state directory (SQLite deployments)."""
+
+    directory: Path
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return iter_records(self.directory)
+
+    def last(self, count: int, keep: Keep) -> list[dict[str, Any]]:
+        return last_records(self.directory, count, keep)
+
+    def follow(self, wait: Callable[[], None], after_seq: int) -> Iterator[dict[str, Any]]:
+        return follow(self.directory, wait, after_seq=after_seq)
+
+    def verify(self, public: Ed25519PublicKey, anchor: Path | None) -> Report:
+        with Progress(TextColumn("verifying"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                      console=_err, transient=True, disable=not _err.is_terminal) as progress:
+            task = progress.add_task("verify", total=total_bytes(self.directory))
+            return verify(self.directory, public, anchor=anchor, on_progress=lambda n: progress.advance(task, n))
+
+
+@dataclass(frozen=True)
+class _TableLog:
+    """The shared chain in PostgreSQL (`DESKGATE_DATABASE_URL`): one table for every server process."""
+
+    db: Database
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return table_records(self.db)
+
+    def last(self, count: int, keep: Keep) -> list[dict[str, Any]]:
+        return last_table_records(self.db, count, keep)
+
+    def follow(self, wait: Callable[[], None], after_seq: int) -> Iterator[dict[str, Any]]:
+        return follow_table(self.db, wait, after_seq=after_seq)
+
+    def verify(self, public: Ed25519PublicKey, anchor: Path | None) -> Report:
+        return verify_postgres(self.db, public, anchor=anchor)
+
+
+@contextmanager
+def _open_log() -> Iterator[_FileLog | _TableLog]:
+    """The deployment's chain: the PostgreSQL table when DESKGATE_DATABASE_URL is set, else the files."""
+    paths = Paths.from_env()
+    url = database_url()
+    if not url:
+        if not paths.audit_dir.is_dir():
+            _err.print(f"no audit log at {safe_text(str(paths.audit_dir))} (run `deskgate init`, or set "
+                       "DESKGATE_HOME)", markup=False)
+            raise typer.Exit(1)
+        yield _FileLog(paths.audit_dir)
+        return
+    try:
+        db = open_database(url, paths.state_db)
+    except StoreUnavailable as exc:
+        raise _fail(exc.reason) from None
+    try:
+        if not has_table(db):
+            raise _fail(f"no audit table in {db.describe()} (start the server once, or run `deskgate db upgrade`)")
+        yield _TableLog(db)
+    except StoreUnavailable as exc:  # the database went away half-way: say so, exit 1
+        raise _fail(exc.reason) from None
+    finally:
+        db.close()
 
 
 def _fail(reason: str) -> typer.Exit:
@@ -94,15 +169,12 @@ def verify_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result.")] = False,
 ) -> None:
     """Check the whole chain, its checkpoints and signatures; name the first bad record."""
-    directory = _audit_dir()
-    try:
-        public = load_public_key(directory, public_key)
-    except AuditUnavailable as exc:
-        raise _fail(exc.reason) from None
-    with Progress(TextColumn("verifying"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=_err, transient=True, disable=not _err.is_terminal) as progress:
-        task = progress.add_task("verify", total=total_bytes(directory))
-        report = verify(directory, public, anchor=anchor, on_progress=lambda n: progress.advance(task, n))
+    with _open_log() as log:
+        try:
+            public = load_public_key(Paths.from_env().audit_dir, public_key)
+        except AuditUnavailable as exc:
+            raise _fail(exc.reason) from None
+        report = log.verify(public, anchor)
     if as_json:
         typer.echo(json.dumps({
             "ok": report.ok, "records": report.records, "files": report.files, "last_seq": report.last_seq,
@@ -113,8 +185,9 @@ def verify_command(
         for note in report.torn:
             typer.echo(f"note: {safe_text(note)} holds a torn write set aside after a crash (recorded in the log)")
         if report.ok:
+            place = f"{report.files} files" if isinstance(log, _FileLog) else "the audit_log table"
             typer.echo(
-                f"OK: {report.records} records in {report.files} files, last seq {report.last_seq}, "
+                f"OK: {report.records} records in {place}, last seq {report.last_seq}, "
                 f"head {report.head[:16]}; {report.checkpoints} checkpoints verified with key {report.kid}; "
                 f"{report.unsigned} records after the last checkpoint"
             )
@@ -135,25 +208,25 @@ def tail_command(
     status: Annotated[str | None, typer.Option(help="Only this status (ok, denied, ...).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON lines.")] = False,
 ) -> None:
-    """Show the latest records; with -f, follow the log across rotations."""
-    directory = _audit_dir()
+    """Show the latest records; with -f, follow the log (across rotations, or the shared table)."""
     keep = Filter(tool=tool, sub=sub, status=status)
-    shown = last_records(directory, lines, keep) if lines else []
-    for record in shown:
-        _print_record(record, as_json)
-    if not follow_:
-        return
-    after = max((r["seq"] for r in shown if isinstance(r.get("seq"), int)), default=_last_seq(directory))
-    try:
-        for record in follow(directory, lambda: time.sleep(_FOLLOW_POLL_SECONDS), after_seq=after):
-            if keep(record):
-                _print_record(record, as_json)
-    except KeyboardInterrupt:
-        return
+    with _open_log() as log:
+        shown = log.last(lines, keep) if lines else []
+        for record in shown:
+            _print_record(record, as_json)
+        if not follow_:
+            return
+        after = max((r["seq"] for r in shown if isinstance(r.get("seq"), int)), default=_last_seq(log))
+        try:
+            for record in log.follow(lambda: time.sleep(_FOLLOW_POLL_SECONDS), after):
+                if keep(record):
+                    _print_record(record, as_json)
+        except KeyboardInterrupt:
+            return
 
 
-def _last_seq(directory: Path) -> int:
-    last = last_records(directory, 1, lambda _: True)
+def _last_seq(log: _FileLog | _TableLog) -> int:
+    last = log.last(1, lambda _: True)
     return last[0]["seq"] if last and isinstance(last[0].get("seq"), int) else 0
 
 
@@ -169,20 +242,20 @@ def export_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")] = None,
 ) -> None:
     """Export records (optionally a time window) for a SIEM, as JSON Lines or CSV."""
-    directory = _audit_dir()
-    records = filter(Filter(since=since, until=until), iter_records(directory))
-    out = output.open("w", encoding="ascii", newline="") if output else sys.stdout
-    try:
-        if format_ is ExportFormat.JSONL:
-            for line in export_jsonl(records):
-                out.write(line + "\n")
-        else:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(csv_row(r) for r in records)
-    finally:
-        if output:
-            out.close()
+    with _open_log() as log:
+        records = filter(Filter(since=since, until=until), log.records())
+        out = output.open("w", encoding="ascii", newline="") if output else sys.stdout
+        try:
+            if format_ is ExportFormat.JSONL:
+                for line in export_jsonl(records):
+                    out.write(line + "\n")
+            else:
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(CSV_COLUMNS)
+                writer.writerows(csv_row(r) for r in records)
+        finally:
+            if output:
+                out.close()
 
 
 def report(
@@ -192,20 +265,19 @@ def report(
 ) -> None:
     """The scorecard: calls by tool and status, actions, escalations, denials, confirmations,
     money paid out per day, p50/p95 latency - all from the audit log."""
-    directory = _audit_dir()
-    records = filter(Filter(since=since, until=until), _with_progress(directory))
-    card = scorecard(records)
+    with _open_log() as log:
+        card = scorecard(filter(Filter(since=since, until=until), _with_progress(log.records())))
     if format_ is ReportFormat.JSON:
         typer.echo(json.dumps(card.as_dict(), ensure_ascii=True, indent=2))
         return
     _print_scorecard(card)
 
 
-def _with_progress(directory: Path) -> Iterator[dict[str, Any]]:
+def _with_progress(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     with Progress(TextColumn("reading the log"), BarColumn(), TextColumn("{task.completed} records"),
                   console=_err, transient=True, disable=not _err.is_terminal) as progress:
         task = progress.add_task("read", total=None)
-        for record in iter_records(directory):
+        for record in records:
             progress.advance(task)
             yield record
 

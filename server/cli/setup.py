@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -116,6 +117,9 @@ def _serve_http(runtime: Runtime, host: str, port: int) -> None:
 
     app = build_http_app(runtime, host=host, port=port)
     err.print(f"deskgate: MCP at http://{host}:{port}/mcp (JWKS at /.well-known/jwks.json)")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: make that
+    # handler an orderly exit, so the caller's `finally` closes the runtime (shutdown audit checkpoint).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 
 

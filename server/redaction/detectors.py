@@ -62,9 +62,8 @@ _DOMAIN = re.compile(
     rf"(?![A-Za-z0-9\-{_LATIN}])"
 )
 _SPELLED_DOT = r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+"
-_OBFUSCATED_HINTS = (" at ", "at]", "at)", "at}", "at>", "at ]", "at )", "at }", "at >", "\nat", "at\n", "\tat", "at\t",
-                     " @", "@ ", "\t@", "@\t", "\n@", "@\n")
-_OBFUSCATED_AT = re.compile(r"[\[({<] ?[aA][tT] ?[\])}>]|\s[aA][tT]\s|\s@|@\s")
+_AT_CORE = re.compile(r"at[\s\])}>]")
+_OBFUSCATED_AT = re.compile(r"[\[({<] ?[aA][tT] ?[\])}>]|\s[aA][tT]\s")
 _OBFUSCATED_DOMAIN = re.compile(
     rf"(?i)[A-Za-z0-9\-]{{1,63}}(?:(?:{_SPELLED_DOT}|\.)[A-Za-z0-9\-]{{1,63}}){{1,6}}(?![A-Za-z0-9\-])"
 )
@@ -76,7 +75,23 @@ _FREEMAIL = frozenset({
 })
 
 
-def _emails(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _spelled_ats(text: str, low: str) -> Iterator[tuple[int, int]]:
+    """Where an at sign is spelled out ([at], (at), " at ") or spaced (" @ "). Scans for the literal
+    "at" first (fast), then checks the few characters around it."""
+    last = -1
+    for core in _AT_CORE.finditer(low):
+        sep = _OBFUSCATED_AT.search(text, max(last + 1, core.start() - 2), core.end() + 1)
+        if sep:
+            last = sep.end() - 1
+            yield sep.span()
+    at = text.find("@")
+    while at != -1:
+        if (at and text[at - 1].isspace()) or text[at + 1 : at + 2].isspace():
+            yield at, at + 1
+        at = text.find("@", at + 1)
+
+
+def _emails(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
     at = text.find("@")
     while at != -1:
         local = _LOCAL_TAIL.search(text, max(0, at - 64), at)
@@ -86,11 +101,7 @@ def _emails(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
             if start < at:
                 yield PiiClass.EMAIL, "email", start, domain.end(), f"{text[start:at]}@{domain.group()}".lower()
         at = text.find("@", at + 1)
-    low = text.lower()
-    if ("at" not in low and "@" not in low) or not any(h in low for h in _OBFUSCATED_HINTS):
-        return
-    for sep in _OBFUSCATED_AT.finditer(text):
-        sep_start, sep_end = sep.start(), sep.end()
+    for sep_start, sep_end in _spelled_ats(text, low):
         while sep_start > 0 and text[sep_start - 1].isspace():
             sep_start -= 1
         while sep_end < len(text) and text[sep_end].isspace():
@@ -119,17 +130,17 @@ _DIGITS = re.compile(r"\d+")
 _SENTENCE_END = re.compile(r"\.\s")
 _BEFORE_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
 _AFTER_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%$\u20ac\u00a3")
-_SSN_CONTEXT = re.compile(r"\b(ssn|ss#|social security|soc\.? ?sec|tin)\b")
+_SSN_CONTEXT = re.compile(r"\b(?:ssn|social security|soc\.? ?sec|tin)\b|\bss#")
 _PHONE_CONTEXT = re.compile(
     r"\b(phone|tel|telephone|call|mobile|cell|whatsapp|sms|text me|fax|ring|reach me|number is|telefon|"
     r"handy|rufnummer|t\u00e9l\u00e9phone|portable|appele[rz]|tel\u00e9fono|m\u00f3vil|llam\w*|telefoon|"
     r"mobiel|bel|telefono|cellulare|chiam\w*)\b"
 )
-_NOT_PHONE_CONTEXT = re.compile(
-    r"\b(orders?|tracking|track|invoices?|ref|reference|waybill|parcel|shipment|package|awb|sendung\w*|"
+_NOT_PHONE_CONTEXT = re.compile(  # the number is a reference of some kind
+    r"(?:\b(?:orders?|tracking|track|invoices?|ref|reference|waybill|parcel|shipment|package|awb|sendung\w*|"
     r"paket|bestell\w*|rechnung\w*|commande|colis|facture|pedido|env\u00edo|factura|bestelling|zending|"
-    r"factuur|ordine|spedizione|fattura|sku|serial|imei|account|konto|case|ticket|no\.|nr\.|n\u00ba|#|"
-    r"fedex|ups|usps|dhl|gls|dpd|tnt|hermes|colissimo|correos|postnl|royal mail)\W*$"
+    r"factuur|ordine|spedizione|fattura|sku|serial|imei|account|konto|case|ticket|no\.|nr\.|n\u00ba|"
+    r"fedex|ups|usps|dhl|gls|dpd|tnt|hermes|colissimo|correos|postnl|royal mail)|#)\W*$"
 )
 
 
@@ -255,9 +266,12 @@ class _Context:
         return bool(pattern.search(self.before) or pattern.search(self.after))
 
 
-def _numbers(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _numbers(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    """Cards, SSNs, phones, and the IPv4 addresses that sit inside the same digit runs (one scan for all)."""
     for run in _RUN.finditer(text):
         start, end = run.start(), run.end()
+        if text.count(".", start, end) >= 3:
+            yield from _ipv4s(text, start, end)
         while end > start and not text[end - 1].isdigit():
             end -= 1
         segments = _split_run(text, start, end)
@@ -324,7 +338,7 @@ def _code_starts(text: str) -> Iterator[int]:
             yield pos
 
 
-def _codes(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _codes(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
     """IBANs and UK NINOs."""
     for start in _code_starts(text):
         iban = _IBAN.match(text, start)
@@ -371,16 +385,8 @@ _VERSION_CONTEXT = re.compile(
 )
 
 
-def _ips(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    if text.count(".") >= 3:
-        yield from _ipv4s(text)
-    # IPv6 is written with "::" or with six or seven colons; timestamps like 10:30:00 have neither.
-    if "::" in text or text.count(":") >= 6:
-        yield from _ipv6s(text)
-
-
-def _ipv4s(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    for m in _IPV4.finditer(text):
+def _ipv4s(text: str, lo: int, hi: int) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    for m in _IPV4.finditer(text, lo, hi):
         start, end = m.start(), m.end()
         before = text[start - 1] if start else " "
         after = text[end : end + 2]
@@ -397,7 +403,10 @@ def _ipv4s(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
         yield PiiClass.IP, "ipv4", start, end, str(address)
 
 
-def _ipv6s(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _ipv6s(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    # IPv6 is written with "::" or with six or seven colons; timestamps like 10:30:00 have neither.
+    if "::" not in text and text.count(":") < 6:
+        return
     for m in _IPV6.finditer(text):
         candidate = m.group().rstrip(".")
         start, end = m.start(), m.start() + len(candidate)
@@ -484,21 +493,19 @@ def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
 _SECRET_HINTS = tuple((hint, index) for index, (_, hints, _, _) in enumerate(_SECRETS) for hint in hints)
 
 
-def _secrets(text: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _secrets(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
     for index in sorted({index for hint, index in _SECRET_HINTS if hint in text}):
         kind, _, pattern, group = _SECRETS[index]
         for m in pattern.finditer(text):
             if kind != "bearer_token" and m.start() and text[m.start() - 1] in _TOKEN_CHAR:
                 continue  # inside a longer token
             yield PiiClass.SECRET, kind, m.start(group), m.end(group), m.group(group)
-    low = text.lower()
-    if len(low) == len(text):  # lower() keeps offsets (it does unless exotic letters expand)
-        yield from _pairs(text, low)
-    else:
-        yield from _pairs(text, "".join(c.lower()[:1] for c in text))
+    yield from _pairs(text, low)
 
 
-_DETECTORS = (_secrets, _emails, _codes, _numbers, _ips)
+# Each detector reads the folded text and its lower-cased twin (same offsets) and yields
+# (class, kind, start, end, canonical value) in folded offsets.
+_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
@@ -513,7 +520,10 @@ def detect(text: str) -> list[Detection]:
     if len(text) < 6 or _PLAIN.fullmatch(text):  # the shortest value found is six characters (a@b.co)
         return []
     folded = fold(text)
-    hits = [hit for detector in _DETECTORS for hit in detector(folded.text)]
+    low = folded.text.lower()
+    if len(low) != len(folded.text):  # a few letters lower-case to two characters: keep offsets aligned
+        low = "".join(c.lower()[:1] for c in folded.text)
+    hits = [hit for detector in _DETECTORS for hit in detector(folded.text, low)]
     if not hits:
         return []
     hits.sort(key=lambda h: (_RANK[h[0]], h[2] - h[3], h[2]))

@@ -47,16 +47,25 @@ class Folded:
         return self.origin[start], self.origin[end - 1] + 1
 
 
+# Non-ASCII characters of the common blocks (Latin, Greek, Cyrillic, punctuation, currency) that
+# fold to themselves: text made only of these and ASCII (accented prose) is its own fold.
+_STABLE = "".join(
+    chr(i)
+    for low, high in ((0x80, 0x250), (0x370, 0x530), (0x2000, 0x2070), (0x20A0, 0x20C0))
+    for i in range(low, high)
+    if _fold_char(chr(i)) == chr(i)
+)
+_FOLDS = re.compile(f"[^\\x00-\\x7f{re.escape(_STABLE)}]")
+
+
 def fold(text: str) -> Folded:
-    if text.isascii():
-        return Folded(text, None)
-    runs = [(m.start(), m.end(), "".join(map(_fold_char, m.group()))) for m in _NON_ASCII.finditer(text)]
-    if all(folded == text[start:end] for start, end, folded in runs):
-        return Folded(text, None)  # accented prose and the like: nothing to fold, offsets unchanged
+    if text.isascii() or not _FOLDS.search(text):
+        return Folded(text, None)  # nothing to fold, offsets unchanged
     parts: list[str] = []
     origin: list[int] = []
     pos = 0
-    for start, end, _ in runs:
+    for match in _NON_ASCII.finditer(text):
+        start, end = match.span()
         parts.append(text[pos:start])
         origin.extend(range(pos, start))
         for index in range(start, end):

@@ -72,6 +72,10 @@ class PostgresDatabase(Database):
                     raise StoreUnavailable("the database stayed too contended to commit") from None
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable("the database could not complete the operation") from exc
+            except psycopg.Error as exc:
+                # A refused statement (a constraint, a missing privilege, a bad migration): the
+                # transaction rolled back. Same error as on SQLite; the cause stays on __cause__.
+                raise StoreUnavailable("the database refused the operation") from exc
         raise AssertionError("unreachable")
 
     def read_sync(self, fn: Callable[[Tx], T]) -> T:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import datetime
 
 import pytest
 
@@ -120,6 +122,9 @@ async def test_write_tools_act_on_the_backend(deployment: Deployment) -> None:
         assert moved["status"] == "ok", moved
         assert deployment.rows("SELECT ship_line1 FROM orders WHERE id = ?",
                                (demo.pending_order,))[0][0] == "7 Harbour Road"
+        window = deployment.runtime.policy.tools["change_shipping_address"].undo_window
+        undo_until = datetime.fromisoformat(moved["data"]["reversible_until"]).timestamp()
+        assert undo_until - time.time() <= window  # the policy's window, not a default
 
         handoff = await call(client, "escalate_to_human", ticket_id=demo.pii_ticket, summary="Wants a refund",
                              tried="Checked eligibility", proposed_action="Refund 20 EUR", priority="normal")

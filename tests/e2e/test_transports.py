@@ -151,3 +151,21 @@ async def test_with_bind_manifest_a_token_from_before_a_tool_change_stops_workin
                 assert result["status"] == expected, result
     finally:
         await runtime.aclose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # reads the file log's checkpoint file
+async def test_sigterm_shuts_the_http_server_down_with_a_signed_shutdown_checkpoint(deployment: Deployment) -> None:
+    """A terminated server drains its audit log and signs the head before it exits (exit code 0)."""
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "serve", "--transport", "http", "--port", str(port), "--dev"],
+                            env=server_env(deployment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        await _wait_until_up(f"http://127.0.0.1:{port}", proc)
+        async with http_client(f"http://127.0.0.1:{port}", deployment.token("tier1-agent"), "auto") as client:
+            assert (await call(client, "get_policy"))["status"] == "ok"
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=30)
+    assert code == 0
+    checkpoints = (deployment.home / "audit" / "checkpoints.jsonl").read_text().splitlines()
+    assert '"shutdown"' in checkpoints[-1]

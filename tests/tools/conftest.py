@@ -40,11 +40,13 @@ CtxFactory = Callable[..., ToolContext]
 def make_ctx(backend: SqlSupportBackend, state: StateStore) -> CtxFactory:
     """A tool context as the guard chain would build it: one session, one clock reading."""
 
-    def make(*, now: int = NOW, sid: str = "sid-1", policy_view: dict[str, Any] | None = None) -> ToolContext:
+    def make(*, now: int = NOW, sid: str = "sid-1", policy_view: dict[str, Any] | None = None,
+             undo_windows: dict[str, int] | None = None) -> ToolContext:
         session = Session(sub="agent-7", sid=sid, jti=f"jti-{sid}", client_id="tests", scopes=frozenset(SCOPES),
                           expires_at=now + 1800, issued_at=now)
         return ToolContext(backend=backend, session=session, state=state, request_id="req-1", now=now,
-                           policy_view=policy_view if policy_view is not None else {})
+                           policy_view=lambda: policy_view if policy_view is not None else {},
+                           undo_windows=undo_windows or {})
 
     return make
 

@@ -66,7 +66,7 @@ def test_verification_input_must_have_the_shape_of_its_method(arguments: dict[st
 
 async def test_preferences_change_only_what_is_given_and_undo_restores_them(make_ctx, scalar) -> None:
     """Only marketing changes; the action is undoable until now + the policy's window; undo restores."""
-    ctx = make_ctx(policy_view={"undo_window_seconds": {"update_email_preferences": 600}})
+    ctx = make_ctx(undo_windows={"update_email_preferences": 600})
     changed = await write.update_email_preferences(ctx, write.UpdatePreferencesInput(
         customer_id=DEMO.customer_id, marketing=True))
     assert changed.email_preferences.model_dump() == {"marketing": True, "product_updates": True,
@@ -88,11 +88,11 @@ def test_a_preferences_change_must_set_something() -> None:
 # --- change_shipping_address ----------------------------------------------------------------
 
 async def test_a_pending_order_gets_the_new_address_and_undo_puts_the_old_one_back(make_ctx, scalar) -> None:
-    """The order row changes; undo within the window (a day by default) restores it."""
-    ctx = make_ctx()
+    """The order row changes; undo within the policy's window restores it."""
+    ctx = make_ctx(undo_windows={"change_shipping_address": 3600})
     changed = await write.change_shipping_address(ctx, write.ChangeAddressInput(
         order_id=DEMO.pending_order, address=NEW_ADDRESS))
-    assert changed.reversible_until.timestamp() == ctx.now + write.DEFAULT_UNDO_WINDOW
+    assert changed.reversible_until.timestamp() == ctx.now + 3600
     assert scalar("SELECT ship_line1 FROM orders WHERE id = ?", DEMO.pending_order) == "Torstrasse 1"
     await write.undo_action(make_ctx(now=ctx.now + 60), write.UndoInput(action_id=changed.action_id,
                                                                         customer_id=DEMO.customer_id))
@@ -122,7 +122,7 @@ def test_addresses_are_validated_field_by_field(address: dict[str, Any]) -> None
 async def test_undo_is_refused_after_the_window_after_shipment_and_after_a_later_change(
         make_ctx, backend, scalar, snapshot) -> None:
     """Each reason to refuse an undo has its own code, and the refusal changes nothing."""
-    ctx = make_ctx(policy_view={"undo_window_seconds": {"change_shipping_address": 60}})
+    ctx = make_ctx(undo_windows={"change_shipping_address": 60})
     first = await write.change_shipping_address(ctx, write.ChangeAddressInput(order_id=DEMO.pending_order,
                                                                               address=NEW_ADDRESS))
     undo_first = write.UndoInput(action_id=first.action_id, customer_id=DEMO.customer_id)
