@@ -74,7 +74,7 @@ _TIME_CLAIMS = ("iat", "nbf", "exp")
 TOKEN_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")              # jti, sid: random, url-safe
 SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")  # sub, client_id: an agent or a person
 _OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # customer, ticket: e.g. C-1042, T-880
-_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+_AMOUNT = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
 _MANIFEST_HASH = re.compile(r"^[0-9a-f]{64}$")
 _STRING_CLAIMS = {"iss": None, "sub": SUBJECT, "client_id": SUBJECT, "jti": TOKEN_ID, "sid": TOKEN_ID,
                   "scope": None}

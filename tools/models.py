@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.spec import pii
@@ -23,7 +23,7 @@ NONE, FREE = PiiClass.NONE, PiiClass.FREE_TEXT
 
 
 def _ident(prefix: str, what: str) -> Any:
-    return Annotated[str, pii(NONE, pattern=rf"^{prefix}-\d{{1,9}}$", description=f"{what} id, e.g. {prefix}-1042")]
+    return Annotated[str, pii(NONE, pattern=rf"^{prefix}-[0-9]{{1,9}}$", description=f"{what} id, e.g. {prefix}-1042")]
 
 
 CustomerId = _ident("C", "Customer")
@@ -41,8 +41,19 @@ ActionId = _ident("ACT", "Reversible action")
 
 # Money: a positive decimal with cents, capped well above any single support action.
 MAX_AMOUNT = Decimal("1000000.00")
-Amount = Annotated[Decimal, Field(gt=0, le=MAX_AMOUNT, decimal_places=2, max_digits=9,
-                                  description="Amount in the order's or account's currency, e.g. 42.10")]
+_AMOUNT_TEXT = re.compile(r"^[0-9]{1,7}(\.[0-9]{1,2})?$")
+
+
+def _plain_amount(value: Any) -> Any:
+    """Amounts as text must be plain ASCII decimals: Decimal() would also read full-width digits or '1_0' as 10."""
+    if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.match(value)):
+        raise ValueError("an amount like 42.10 (digits, at most two decimals)")
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_plain_amount),
+                   Field(gt=0, le=MAX_AMOUNT, decimal_places=2, max_digits=9,
+                         description="Amount in the order's or account's currency, e.g. 42.10")]
 Money = Annotated[Decimal, Field(description="Amount in `currency`, two decimal places")]
 Currency = Annotated[str, pii(NONE, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 # The allowed codes are policy (config/policy.toml); here only their shape.
@@ -59,7 +70,7 @@ Role = Literal["admin", "member"]
 ReversibleTool = Literal["change_shipping_address", "apply_account_credit", "update_email_preferences"]
 
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 def normalise_phone(raw: str) -> str:
@@ -90,7 +101,7 @@ class WriteInput(Record):
                                       description="Repeat a write with the same key to get its first result back.")
     confirmation_token: str | None = pii(PiiClass.SECRET, default=None, max_length=4096,
                                          description="The token from a confirmation_required answer.")
-    customer_code: str | None = pii(PiiClass.SECRET, default=None, pattern=r"^\d{6}$",
+    customer_code: str | None = pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
                                     description="The one-time code the customer read back from their email.")
 
 

@@ -119,7 +119,7 @@ class RefundCheckInput(Record):
 
 
 class ActionRef(Record):
-    action_id: str = pii(NONE, pattern=r"^((ACT|H)-\d{1,9}|AP-[0-9A-F]{12})$",
+    action_id: str = pii(NONE, pattern=r"^((ACT|H)-[0-9]{1,9}|AP-[0-9A-F]{12})$",
                          description="An action id (ACT-12), hand-off id (H-3) or approval id (AP-1A2B3C4D5E6F)")
 
 

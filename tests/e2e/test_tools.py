@@ -170,3 +170,17 @@ async def test_every_call_is_audited_with_session_decision_and_digests(deploymen
     for record in records:
         assert re.fullmatch(r"[0-9a-f]{64}", record["hash"])
         assert record["policy_version"] and record["manifest_hash"]
+
+
+async def test_unicode_digits_in_ids_and_amounts_are_refused_not_normalised(deployment: Deployment) -> None:
+    """Full-width or Arabic-Indic digits, and amounts like '1_0', are invalid input, never read as numbers."""
+    refunds = deployment.rows("SELECT COUNT(*) FROM refunds")[0][0]
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        for order_id in ("O-\uff11", "O-\u0661", "O-1\u200b"):
+            result = await call(client, "get_order", order_id=order_id)
+            assert result["status"] == "error" and result["code"] == "invalid_arguments", order_id
+        for amount in ("\uff11\uff10", "1_0", "1e1", True):
+            result = await call(client, "issue_refund", order_id=deployment.demo.delivered_order, amount=amount,
+                                reason_code="damaged_item")
+            assert result["status"] == "error" and result["code"] == "invalid_arguments", amount
+    assert deployment.rows("SELECT COUNT(*) FROM refunds")[0][0] == refunds
