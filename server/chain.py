@@ -136,6 +136,8 @@ class GuardChain:
             logger.exception("internal error in tool %s (request %s)", tool, call.request_id)
             outcome = Outcome(status=Status.ERROR, code="internal_error",
                               reason=f"internal error; quote request {call.request_id} to the operator")
+        if "executed" not in call.notes:
+            await self._release(call)  # stage 4 may have reserved money for a call that did not run
         return await self.audit(call, outcome)                             # 9
 
     async def visible_tools(self, credential: str | Session | None) -> list[ToolSpec]:
@@ -268,16 +270,16 @@ class GuardChain:
     async def execute_and_redact(self, call: Call) -> Outcome:
         assert call.spec is not None and call.args is not None and call.session is not None
         spec = call.spec
-        if not spec.read_only:
-            # Durable before the side effect: a crash between intent and outcome stays visible.
-            call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
         try:
+            if not spec.read_only:
+                # Durable before the side effect: a crash between intent and outcome stays visible.
+                call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
             result = await spec.handler(self._context(call), call.args)                 # 7
         except BaseException as exc:
-            await self._policy.release(call)  # money reserved for a call that did not happen
             reason = exc.reason if isinstance(exc, DeskgateError) else "internal error"
             await self._policy.finish(call, ok=False, result={"status": "error", "reason": reason})
             raise
+        call.notes["executed"] = True
         data = result.model_dump(mode="json")
         self._check_result_binding(call, data)
         visible = self._redactor.redact_output(data, self._output_pii[spec.name], call.session.scopes)  # 8
@@ -286,6 +288,12 @@ class GuardChain:
             call.notes["currency"] = data.get("currency")
         await self._policy.finish(call, ok=True, result={"status": "ok", "data": visible})
         return Outcome(status=Status.OK, data=visible)
+
+    async def _release(self, call: Call) -> None:
+        try:
+            await self._policy.release(call)
+        except DeskgateError as exc:
+            logger.error("could not release a reservation (request %s): %s", call.request_id, exc.reason)
 
     def _check_result_binding(self, call: Call, data: Any) -> None:
         if call.allowed_customer is None:
