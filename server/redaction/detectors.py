@@ -278,11 +278,13 @@ def _numbers(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str
         if not segments:
             continue
         before = text[start - 1] if start else " "
-        if before in _BEFORE_NUMBER:
-            # Glued to a code (ES31 2536...): that segment is part of it. Glued to an id by a dash or
-            # a dot (O-5531 020 7946 0958): only the first group is.
+        in_time = before == ":" and text[max(0, start - 3) : start - 1].isdigit()  # 10:30:01.000-0500
+        if before in _BEFORE_NUMBER or in_time:
+            # Glued to a code (ES31 2536...) or a time: that segment is part of it. Glued to an id by
+            # a dash or a dot (O-5531 020 7946 0958): only the first group is.
             seg_start, groups = segments[0]
-            segments[0] = (groups[0][2], groups[1:]) if before.isascii() and not before.isalnum() else (0, [])
+            only_first = before.isascii() and not before.isalnum() and not in_time
+            segments[0] = (groups[0][2], groups[1:]) if only_first else (0, [])
         if end < len(text) and text[end] in _AFTER_NUMBER:
             segments.pop()  # glued to a word on the right: the last segment is part of it
         for seg_start, groups in segments:
@@ -425,27 +427,28 @@ def _ipv6s(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
 
 # --- secrets -------------------------------------------------------------------------------------
 
-# (kind, substrings one of which must occur, pattern, group holding the secret). Patterns start
-# with their literal prefix (fast to scan for); the word boundary before it is checked afterwards.
+# (kind, hints, pattern, group holding the secret). A pattern that starts with a literal prefix is
+# fast to scan for and has no hints; the others run only when one of their hints occurs in the text.
+# The word boundary before a match is checked afterwards (a lookbehind would slow the scan down).
 _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
-    ("private_key", ("-----BEGIN",), re.compile(
+    ("private_key", (), re.compile(
         r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
-    ("jwt", ("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
+    ("jwt", (), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
     ("bearer_token", ("Bearer", "bearer", "BEARER"), re.compile(
         r"[Bb](?:earer|EARER)[ \t]+([A-Za-z0-9\-._~+/]{12,}=*)"), 1),
-    ("aws_access_key", ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA"), re.compile(
+    ("aws_access_key", (), re.compile(
         r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
-    ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), re.compile(
+    ("github_token", (), re.compile(
         r"gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255}"), 0),
-    ("gitlab_token", ("glpat-",), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
+    ("gitlab_token", (), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
     ("stripe_key", ("k_live_", "k_test_", "whsec_"), re.compile(
         r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{16,247}"), 0),
     ("slack_token", ("xox", "hooks.slack.com"), re.compile(
         r"xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0),
-    ("google_api_key", ("AIza",), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
-    ("openai_anthropic_key", ("sk-",), re.compile(r"sk-[A-Za-z0-9_\-]{20,}"), 0),
-    ("sendgrid_key", ("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
-    ("npm_token", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
+    ("google_api_key", (), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
+    ("openai_anthropic_key", (), re.compile(r"sk-[A-Za-z0-9_\-]{20,}"), 0),
+    ("sendgrid_key", (), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
+    ("npm_token", (), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
 )
 
 # `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
@@ -490,12 +493,10 @@ def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
             yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(secret), secret
 
 
-_SECRET_HINTS = tuple((hint, index) for index, (_, hints, _, _) in enumerate(_SECRETS) for hint in hints)
-
-
 def _secrets(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    for index in sorted({index for hint, index in _SECRET_HINTS if hint in text}):
-        kind, _, pattern, group = _SECRETS[index]
+    for kind, hints, pattern, group in _SECRETS:
+        if hints and not any(h in text for h in hints):
+            continue
         for m in pattern.finditer(text):
             if kind != "bearer_token" and m.start() and text[m.start() - 1] in _TOKEN_CHAR:
                 continue  # inside a longer token
@@ -510,14 +511,17 @@ _DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
 # nothing in them either): ISO dates and timestamps, and one-letter ids such as C-1042.
+# Real dates only: "0044-20-79 46:09" is shaped like a timestamp but is a phone number.
 _PLAIN = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?|[A-Z]-\d{1,9}"
+    r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|[A-Z]-\d{1,9}"
 )
 
 
 def detect(text: str) -> list[Detection]:
     """Every PII value and secret in `text`, non-overlapping, in order, with spans of the original."""
-    if len(text) < 6 or _PLAIN.fullmatch(text):  # the shortest value found is six characters (a@b.co)
+    if len(text) < 5 or _PLAIN.fullmatch(text):  # nothing shorter than "pin=1" holds a value
         return []
     folded = fold(text)
     low = folded.text.lower()

@@ -1,0 +1,296 @@
+"""Each detector finds its values however they are disguised, and leaves look-alikes alone."""
+
+# ruff: noqa: RUF001 - full-width and other look-alike characters are the evasions under test
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deskgate.server.redaction import detectors
+from deskgate.server.redaction.classes import PiiClass
+from deskgate.server.redaction.detectors import detect
+from deskgate.server.redaction.fold import fold
+from deskgate.server.redaction.redactor import redact_text
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    """(kind, exact original substring) of every detection."""
+    return [(d.kind, text[d.start : d.end]) for d in detect(text)]
+
+
+def kinds(text: str) -> list[str]:
+    return [d.kind for d in detect(text)]
+
+
+# --- positives, each with its evasions -------------------------------------------------------------
+
+EMAILS = [
+    "john.doe@example.com",
+    "J.DOE+shop@Mail.Example.co.uk",
+    "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ",  # full-width
+    "jo\u200bhn@exa\u200dmple.com",  # zero-width inside
+    "john [at] example [dot] com",
+    "john(at)example(dot)com",
+    "john at example dot com",
+    "john @ example.com",
+    "john{at}example.com",
+    "JOHN [AT] EXAMPLE [DOT] COM",
+    "j.doe at gmail.com",
+    "müller@beispiel.de",
+]
+
+
+@pytest.mark.parametrize("email", EMAILS)
+def test_emails_are_found_in_every_spelling(email):
+    """Plain, full-width, zero-width, [at]/(dot)/spelled-out forms are all one email, exactly spanned."""
+    text = f"Please write to {email}, thanks."
+    assert found(text) == [("email", email)]
+
+
+PHONES = [
+    "+44 7700 900123",
+    "+1 (415) 555-2671",
+    "(415) 555-2671",
+    "415.555.2671",
+    "+14155552671",
+    "020 7946 0958",
+    "+44 (0)20 7946 0958",
+    "0044 20 7946 0958",
+    "030/12345678",
+    "+33 1 23 45 67 89",
+    "06.12.34.56.78",
+    "612 34 56 78",
+    "+49 151 2345 6789",
+    "090-1234-5678",
+    "+４４ ７７００ ９００１２３",  # full-width
+    "+44\u00a07700\u00a0900123",  # no-break spaces
+    "+44 7700 9\u200b00123",  # zero-width
+    "0 7 7 0 0 9 0 0 1 2 3",  # one digit at a time
+    "\u0660\u0662\u0660 \u0667\u0669\u0664\u0666 \u0660\u0669\u0665\u0668",  # Arabic-Indic digits
+    "415\u2013555\u20132671",  # en dashes
+]
+
+
+@pytest.mark.parametrize("phone", PHONES)
+def test_phone_numbers_are_found_in_international_and_national_formats(phone):
+    """E.164, national with separators and disguised forms are found with their exact span."""
+    text = f"You can call me on {phone} after six."
+    assert found(text) == [("phone", phone)]
+
+
+CARDS = [
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111111111111111",
+    "3782 822463 10005",
+    "5555.5555.5555.4444",
+    "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+    "４１１１ １１１１ １１１１ １１１１",
+    "4111\u200b1111\u200c1111\u20601111",
+    "4111\u20131111\u20131111\u20131111",
+    "4111 - 1111 - 1111 - 1111",
+]
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_card_numbers_are_found_whatever_the_separators(card):
+    """Luhn-valid numbers of real issuer ranges are found however they are grouped or disguised."""
+    text = f"My card is {card} thanks"
+    assert found(text) == [("card", card)]
+
+
+def test_a_card_followed_by_its_expiry_and_cvv_is_cut_at_the_card():
+    """The expiry date and CVV the run swallows are not part of the card (and not a phone)."""
+    text = "card 4111 1111 1111 1111 12/26 123"
+    assert found(text) == [("card", "4111 1111 1111 1111")]
+
+
+@pytest.mark.parametrize("iban", [
+    "DE89 3704 0044 0532 0130 00", "DE89370400440532013000", "GB82 WEST 1234 5698 7654 32",
+    "de89 3704 0044 0532 0130 00", "DE89-3704-0044-0532-0130-00", "NO93 8601 1117 947",
+    "DE89 3704 \u200b0044 0532 0130 00", "ＤＥ８９ ３７０４ ００４４ ０５３２ ０１３０ ００",
+])
+def test_ibans_are_found_in_print_electronic_and_disguised_forms(iban):
+    """Grouped, contiguous, lower-case, dashed, zero-width and full-width IBANs are found exactly."""
+    text = f"IBAN: {iban}. Thanks"
+    assert found(text) == [("iban", iban)]
+
+
+@pytest.mark.parametrize("ssn", ["123-45-6789", "123 45 6789", "123\u201345\u20136789", "１２３-４５-６７８９"])
+def test_ssns_in_their_written_shape_are_found(ssn):
+    """The 3-2-4 shape with any separator, full-width or en-dashed, is an SSN."""
+    assert found(f"ssn {ssn} ok") == [("ssn", ssn)]
+
+
+def test_an_undelimited_ssn_needs_its_keyword():
+    """Nine bare digits are an SSN only next to a word that says so."""
+    assert found("SSN: 123456789") == [("ssn", "123456789")]
+    assert found("123456789 is my social security number") == [("ssn", "123456789")]
+    assert kinds("reference 123456789") == []
+
+
+@pytest.mark.parametrize("nino", ["AB 12 34 56 C", "AB123456C", "ab123456c", "AB-12-34-56-C", "AB\u200b123456C"])
+def test_uk_national_insurance_numbers_are_found(nino):
+    """NINOs with or without spaces, in either case, with zero-width characters, are found."""
+    assert found(f"NI number {nino}.") == [("nino", nino)]
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), [
+    ("from 203.0.113.7 at noon", "ipv4", "203.0.113.7"),
+    ("host [10.0.0.12]:8080", "ipv4", "10.0.0.12"),
+    ("ip 2001:db8:85a3::8a2e:370:7334 blocked", "ipv6", "2001:db8:85a3::8a2e:370:7334"),
+    ("ip 2001:0db8:0000:0000:0000:ff00:0042:8329.", "ipv6", "2001:0db8:0000:0000:0000:ff00:0042:8329"),
+    ("ip fe80::1ff:fe23:4567:890a here", "ipv6", "fe80::1ff:fe23:4567:890a"),
+    ("ip 203\uff0e0\uff0e113\uff0e7 x", "ipv4", "203\uff0e0\uff0e113\uff0e7"),
+])
+def test_ip_addresses_are_found(text, kind, value):
+    """IPv4 (also with full-width dots) and IPv6 in full and compressed forms."""
+    assert found(text) == [(kind, value)]
+
+
+SECRETS = [
+    ("aws_access_key", "AKIAIOSFODNN7EXAMPLE"),
+    ("github_token", "ghp_" + "a1B2c3D4" * 4 + "e5F6"),
+    ("github_token", "github_pat_11ABCDEFG0123456789abcd_" + "x" * 59),
+    ("stripe_key", "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"),
+    ("stripe_key", "rk_live_" + "51H8abcdefGHIJKL0123mnop"),
+    ("slack_token", "xoxb-123456789012-1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx"),
+    ("google_api_key", "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"),
+    ("openai_anthropic_key", "sk-proj-" + "Ab3" * 16),
+    ("openai_anthropic_key", "sk-ant-api03-" + "xY9_" * 23 + "AA"),
+    ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+]
+
+
+@pytest.mark.parametrize(("kind", "secret"), SECRETS)
+def test_provider_keys_and_tokens_are_found(kind, secret):
+    """Each provider's key format is found as a whole."""
+    assert found(f"here: {secret} (oops)") == [(kind, secret)]
+
+
+@pytest.mark.parametrize(("kind", "secret"), SECRETS[:4])
+def test_provider_keys_split_by_zero_width_characters_are_still_found(kind, secret):
+    """A zero-width space inside a key does not hide it."""
+    disguised = secret[:6] + "\u200b" + secret[6:]
+    assert found(f"key {disguised} end") == [(kind, disguised)]
+
+
+def test_bearer_tokens_leave_the_scheme_word_visible():
+    """Only the credential after `Bearer` is the secret."""
+    text = "Authorization: Bearer mF_9.B5f-4.1JqM"
+    assert found(text) == [("bearer_token", "mF_9.B5f-4.1JqM")]
+
+
+def test_pem_private_key_blocks_are_found_whole_even_when_truncated():
+    """A block with its END line, and one cut off before it, are both secret to the end."""
+    block = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7x\nq3Zb0=\n-----END RSA PRIVATE KEY-----"
+    assert found(f"pasted:\n{block}\nthanks") == [("private_key", block)]
+    cut = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    assert found(f"pasted: {cut}") == [("private_key", cut)]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("password=hunter2!", "hunter2!"),
+    ("db_password = \"s3cr3t value\"", "s3cr3t value"),
+    ("PASSWORD='Tr0ub4dor&3'", "Tr0ub4dor&3"),
+    ("client_secret: 8f14e45fceea167a5a36dedd4bea2543", "8f14e45fceea167a5a36dedd4bea2543"),
+    ("\"apiKey\": \"AbCdEf0123456789\"", "AbCdEf0123456789"),
+    ("Passwort: Geheim123", "Geheim123"),
+    ("mot de passe : azerty42", "azerty42"),
+    ("my password is S3cret!pw", "S3cret!pw"),
+])
+def test_credential_pairs_redact_only_the_value(text, value):
+    """`key=value`, `key: value`, quoted and spoken forms: the value is the secret, the key stays."""
+    assert found(text) == [("credential", value)]
+
+
+# --- look-alikes -----------------------------------------------------------------------------------
+
+LOOK_ALIKES = [
+    "order O-5531 for customer C-1042 on ticket T-880, account A-17",
+    "invoice INV-2024-00042",
+    "tracking 1Z999AA10123456784",
+    "USPS 9400 1000 0000 0000 0000 00",
+    "FedEx 7489 1234 5678",
+    "DHL waybill 1234567890",
+    "Royal Mail AB123456789GB",
+    "total $1,234.56, or €1.234,56, or 1 234,56 €, or £49.99",
+    "on 2024-03-15, 15.03.2024, 03/15/2024 14:30 and 2024-03-15T10:30:00Z",
+    "at 10:30:45 for 1:23:45",
+    "logged 2024-03-15T10:30:01.123456-0500 and 2024-03-15 10:30:01.000-05:00",
+    "card 4111 1111 1111 1112 is not valid",
+    "1234 5678 9012 3456",
+    "IBAN DE89 3704 0044 0532 0130 01 has a bad checksum",
+    "SSN 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567",
+    "running v2.14.0, version 10.0.19045.3803, build 4.2.1.7, section 3.2.1.4",
+    "MAC 00:1A:2B:3C:4D:5E and uuid 3f2b6c1e-8d4a-4b7e-9c1d-2e5f7a9b0c3d",
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "I forgot my password. The password reset link expired; the token expired too.",
+    "look at example.com for details",
+    "postcode SW1A 1AA, room 1205, ext. 4021, page 3 of 12, 16:9",
+    "skip the ask-me-anything session",
+]
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alikes_are_not_detected(text):
+    """Ids, tracking numbers, prices, dates, times, invalid numbers, versions and plain words stay."""
+    assert found(text) == []
+
+
+# --- offsets and integrity -------------------------------------------------------------------------
+
+def test_redaction_replaces_exactly_the_values_and_keeps_every_other_character():
+    """Everything outside the detected spans is byte-for-byte the original, whatever the disguise."""
+    text = (
+        "Hi 👋 team,\nmy card is ４１１１ １１１１ １１１１ １１１１ and my mail jo\u200bhn@exa\u200dmple.com;"
+        " order O-5531 (€12,50). Gruß, Jörg"
+    )
+    redacted = redact_text(text)
+    assert redacted == (
+        "Hi 👋 team,\nmy card is •••• 1111 and my mail j***@example.com;"
+        " order O-5531 (€12,50). Gruß, Jörg"
+    )
+
+
+def test_detections_come_in_text_order_and_never_overlap():
+    """Overlapping candidates resolve to one detection each, sorted by position."""
+    text = "mail a.b@x.io, card 4242424242424242, ip 10.1.2.3, key AKIAIOSFODNN7EXAMPLE"
+    detections = detect(text)
+    assert [d.cls for d in detections] == [PiiClass.EMAIL, PiiClass.CARD, PiiClass.IP, PiiClass.SECRET]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(detections))
+
+
+def test_a_detection_never_shows_its_value_in_its_repr():
+    """Detections hold raw PII; their repr must not."""
+    (detection,) = detect("card 4111111111111111")
+    assert "4111" not in repr(detection)
+
+
+# --- properties ------------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(detectors._PLAIN, fullmatch=True))
+def test_the_fast_path_only_skips_values_the_detectors_would_find_nothing_in(value):
+    """Timestamps and one-letter ids are skipped unscanned; scanned anyway, they yield nothing."""
+    folded = fold(value).text
+    assert [hit for detector in detectors._DETECTORS for hit in detector(folded, folded.lower())] == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=12), st.sampled_from(
+    ["4111 1111 1111 1111", "john@example.com", "+44 7700 900123", "\u200b", "\uff14", "DE89 3704 0044 0532 0130 00",
+     "AKIAIOSFODNN7EXAMPLE", "password=x1", " at ", "İ", "\ufb01", "123-45-6789", "::1", "10.0.0.1"])), max_size=12))
+def test_detection_on_arbitrary_text_stays_in_bounds_ordered_and_disjoint(parts):
+    """Whatever the input (any Unicode, evasions, fragments), spans are valid, sorted and never overlap."""
+    text = "".join(parts)
+    detections = detect(text)
+    assert all(0 <= d.start < d.end <= len(text) for d in detections)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(detections))
+    redacted = redact_text(text)
+    assert isinstance(redacted, str)

@@ -1,0 +1,50 @@
+"""The folded view undoes evasions, and every folded span maps back to exactly its original characters."""
+
+# ruff: noqa: RUF001 - full-width and other look-alike characters are the evasions under test
+
+from __future__ import annotations
+
+from deskgate.server.redaction.fold import fold
+
+
+def test_ascii_text_is_its_own_fold_with_no_offset_table():
+    """The common case costs nothing: ASCII text is returned as is."""
+    folded = fold("Call 020 7946 0958 about O-5531.")
+    assert folded.text == "Call 020 7946 0958 about O-5531."
+    assert folded.origin is None
+    assert folded.span(5, 18) == (5, 18)
+
+
+def test_accented_prose_needs_no_offset_table_either():
+    """Non-ASCII letters that NFKC leaves alone do not trigger the slow path."""
+    folded = fold("Bestellung für Müller, reçu à 10h")
+    assert folded.origin is None
+
+
+def test_full_width_forms_fold_to_ascii():
+    """Full-width digits, letters and at sign are folded by NFKC."""
+    assert fold("ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ ４１１１").text == "john@example.com 4111"
+
+
+def test_format_characters_vanish_and_spans_cover_them():
+    """Zero-width and soft-hyphen characters are dropped; a span across them covers them in the original."""
+    original = "card 41\u200b11\u00ad11\u2060 done"
+    folded = fold(original)
+    assert folded.text == "card 411111 done"
+    start, end = folded.span(5, 11)
+    assert original[start:end] == "41\u200b11\u00ad11"
+
+
+def test_digits_of_any_script_and_unicode_dashes_fold():
+    """Arabic-Indic digits become ASCII digits and en dashes become hyphens."""
+    assert fold("\u0661\u0662\u0663\u2013\u0664\u0665").text == "123-45"
+
+
+def test_span_maps_expanded_characters_back_to_the_one_original_character():
+    """A ligature that NFKC expands maps back to the single original character."""
+    original = "x\ufb01y"  # "ﬁ" ligature
+    folded = fold(original)
+    assert folded.text == "xfiy"
+    assert folded.span(1, 2) == (1, 2)
+    assert folded.span(1, 3) == (1, 2)
+    assert folded.span(3, 4) == (2, 3)
