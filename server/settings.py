@@ -5,6 +5,9 @@ Environment variables that matter:
     DESKGATE_DATABASE_URL   postgresql://... moves all shared state (and the demo backend) there
     DESKGATE_TOKEN          the session token on stdio (there are no headers there)
     DESKGATE_SIGNING_KEY    the token signing key, for containers without a keyring
+    DESKGATE_AUDIT_KEY      the audit checkpoint signing key (must differ from the token key)
+    DESKGATE_FINGERPRINT_KEY  the HMAC key of PII fingerprints in audit records (base64url, 32 bytes)
+    DESKGATE_AUDIT_ANCHOR_FILE / DESKGATE_AUDIT_ANCHOR_COMMAND  where signed checkpoints are shipped
 """
 
 from __future__ import annotations
