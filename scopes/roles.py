@@ -50,6 +50,10 @@ class Roles:
     def __init__(self, grants: Mapping[str, frozenset[str]]) -> None:
         self._grants = dict(grants)
 
+    def grants(self) -> Mapping[str, frozenset[str]]:
+        """Every role and the scopes it grants (for the manifest's review document)."""
+        return dict(self._grants)
+
     def scopes_of(self, role: str) -> frozenset[str]:
         try:
             return self._grants[role]

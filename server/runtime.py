@@ -57,7 +57,8 @@ class Runtime:
         paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         url = database_url()
         state_db = open_database(url, paths.state_db)
-        backend_db = open_database(url, paths.backend_db)
+        # On PostgreSQL state and the demo backend share one database, so one connection pool.
+        backend_db = state_db if url else open_database(url, paths.backend_db)
         state = StateStore(state_db)
         state.upgrade()
         backend = SqlSupportBackend(backend_db)
@@ -66,7 +67,8 @@ class Runtime:
         keys.ensure()
         roles = load_roles()
         catalogue = build_catalogue()
-        policy = load_policy(catalogue, policy_path)
+        # A deployment's own policy ($DESKGATE_HOME/policy.toml) replaces the shipped one when present.
+        policy = load_policy(catalogue, policy_path or paths.policy_file())
         manifest = build_served_manifest(catalogue, policy, roles)
         issuer = TokenIssuer(keys, state.tokens, settings.tokens)
         verifier = TokenVerifier(keys, state.tokens, settings.tokens)
@@ -90,4 +92,5 @@ class Runtime:
     async def aclose(self) -> None:
         await self.audit.aclose()
         self.state_db.close()
-        self.backend_db.close()
+        if self.backend_db is not self.state_db:
+            self.backend_db.close()

@@ -83,7 +83,12 @@ class Paths:
         self.audit_dir = home / "audit"
         self.keys_dir = home / "keys"
         self.overrides = home / "deskgate.toml"
+        self.policy = home / "policy.toml"  # a deployment's own policy, replacing the shipped one
         self.manifest_lock = home / "manifest.lock"
+
+    def policy_file(self) -> Path | None:
+        """The deployment's own policy if it has one (None: the shipped `config/policy.toml`)."""
+        return self.policy if self.policy.exists() else None
 
     @classmethod
     def from_env(cls) -> Paths:

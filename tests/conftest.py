@@ -46,11 +46,28 @@ def _pg_database() -> Iterator[Database]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A real, empty database on each engine."""
-    if request.param == "sqlite":
-        db = SqliteDatabase(tmp_path / "state.db")
-        yield db
-        db.close()
-    else:
-        if not PG_URL:
-            pytest.skip("PostgreSQL: DESKGATE_TEST_DATABASE_URL is not set (.ci/run sets it)")
-        yield from _pg_database()
+    yield from (_sqlite_database(tmp_path) if request.param == "sqlite" else _pg_or_skip())
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    """For what only SQLite does (the file audit log's engine)."""
+    yield from _sqlite_database(tmp_path)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Database]:
+    """For what only PostgreSQL does (the shared audit table, roles, several processes)."""
+    yield from _pg_or_skip()
+
+
+def _sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    db = SqliteDatabase(tmp_path / "state.db")
+    yield db
+    db.close()
+
+
+def _pg_or_skip() -> Iterator[Database]:
+    if not PG_URL:
+        pytest.skip("PostgreSQL: DESKGATE_TEST_DATABASE_URL is not set (.ci/run sets it)")
+    yield from _pg_database()

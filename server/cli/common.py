@@ -12,7 +12,8 @@ import typer
 
 from deskgate.server.audit.open import open_audit_log
 from deskgate.server.errors import DeskgateError
-from deskgate.server.settings import Paths, Settings
+from deskgate.server.settings import Paths, Settings, database_url
+from deskgate.server.store.db import open_database
 
 
 @contextmanager
@@ -39,10 +40,14 @@ def actor() -> str:
 
 def record_admin(paths: Paths, settings: Settings, action: str, **fields: Any) -> None:
     """Append one admin record to the audit log and make it durable before the command answers."""
-    audit = open_audit_log(paths, settings)
+    url = database_url()
+    db = open_database(url, paths.state_db) if url else None
+    audit = open_audit_log(paths, settings, db)
     try:
         audit.append_sync({"kind": "admin", "action": action, "actor": actor(), **fields})
     finally:
         audit.close()
+        if db is not None:
+            db.close()
 
 

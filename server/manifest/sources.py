@@ -37,16 +37,17 @@ def build_served_manifest(catalogue: Catalogue, policy: Policy, roles: Roles) ->
             entry["confirmation_ttl"] = policy.confirmation.ttl
         return entry
 
-    # `Roles` keeps its table private and offers no listing yet; read it here only.
-    grants = {role: sorted(scopes) for role, scopes in roles._grants.items()}
+    grants = {role: sorted(scopes) for role, scopes in roles.grants().items()}
     return build_manifest(catalogue, policy_for=policy_for, roles=grants, scopes=SCOPES)
 
 
 def served_manifest() -> dict[str, Any]:
-    """The manifest `deskgate serve` would serve, from the packaged catalogue, policy and roles."""
+    """The manifest `deskgate serve` would serve here: the catalogue, the roles, and the deployment's
+    policy (`$DESKGATE_HOME/policy.toml`) when it has one, else the shipped policy."""
     from deskgate.scopes.roles import load_roles
     from deskgate.server.policy.model import load_policy
+    from deskgate.server.settings import Paths
     from deskgate.tools.catalogue import build_catalogue
 
     catalogue = build_catalogue()
-    return build_served_manifest(catalogue, load_policy(catalogue), load_roles())
+    return build_served_manifest(catalogue, load_policy(catalogue, Paths.from_env().policy_file()), load_roles())

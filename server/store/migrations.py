@@ -35,29 +35,39 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in sql.split(";\n") if s.strip()]
 
 
-def current_version(db: Database, component: str) -> int:
-    def read(tx: Tx) -> int:
-        tx.execute(_LEDGER)
-        row = tx.one("SELECT MAX(version) FROM schema_migrations WHERE component = ?", (component,))
-        return int(row[0]) if row and row[0] is not None else 0
+def _applied(tx: Tx, dialect: str, component: str) -> set[int]:
+    """Versions applied so far, read without DDL (a role without CREATE rights can still start)."""
+    if dialect == "sqlite":
+        exists = tx.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    else:
+        exists = tx.one("SELECT to_regclass('schema_migrations')")
+        exists = exists if exists and exists[0] is not None else None
+    if not exists:
+        return set()
+    return {int(r[0]) for r in tx.query("SELECT version FROM schema_migrations WHERE component = ?", (component,))}
 
-    return db.write_sync(read)
+
+def current_version(db: Database, component: str) -> int:
+    return max(db.read_sync(lambda tx: _applied(tx, db.dialect, component)), default=0)
 
 
 def upgrade(db: Database, component: str, migrations: list[Migration]) -> list[Migration]:
-    """Apply every migration newer than the database's version; return what was applied."""
+    """Apply every migration newer than the database's version; return what was applied.
+
+    Nothing pending: a read, no DDL. Otherwise one migration per transaction, all under one named
+    lock, so replicas starting together on an empty database upgrade it exactly once.
+    """
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
         raise ValueError(f"{component}: migration versions must be unique and ascending")
+    if set(versions) <= db.read_sync(lambda tx: _applied(tx, db.dialect, component)):
+        return []
     applied: list[Migration] = []
     for migration in migrations:
 
         def apply(tx: Tx, m: Migration = migration) -> bool:
             tx.execute(_LEDGER)
-            done = tx.one(
-                "SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?", (component, m.version)
-            )
-            if done:
+            if m.version in _applied(tx, db.dialect, component):
                 return False
             for statement in _statements(m.sql):
                 tx.execute(statement)
@@ -67,6 +77,6 @@ def upgrade(db: Database, component: str, migrations: list[Migration]) -> list[M
             )
             return True
 
-        if db.write_sync(apply):
+        if db.serialized_sync("deskgate.migrations", apply):
             applied.append(migration)
     return applied

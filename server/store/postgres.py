@@ -2,12 +2,16 @@
 
 Write transactions run at SERIALIZABLE isolation and are retried on serialization failures, so
 the counters, redemptions and idempotency records that SQLite protects with its single writer
-stay exact across any number of server processes.
+stay exact across any number of server processes. Retries back off with full jitter: when many
+calls hit one hot row (the money breaker's hour, one confirmation), only one commits per round,
+and retrying at once would make the losers collide again until they ran out of attempts.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -21,7 +25,8 @@ from deskgate.server.store.db import Database, Row, Tx
 
 T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\?")
-_RETRIES = 20
+_RETRIES = 60
+_BACKOFF_CAP_SECONDS = 0.05  # with 60 attempts, at most ~3 s of waiting before StoreUnavailable
 
 
 def _pg(sql: str) -> str:
@@ -70,6 +75,8 @@ class PostgresDatabase(Database):
             except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
                 if attempt == _RETRIES - 1:
                     raise StoreUnavailable("the database stayed too contended to commit") from None
+                # In a worker thread, never on the event loop (see `Database.write`).
+                time.sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, 0.001 * 2**attempt)))  # noqa: S311 - jitter
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable("the database could not complete the operation") from exc
             except psycopg.Error as exc:
@@ -94,6 +101,11 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
+
+    @property
+    def url(self) -> str:
+        """The connection URL, credentials included: pass it on (a second pool), never log it."""
+        return self._url
 
     def describe(self) -> str:
         parts = urlsplit(self._url)

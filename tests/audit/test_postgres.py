@@ -14,28 +14,24 @@ from deskgate.server.store.postgres import PostgresDatabase
 
 
 @pytest.fixture
-def pg(database):
-    if database.dialect != "postgresql":
-        pytest.skip("the shared audit table is PostgreSQL-only (SQLite deployments use the file log)")
-    return database
+def pg(pg_database):
+    return pg_database
 
 
 def _event(i: int) -> dict:
     return {"kind": "call", "tool": "lookup_order", "status": "ok", "request_id": f"r-{i}"}
 
 
-def test_the_audit_table_refuses_sqlite(database) -> None:
+def test_the_audit_table_refuses_sqlite(sqlite_database) -> None:
     """On SQLite the shared table is refused with a clear reason, not half-supported."""
-    if database.dialect != "sqlite":
-        pytest.skip("checks the SQLite refusal")
     with pytest.raises(AuditUnavailable, match="needs PostgreSQL"):
-        PostgresAuditLog(database, AuditKey.generate())
+        PostgresAuditLog(sqlite_database, AuditKey.generate())
 
 
 def test_two_server_processes_append_one_gapless_chain(pg) -> None:
     """Two logs on two connection pools (as two processes), 8 threads each: seqs 1..800, no fork."""
     key = AuditKey.generate()
-    other_db = PostgresDatabase(pg._url)  # a second pool: another "process" on the same schema
+    other_db = PostgresDatabase(pg.url)  # a second pool: another "process" on the same schema
     logs = [PostgresAuditLog(pg, key, AuditSection(checkpoint_every_records=100)),
             PostgresAuditLog(other_db, key, AuditSection(checkpoint_every_records=100))]
     seqs: list[int] = []
