@@ -21,6 +21,7 @@ import httpx2
 import pytest
 from mcp import Client
 
+from deskgate.config import packaged
 from tests.e2e.conftest import PG_URL, Deployment, call
 from tests.e2e.test_transports import CLI, _wait_until_up, free_port, http_client, server_env
 
@@ -135,6 +136,14 @@ async def test_a_token_revoked_through_the_cli_is_refused_by_every_process_at_on
 async def test_fifty_concurrent_redemptions_of_one_confirmation_across_processes_refund_once(
         deployment: Deployment) -> None:
     """One preview, then 50 confirmed repeats at once over three processes: one refund, every other refused."""
+    # A deployment policy with the refund rate limits lifted, so all 50 repeats reach the redemption race.
+    shipped = packaged("policy.toml").read_text()
+    lifted = shipped.replace('{ per = "session", max = 20, window = "1h" },   # every attempt counts, previews '
+                             'and refusals too', '{ per = "session", max = 1000, window = "1h" },')
+    lifted = lifted.replace('{ per = "customer", max = 6, window = "1d" },',
+                            '{ per = "customer", max = 1000, window = "1d" },')
+    assert lifted.count("max = 1000") == 2
+    deployment.home.joinpath("policy.toml").write_text(lifted)
     order = deployment.demo.delivered_order
     arguments = {"order_id": order, "amount": "20.00", "reason_code": "damaged_item"}
     async with cluster(deployment) as bases, clients(bases, deployment.token("billing-agent")) as per_process:
@@ -144,9 +153,7 @@ async def test_fifty_concurrent_redemptions_of_one_confirmation_across_processes
                                {**arguments, "confirmation_token": preview["confirmation_token"]})
     seen = outcomes(results)
     assert seen[("ok", None)] == 1, seen
-    # The packaged policy counts every attempt against the refund limits, so most repeats stop at
-    # stage 4; those that pass it race for the single redemption and lose with `confirmation_replayed`.
-    assert set(seen) == {("ok", None), ("denied", "confirmation_replayed"), ("denied", "rate_limited")}, seen
+    assert seen[("denied", "confirmation_replayed")] == 49, seen
     refunds = deployment.rows("SELECT amount_minor, actor FROM refunds WHERE order_id = ?", (order,))
     assert refunds == [(2000, "agent-1")]
     await assert_one_verified_chain(deployment)
