@@ -175,21 +175,9 @@ class PolicyStage:
         raise ConfirmationRequired(reason, preview=preview, confirmation_token=issued.token)
 
     async def redeem_confirmation(self, call: Call, token: str, replay_allowed: Any) -> bool:
-        """True when the token is an allowed replay: the stored result answers and nothing is paid out.
-
-        Stage 4 reserved the call's money on the assumption that it runs now; a refused or replayed
-        confirmation pays nothing, so the reservation is given back here.
-        """
-        try:
-            replayed = await self._confirmations().redeem(
-                token, self._binding(call), now=call.now, customer_code=getattr(call.args, "customer_code", None),
-                replay_allowed=replay_allowed)
-        except BaseException:
-            await self.release(call)
-            raise
-        if replayed:
-            await self.release(call)
-        return replayed
+        return await self._confirmations().redeem(
+            token, self._binding(call), now=call.now, customer_code=getattr(call.args, "customer_code", None),
+            replay_allowed=replay_allowed)
 
     def _binding(self, call: Call) -> Binding:
         assert call.session is not None and call.spec is not None and call.digest is not None

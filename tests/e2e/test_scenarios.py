@@ -109,11 +109,11 @@ def deskgate(*argv: str) -> Any:
     return CliRunner().invoke(cli, list(argv))
 
 
-def refunds(d: Deployment, order_id: str | None = None) -> list[tuple[Any, ...]]:
-    if order_id is None:
-        return d.rows("SELECT id, order_id, amount_minor FROM refunds ORDER BY LENGTH(id), id")
-    return d.rows("SELECT id, order_id, amount_minor FROM refunds WHERE order_id = ?"
-                  " ORDER BY LENGTH(id), id", (order_id,))
+def refunds(d: Deployment) -> list[tuple[Any, ...]]:
+    """Refunds of the scenario's orders (the seeded bulk has a refund history of its own)."""
+    demo = d.demo
+    return d.rows("SELECT id, order_id, amount_minor FROM refunds WHERE order_id IN (?, ?, ?)"
+                  " ORDER BY LENGTH(id), id", (demo.delivered_order, demo.pending_order, demo.shipped_order))
 
 
 def customer_code(d: Deployment, email: str) -> str:
@@ -133,16 +133,125 @@ def records_of(d: Deployment, request_kind: str = "call", **match: Any) -> list[
             if r.get("kind") == request_kind and all(r.get(k) == v for k, v in match.items())]
 
 
-async def test_probe(deployment: Deployment, tmp_path: Path) -> None:
-    """probe."""
-    on_clock(deployment, policy_file(tmp_path, ('per_hour = "1500.00"', 'per_hour = "60.00"')))
+
+# --- scenarios --------------------------------------------------------------------------------
+
+NEW_ADDRESS = {"line1": "7 Harbour Road", "city": "Hamburg", "postcode": "20095", "country": "DE"}
+
+
+async def test_password_reset_and_address_change_wait_for_identity_verified_in_this_very_session(
+        deployment: Deployment) -> None:
+    """Refused before verify_identity, after a wrong answer, and when only another session verified; allowed
+    once this session verified the customer."""
+    on_clock(deployment)
     demo = deployment.demo
-    async with deployment.client(deployment.token("billing-agent", max_refund="30.00")) as client:
-        args = {"order_id": demo.delivered_order, "amount": "10.00", "reason_code": "damaged_item"}
-        first = await call(client, "issue_refund", **args)
-        print(first)
-        ok = await call(client, "issue_refund", **args, confirmation_token=first["confirmation_token"])
-        print(ok)
-        for _ in range(2):
-            print(await call(client, "issue_refund", **args, confirmation_token=first["confirmation_token"]))
-        print(await call(client, "issue_refund", **{**args, "amount": "10.01"}))
+    resets = "SELECT id FROM outbox WHERE kind = 'password_reset'"
+    before = len(deployment.rows(resets))
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        reset = await call(client, "initiate_password_reset", customer_id=demo.customer_id)
+        assert (reset["status"], reset["code"]) == ("denied", "gate_identity_verified_in_session")
+        wrong = await call(client, "verify_identity", customer_id=demo.customer_id, method="postcode", value="99999")
+        assert wrong["data"]["verified"] is False
+        move = await call(client, "change_shipping_address", order_id=demo.pending_order, address=NEW_ADDRESS)
+        assert (move["status"], move["code"]) == ("denied", "gate_identity_verified_in_session")
+        async with deployment.client(deployment.token("tier1-agent")) as other_session:
+            elsewhere = await call(other_session, "verify_identity", customer_id=demo.customer_id,
+                                   method="card_last4", value=demo.card_last4)
+            assert elsewhere["data"]["verified"] is True
+        reset = await call(client, "initiate_password_reset", customer_id=demo.customer_id)
+        assert (reset["status"], reset["code"]) == ("denied", "gate_identity_verified_in_session")
+        assert len(deployment.rows(resets)) == before
+        assert deployment.rows("SELECT ship_line1 FROM orders WHERE id = ?", (demo.pending_order,)) \
+            != [(NEW_ADDRESS["line1"],)]
+
+        right = await call(client, "verify_identity", customer_id=demo.customer_id, method="postcode",
+                           value=demo.postcode)
+        assert right["data"]["verified"] is True
+        assert (await call(client, "initiate_password_reset", customer_id=demo.customer_id))["status"] == "ok"
+        moved = await call(client, "change_shipping_address", order_id=demo.pending_order, address=NEW_ADDRESS)
+        assert moved["status"] == "ok", moved
+    assert len(deployment.rows(resets)) == before + 1
+    assert deployment.rows("SELECT ship_line1 FROM orders WHERE id = ?", (demo.pending_order,)) \
+        == [(NEW_ADDRESS["line1"],)]
+
+
+async def test_undo_within_the_window_reverses_the_change_and_is_audited_and_after_it_is_refused(
+        deployment: Deployment) -> None:
+    """An address change undone 59 minutes later is reversed, as its own audited action; a credit is not
+    undone a day and a second later."""
+    clock = on_clock(deployment)
+    demo = deployment.demo
+    address = "SELECT ship_line1 FROM orders WHERE id = ?"
+    credit = "SELECT credit_minor FROM accounts WHERE id = ?"
+    original = deployment.rows(address, (demo.pending_order,))
+    async with deployment.client(deployment.token("billing-agent", sub="undoer")) as client:
+        await call(client, "verify_identity", customer_id=demo.customer_id, method="card_last4", value=demo.card_last4)
+        moved = await call(client, "change_shipping_address", order_id=demo.pending_order, address=NEW_ADDRESS)
+        credited = await call(client, "apply_account_credit", account_id=demo.account_id, amount="20.00",
+                              reason_code="goodwill")
+        assert moved["status"] == credited["status"] == "ok"
+        clock.advance(59 * 60)
+        undone = await call(client, "undo_action", action_id=moved["data"]["action_id"], customer_id=demo.customer_id)
+        assert undone["status"] == "ok", undone
+        assert deployment.rows(address, (demo.pending_order,)) == original
+        status = await call(client, "get_action_status", action_id=moved["data"]["action_id"])
+        assert status["data"]["status"] == "undone"
+
+        clock.advance(24 * 3600 + 1 - 59 * 60)
+        late = await call(client, "undo_action", action_id=credited["data"]["action_id"], account_id=demo.account_id)
+        assert (late["status"], late["code"]) == ("error", "undo_window_expired")
+    assert deployment.rows(credit, (demo.account_id,)) == [(2000,)]
+    audited = records_of(deployment, "outcome", tool="undo_action", sub="undoer")
+    assert [(r["status"], r["decision"]["tier"]) for r in audited] == [("ok", "automate"), ("error", "automate")]
+    assert all(r["policy_version"] == r["decision"]["policy_version"] for r in audited)
+
+
+async def test_every_decision_is_audited_with_the_policy_version_and_its_reason(deployment: Deployment,
+                                                                               tmp_path: Path) -> None:
+    """Allowed, denied, confirmation issued, pending, approved, escalated and a breaker trip each leave a
+    record naming the policy version and why."""
+    on_clock(deployment, policy_file(tmp_path, ('per_hour = "1500.00"', 'per_hour = "120.00"')))
+    demo = deployment.demo
+    order = demo.delivered_order
+    refund = {"order_id": order, "reason_code": "damaged_item"}
+    async with deployment.client(deployment.token("billing-agent", sub="audited")) as client:
+        version = (await call(client, "get_policy"))["data"]["rules"]["policy_version"]
+        assert (await call(client, "add_ticket_note", ticket_id=demo.pii_ticket, body="Checked."))["status"] == "ok"
+        assert (await call(client, "issue_refund", order_id=order, amount="5.00", reason_code="because"))["status"] \
+            == "denied"
+        assert (await confirmed(client, "issue_refund", **refund, amount="10.00"))["status"] == "ok"
+        approval_id = (await call(client, "issue_refund", **refund, amount="100.00"))["approval_id"]
+        assert deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes").exit_code == 0
+        assert (await call(client, "issue_refund", **refund, amount="100.00"))["status"] == "ok"
+        assert (await call(client, "issue_refund", **refund, amount="900.00"))["status"] == "escalated"
+        tripped = await call(client, "apply_account_credit", account_id=demo.account_id, amount="30.00",
+                             reason_code="goodwill")
+        assert tripped["code"] == "breaker_open"
+
+    records = [r for r in deployment.audit_records() if r.get("sub") == "audited" and r["kind"] != "intent"]
+    assert records and all(r["policy_version"] == version for r in records)
+    seen = {(r.get("tool"), r["status"], r["decision"]["tier"], r["decision"]["code"]) for r in records}
+    assert {
+        ("add_ticket_note", "ok", "automate", "allowed"),
+        ("issue_refund", "denied", "deny", "gate_reason_code_allowed"),
+        ("issue_refund", "confirmation_required", "automate", "allowed"),
+        ("issue_refund", "ok", "automate", "allowed"),
+        ("issue_refund", "pending_approval", "assist", "threshold"),
+        ("issue_refund", "ok", "assist", "threshold"),
+        ("issue_refund", "escalated", "escalate", "threshold"),
+        ("apply_account_credit", "pending_approval", "assist", "breaker_open"),
+    } <= seen
+    for record in records:
+        decision = record["decision"]
+        assert decision["policy_version"] == version and decision["reasons"], record
+        if record["status"] != "ok":
+            assert record["reason"] and record["code"], record
+    issued = [r for r in records if r["status"] == "confirmation_required"]
+    assert [r.get("confirmation_issued") for r in issued] == [True]
+    approved = next(r for r in records if r["decision"].get("approval_id") == approval_id and r["status"] == "ok")
+    assert approved["decision"]["approved_by"] == ["anna"]
+    approval = records_of(deployment, "admin", action="approval.approve", approval_id=approval_id)
+    assert [(r["principal"], r["policy_version"], r["state"]) for r in approval] == [("anna", version, "approved")]
+    trip = next(r for r in records if r["decision"]["code"] == "breaker_open")
+    assert [e["event"] for e in trip["decision"]["events"]] == ["breaker_trip"]
+    assert trip["decision"]["events"][0]["policy_version"] == version
