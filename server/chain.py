@@ -137,7 +137,7 @@ class GuardChain:
             outcome = Outcome(status=Status.ERROR, code="internal_error",
                               reason=f"internal error; quote request {call.request_id} to the operator")
         if "executed" not in call.notes:
-            await self._release(call)  # stage 4 may have reserved money for a call that did not run
+            await self._settle_unexecuted(call, outcome)
         return await self.audit(call, outcome)                             # 9
 
     async def visible_tools(self, credential: str | Session | None) -> list[ToolSpec]:
@@ -270,15 +270,10 @@ class GuardChain:
     async def execute_and_redact(self, call: Call) -> Outcome:
         assert call.spec is not None and call.args is not None and call.session is not None
         spec = call.spec
-        try:
-            if not spec.read_only:
-                # Durable before the side effect: a crash between intent and outcome stays visible.
-                call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
-            result = await spec.handler(self._context(call), call.args)                 # 7
-        except BaseException as exc:
-            reason = exc.reason if isinstance(exc, DeskgateError) else "internal error"
-            await self._policy.finish(call, ok=False, result={"status": "error", "reason": reason})
-            raise
+        if not spec.read_only:
+            # Durable before the side effect: a crash between intent and outcome stays visible.
+            call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
+        result = await spec.handler(self._context(call), call.args)                     # 7
         call.notes["executed"] = True
         data = result.model_dump(mode="json")
         self._check_result_binding(call, data)
@@ -289,11 +284,14 @@ class GuardChain:
         await self._policy.finish(call, ok=True, result={"status": "ok", "data": visible})
         return Outcome(status=Status.OK, data=visible)
 
-    async def _release(self, call: Call) -> None:
+    async def _settle_unexecuted(self, call: Call, outcome: Outcome) -> None:
+        """A call that did not run (refused, replayed, failed) gives back the money stage 4 reserved for it
+        and closes the approval it claimed, with this answer - in one place, whatever stopped it."""
         try:
             await self._policy.release(call)
+            await self._policy.finish(call, ok=outcome.status == Status.OK, result=outcome.wire())
         except DeskgateError as exc:
-            logger.error("could not release a reservation (request %s): %s", call.request_id, exc.reason)
+            logger.error("could not settle an unexecuted call (request %s): %s", call.request_id, exc.reason)
 
     def _check_result_binding(self, call: Call, data: Any) -> None:
         if call.allowed_customer is None:

@@ -8,8 +8,11 @@ start-up: a bad policy, role or redaction file stops the server before it answer
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import Roles, load_roles
@@ -43,16 +46,19 @@ class Runtime:
     keys: SigningKeys
     roles: Roles
     catalogue: Catalogue
-    policy: Policy
     issuer: TokenIssuer
     verifier: TokenVerifier
     redactor: Redactor
     audit: GroupCommit
-    manifest: dict
-    chain: GuardChain
+    approvals: Approvals
+    # Set by `wire`: what depends on the policy.
+    policy: Policy = field(init=False)
+    manifest: dict[str, Any] = field(init=False)
+    chain: GuardChain = field(init=False)
 
     @classmethod
-    def open(cls, paths: Paths, *, settings: Settings | None = None, policy_path: Path | None = None) -> Runtime:
+    def open(cls, paths: Paths, *, settings: Settings | None = None, policy_path: Path | None = None,
+             clock: Callable[[], float] = time.time) -> Runtime:
         settings = settings or load_settings(paths)
         paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         url = database_url()
@@ -61,33 +67,37 @@ class Runtime:
         backend_db = state_db if url else open_database(url, paths.backend_db)
         state = StateStore(state_db)
         state.upgrade()
+        approvals = Approvals(state_db)
+        approvals.upgrade()
         backend = SqlSupportBackend(backend_db)
         backend.upgrade()
         keys = SigningKeys(paths, settings.tokens)
         keys.ensure()
-        roles = load_roles()
-        catalogue = build_catalogue()
+        runtime = cls(paths, settings, state_db, backend_db, state, backend, keys, load_roles(), build_catalogue(),
+                      TokenIssuer(keys, state.tokens, settings.tokens),
+                      TokenVerifier(keys, state.tokens, settings.tokens), Redactor.load(paths),
+                      open_audit_log(paths, settings, state_db), approvals)
+        runtime.wire(policy_path=policy_path, clock=clock)
+        return runtime
+
+    def wire(self, *, policy_path: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+        """(Re)build the policy, the manifest and the guard chain over the same stores, keys and log.
+
+        `open` calls it once; tests call it again for another policy file or a clock they control.
+        """
         # A deployment's own policy ($DESKGATE_HOME/policy.toml) replaces the shipped one when present.
-        policy = load_policy(catalogue, policy_path or paths.policy_file())
-        manifest = build_served_manifest(catalogue, policy, roles)
-        issuer = TokenIssuer(keys, state.tokens, settings.tokens)
-        verifier = TokenVerifier(keys, state.tokens, settings.tokens)
-        redactor = Redactor.load(paths)
-        audit = open_audit_log(paths, settings, state_db)
-        approvals = Approvals(state_db)
-        approvals.upgrade()
-        policy_stage = PolicyStage(policy, catalogue=catalogue, state=state, approvals=approvals, keys=keys,
-                                   issuer=settings.tokens.issuer, manifest_hash=manifest["manifest_hash"])
-        chain = GuardChain(
-            verifier=verifier, catalogue=catalogue, backend=backend, state=state, policy=policy_stage,
-            redactor=redactor, audit=audit,
-            settings=ChainSettings(max_argument_bytes=settings.server.max_argument_bytes,
-                                   reads_fail_closed=settings.audit.reads_fail_closed,
-                                   manifest_hash=manifest["manifest_hash"],
-                                   bind_manifest=settings.tokens.bind_manifest),
+        self.policy = load_policy(self.catalogue, policy_path or self.paths.policy_file())
+        self.manifest = build_served_manifest(self.catalogue, self.policy, self.roles)
+        manifest_hash = self.manifest["manifest_hash"]
+        stage = PolicyStage(self.policy, catalogue=self.catalogue, state=self.state, approvals=self.approvals,
+                            keys=self.keys, issuer=self.settings.tokens.issuer, manifest_hash=manifest_hash)
+        self.chain = GuardChain(
+            verifier=self.verifier, catalogue=self.catalogue, backend=self.backend, state=self.state,
+            policy=stage, redactor=self.redactor, audit=self.audit, clock=clock,
+            settings=ChainSettings(max_argument_bytes=self.settings.server.max_argument_bytes,
+                                   reads_fail_closed=self.settings.audit.reads_fail_closed,
+                                   manifest_hash=manifest_hash, bind_manifest=self.settings.tokens.bind_manifest),
         )
-        return cls(paths, settings, state_db, backend_db, state, backend, keys, roles, catalogue, policy,
-                   issuer, verifier, redactor, audit, manifest, chain)
 
     async def aclose(self) -> None:
         await self.audit.aclose()

@@ -23,12 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deskgate.config import packaged
-from deskgate.server.chain import ChainSettings, GuardChain
 from deskgate.server.cli import app as cli
-from deskgate.server.manifest.sources import build_served_manifest
-from deskgate.server.policy.approvals import Approvals
-from deskgate.server.policy.model import load_policy
-from deskgate.server.policy_stage import PolicyStage
 from tests.e2e.conftest import Deployment, call
 
 pytestmark = pytest.mark.anyio
@@ -70,17 +65,9 @@ NO_REFUND_LIMITS = ('limits = [\n    { per = "session", max = 20, window = "1h" 
 
 
 def on_clock(d: Deployment, policy_path: Path | None = None) -> Clock:
-    """Serve `d` through a chain wired as `Runtime.open` wires it, on a test clock (and maybe another policy)."""
-    rt, clock = d.runtime, Clock()
-    policy = load_policy(rt.catalogue, policy_path) if policy_path else rt.policy
-    manifest_hash = build_served_manifest(rt.catalogue, policy, rt.roles)["manifest_hash"]
-    stage = PolicyStage(policy, catalogue=rt.catalogue, state=rt.state, approvals=Approvals(rt.state_db),
-                        keys=rt.keys, issuer=rt.settings.tokens.issuer, manifest_hash=manifest_hash)
-    rt.chain = GuardChain(
-        verifier=rt.verifier, catalogue=rt.catalogue, backend=rt.backend, state=rt.state, policy=stage,
-        redactor=rt.redactor, audit=rt.audit, clock=clock,
-        settings=ChainSettings(max_argument_bytes=rt.settings.server.max_argument_bytes,
-                               reads_fail_closed=rt.settings.audit.reads_fail_closed, manifest_hash=manifest_hash))
+    """Serve `d` through a chain rewired on a test clock (and maybe another policy), as `Runtime.open` wires it."""
+    clock = Clock()
+    d.runtime.wire(policy_path=policy_path, clock=clock)
     return clock
 
 

@@ -198,3 +198,22 @@ async def test_twenty_concurrent_repeats_of_an_approved_call_run_it_once(deploym
         ("ok", None), ("denied", "approval_executing"), ("denied", "approval_done"), ("pending_approval", "threshold")}
     assert approval_id not in {r.get("approval_id") for r in results}
     assert [(r[1], r[2]) for r in refunds(deployment)] == [("O-1", 12000)]
+
+
+async def test_an_approved_call_stopped_by_its_idempotency_key_closes_its_approval(deployment: Deployment) -> None:
+    """The key was used meanwhile for another call: the approved repeat is refused, and the approval ends
+    `failed` (not stuck `executing`) with that refusal; no second credit is paid."""
+    on_clock(deployment)
+    demo = deployment.demo
+    key = {"idempotency_key": "credit-key-0001"}
+    large = {"account_id": demo.account_id, "amount": "60.00", "reason_code": "sla_breach", **key}
+    small = {**large, "amount": "5.00"}
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        approval_id = (await call(client, "apply_account_credit", **large))["approval_id"]
+        assert (await call(client, "apply_account_credit", **small))["status"] == "ok"
+        assert deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes").exit_code == 0
+        refused = await call(client, "apply_account_credit", **large)
+        assert (refused["status"], refused["code"]) == ("denied", "idempotency_conflict")
+        status = await call(client, "get_action_status", action_id=approval_id)
+        assert status["data"]["status"] == "failed"
+    assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(500,)]
