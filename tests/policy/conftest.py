@@ -1,7 +1,7 @@
 """Fixtures for the policy tests: a real state store and a real SQL support backend, seeded.
 
-The write tools' input models here follow the catalogue's argument vocabulary (DESIGN.md); their
-handlers are never run - the policy engine reads only the specs' metadata and the arguments.
+The write tools are the catalogue's own; their handlers are never run - the policy engine reads only
+the specs' metadata and the arguments.
 """
 
 from __future__ import annotations
@@ -12,92 +12,24 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel
 
 from deskgate.scopes.session import Session
 from deskgate.server.policy.approvals import Approvals
 from deskgate.server.policy.confirmation import Binding, Confirmations
 from deskgate.server.policy.engine import PolicyEngine
 from deskgate.server.policy.model import Policy, load_policy
-from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.store.db import Database
 from deskgate.server.store.state import StateStore
 from deskgate.tools.backend.sql import SqlSupportBackend
-from deskgate.tools.models import AccountId, Amount, CustomerId, OrderId, ReasonCode, SubscriptionId, WriteInput
-from deskgate.tools.spec import ToolSpec, pii
+from deskgate.tools.catalogue import build_catalogue
+from deskgate.tools.spec import ToolSpec
 
 NOW = 1_900_000_000 - 1_900_000_000 % 86400 + 3 * 3600  # 03:00 on a day boundary: windows start cleanly
 
 
-class Done(BaseModel):
-    outcome: str = pii(PiiClass.NONE, default="done")
-
-
-class CustomerInput(WriteInput):
-    customer_id: CustomerId
-
-
-class AddressInput(WriteInput):
-    order_id: OrderId
-    line1: str
-
-
-class RefundInput(WriteInput):
-    order_id: OrderId
-    amount: Amount
-    reason_code: ReasonCode
-
-
-class CreditInput(WriteInput):
-    account_id: AccountId
-    amount: Amount
-    reason_code: ReasonCode
-
-
-class CancelInput(WriteInput):
-    subscription_id: SubscriptionId
-    requester_id: CustomerId
-    reason_code: ReasonCode
-
-
-class NoteInput(WriteInput):
-    ticket_id: str
-    body: str
-
-
-class UndoInput(WriteInput):
-    action_id: str
-
-
-async def _never(ctx: Any, args: Any) -> BaseModel:
-    raise AssertionError("the policy tests never execute a tool")
-
-
-async def _preview(ctx: Any, args: Any) -> str:
-    return "preview"
-
-
-def _spec(name: str, scope: str, model: type[BaseModel], **meta: Any) -> ToolSpec:
-    return ToolSpec(name=name, title=name, description=name, input_model=model, output_model=Done,
-                    handler=_never, scope=scope, read_only=False, **meta)
-
-
 def write_specs() -> list[ToolSpec]:
-    specs = [
-        _spec("verify_identity", "identity:verify", CustomerInput),
-        _spec("update_email_preferences", "preferences:write", CustomerInput, reversible_by="undo_action"),
-        _spec("change_shipping_address", "address:write", AddressInput, reversible_by="undo_action"),
-        _spec("initiate_password_reset", "password:reset", CustomerInput),
-        _spec("issue_refund", "refunds:write", RefundInput, irreversible=True, money=True, preview=_preview),
-        _spec("apply_account_credit", "credits:write", CreditInput, money=True, reversible_by="undo_action"),
-        _spec("cancel_subscription", "subscriptions:cancel", CancelInput, irreversible=True, preview=_preview),
-        _spec("add_ticket_note", "notes:write", NoteInput),
-        _spec("escalate_to_human", "escalations:write", NoteInput),
-        _spec("undo_action", "actions:undo", UndoInput),
-    ]
-    for spec in specs:
-        spec.validate()
-    return specs
+    """The catalogue's real write tools: the engine reads their metadata and arguments, never runs them."""
+    return [spec for spec in build_catalogue() if not spec.read_only]
 
 
 @pytest.fixture
