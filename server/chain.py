@@ -117,6 +117,10 @@ class GuardChain:
     def catalogue(self) -> Catalogue:
         return self._catalogue
 
+    @property
+    def policy_version(self) -> str:
+        return self._policy.version
+
     # -- the chain --------------------------------------------------------------------------
 
     async def call(self, credential: str | Session | None, tool: str, arguments: dict[str, Any] | None) -> Outcome:

@@ -7,6 +7,7 @@ start-up: a bad policy, role or redaction file stops the server before it answer
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -98,6 +99,20 @@ class Runtime:
                                    reads_fail_closed=self.settings.audit.reads_fail_closed,
                                    manifest_hash=manifest_hash, bind_manifest=self.settings.tokens.bind_manifest),
         )
+
+    def announce_start(self, transport: str) -> int:
+        """Audit a server start with what it serves; say so when the policy or manifest changed since the
+        last start (a changed policy or tool set is something security wants to see in the log)."""
+        served = {"policy_version": self.chain.policy_version, "manifest_hash": self.manifest["manifest_hash"]}
+        previous_text = self.state.meta.get_sync("served")
+        previous = json.loads(previous_text) if previous_text else None
+        event: dict[str, Any] = {"kind": "system", "action": "server.started", "transport": transport, **served}
+        if previous is not None and previous != served:
+            event["changed"] = {k: {"from": previous.get(k), "to": v} for k, v in served.items()
+                                if previous.get(k) != v}
+        seq = self.audit.append_sync(event)
+        self.state.meta.set_sync("served", json.dumps(served, sort_keys=True))
+        return seq
 
     async def aclose(self) -> None:
         await self.audit.aclose()

@@ -10,7 +10,9 @@ How an append becomes durable (one writer thread per `AuditLog`, see `batching`)
     1. The caller validates and copies its event, queues it and waits on a future.
     2. The writer takes everything queued as one batch - whatever arrived while the previous
        fsync ran. That is the group commit: one write and one fsync per batch.
-    3. Under an exclusive `flock` on `audit.lock`, it checks whether another process appended
+    3. Under an exclusive `flock` on `audit.lock` (its descriptor kept open between batches, and
+       re-opened when the file at that path is no longer the one locked, so that two processes
+       can never hold locks on different files), it checks whether another process appended
        since (the active segment's inode and size, and whether a next segment appeared) and, if
        so, re-reads the head from disk, so the chain never forks across processes.
     4. A torn last line left by a crash is set aside (`.torn`) and a "system" record says so.
@@ -74,6 +76,7 @@ class AuditLog(GroupCommit):
         # The head as this process last saw it, and the active segment it last wrote.
         self._seq, self._head, self._signed_seq = 0, GENESIS, 0
         self._index, self._fd, self._size, self._ino = 1, -1, 0, 0
+        self._lock_fd = -1
         self._segment_started: float | None = None
         self._shipper: Shipper | None = None
         try:
@@ -86,6 +89,7 @@ class AuditLog(GroupCommit):
                 self._write_batch([])  # recovery: sets a torn tail aside and records it
         except OSError as exc:
             self._close_fd()
+            self._close_lock()
             raise AuditUnavailable(f"the audit log cannot be opened: {describe_oserror(exc)}") from exc
         anchor = anchor or anchor_from_env()
         self._shipper = Shipper(anchor) if anchor else None
@@ -115,6 +119,7 @@ class AuditLog(GroupCommit):
 
     def _stopped(self) -> None:
         self._close_fd()
+        self._close_lock()
         if self._shipper:
             self._shipper.close()
 
@@ -122,12 +127,40 @@ class AuditLog(GroupCommit):
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = self._lock_held()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # releases the flock
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_held(self) -> int:
+        """Take the flock on `audit.lock`, re-using the descriptor of the previous batch.
+
+        A lock on a file that is no longer at the path (the directory or the lock file was replaced)
+        would exclude no one: after locking, the path must still name the file locked, else the
+        descriptor is re-opened and the lock taken again.
+        """
+        path = self.directory / LOCK_NAME
+        while True:
+            if self._lock_fd < 0:
+                self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                at_path = os.stat(path, follow_symlinks=False)
+                held = os.fstat(self._lock_fd)
+            except FileNotFoundError:
+                at_path = None
+            except BaseException:
+                self._close_lock()
+                raise
+            if at_path is not None and (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino):
+                return self._lock_fd
+            self._close_lock()
+
+    def _close_lock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock
+        self._lock_fd = -1
 
     def _write_batch(self, events: list[dict[str, Any]]) -> list[int]:
         """Seal and durably append `events` (after any recovery notices); returns their seqs."""

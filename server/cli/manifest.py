@@ -24,13 +24,14 @@ from typing import Annotated, Any
 import typer
 
 from deskgate.config import packaged
+from deskgate.server.cli.common import record_admin
 from deskgate.server.errors import ConfigError, DeskgateError
 from deskgate.server.manifest import lock, sources
 from deskgate.server.manifest.build import canonical_bytes
 from deskgate.server.manifest.diff import diff, render_diff
 from deskgate.server.manifest.lock import RELEASE_LOCK, ManifestMismatch
 from deskgate.server.manifest.review import render_markdown
-from deskgate.server.settings import Paths
+from deskgate.server.settings import Paths, load_settings
 
 app = typer.Typer(help="Print, pin, diff and check the tool manifest that security reviews.")
 
@@ -94,7 +95,11 @@ def pin(
             typer.echo(f"{target} does not exist: pinning {len(manifest['tools'])} tools for the first time", err=True)
         if not yes and not typer.confirm(f"Pin manifest {manifest['manifest_hash'][:12]} in {target}?", err=True):
             raise typer.Exit(1)
-        typer.echo(f"pinned {lock.pin(manifest, target)} in {target}", err=True)
+        pinned = lock.pin(manifest, target)
+        if not release:  # a deployment's review decision belongs in its audit log; a release lock is a file
+            paths = Paths.from_env()
+            record_admin(paths, load_settings(paths), "manifest.pinned", manifest_hash=pinned, lock=str(target))
+        typer.echo(f"pinned {pinned} in {target}", err=True)
 
 
 @app.command("diff")

@@ -90,6 +90,7 @@ def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | No
     runtime = Runtime.open(paths)
     try:
         check_served(runtime.manifest, paths, dev=dev, warn=lambda text: err.print(f"[yellow]{text}[/]"))
+        runtime.announce_start(transport)
         if transport == "stdio":
             _serve_stdio(runtime)
         else:

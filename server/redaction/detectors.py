@@ -427,28 +427,30 @@ def _ipv6s(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
 
 # --- secrets -------------------------------------------------------------------------------------
 
-# (kind, hints, pattern, group holding the secret). A pattern that starts with a literal prefix is
-# fast to scan for and has no hints; the others run only when one of their hints occurs in the text.
-# The word boundary before a match is checked afterwards (a lookbehind would slow the scan down).
+# (kind, literals, pattern, group holding the secret). A pattern runs only when one of its
+# literals occurs in the text: `str.__contains__` checks all of them in less time than one
+# pattern scan (a regex alternation of the literals is slower still: their first characters are
+# common letters). The word boundary before a match is checked afterwards (a lookbehind would slow
+# the scan down).
 _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
-    ("private_key", (), re.compile(
+    ("private_key", ("-----BEGIN ",), re.compile(
         r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
-    ("jwt", (), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
-    ("bearer_token", ("Bearer", "bearer", "BEARER"), re.compile(
+    ("jwt", ("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
+    ("bearer_token", ("Bearer", "bearer", "BEARER", "bEARER"), re.compile(
         r"[Bb](?:earer|EARER)[ \t]+([A-Za-z0-9\-._~+/]{12,}=*)"), 1),
-    ("aws_access_key", (), re.compile(
+    ("aws_access_key", ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA"), re.compile(
         r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
-    ("github_token", (), re.compile(
+    ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), re.compile(
         r"gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255}"), 0),
-    ("gitlab_token", (), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
-    ("stripe_key", ("k_live_", "k_test_", "whsec_"), re.compile(
+    ("gitlab_token", ("glpat-",), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
+    ("stripe_key", ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), re.compile(
         r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{16,247}"), 0),
     ("slack_token", ("xox", "hooks.slack.com"), re.compile(
         r"xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0),
-    ("google_api_key", (), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
-    ("openai_anthropic_key", (), re.compile(r"sk-[A-Za-z0-9_\-]{20,}"), 0),
-    ("sendgrid_key", (), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
-    ("npm_token", (), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
+    ("google_api_key", ("AIza",), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
+    ("openai_anthropic_key", ("sk-",), re.compile(r"sk-[A-Za-z0-9_\-]{20,}"), 0),
+    ("sendgrid_key", ("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
+    ("npm_token", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
 )
 
 # `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
@@ -465,6 +467,8 @@ _PAIR_KEY = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WOR
 _PAIR_VALUE = re.compile(
     r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s,;\"'<>()\[\]{}]{1,200}))"
 )
+# Every key word of `_PAIR_NEAR` and `_PAIR_SPOKEN` holds one of these: a literal scan first.
+_PAIR_HINT = re.compile("pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola")
 # "my password is hunter2!", scanned in the lower-cased text; the value is taken from the original.
 _PAIR_SPOKEN = re.compile(
     r"(?:pass(?:word|wort|code)|pwd|pin|mot de passe|contrase\u00f1a|wachtwoord)"
@@ -475,6 +479,8 @@ _TOKEN_CHAR = frozenset(string.ascii_letters + string.digits + "_-")
 
 
 def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+    if not _PAIR_HINT.search(low):
+        return
     for near in _PAIR_NEAR.finditer(low):
         at = near.end() - 1  # the `:` or `=`
         if not _PAIR_KEY.search(text, max(0, at - 48), at):
@@ -494,8 +500,8 @@ def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
 
 
 def _secrets(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    for kind, hints, pattern, group in _SECRETS:
-        if hints and not any(h in text for h in hints):
+    for kind, literals, pattern, group in _SECRETS:
+        if not any(literal in text for literal in literals):
             continue
         for m in pattern.finditer(text):
             if kind != "bearer_token" and m.start() and text[m.start() - 1] in _TOKEN_CHAR:

@@ -9,6 +9,7 @@ Each area is one small repository over the same `Database`, with its own tables:
     Breakers        tripped circuit breakers, until an admin resets them
     Approvals       assist-tier calls waiting for, or decided by, a human
     Verifications   customers whose identity a session verified (step-up)
+    DeploymentMeta  what the last server start served (policy version, manifest hash)
 
 Every method that decides something (redeem, claim, add within a limit, decide) does so in one
 write transaction, so two server processes can never both win.
@@ -96,6 +97,11 @@ CREATE TABLE verifications (
     method TEXT NOT NULL,
     verified_at BIGINT NOT NULL,
     PRIMARY KEY (sid, customer_id)
+)"""),
+    Migration(2, "deployment meta", """
+CREATE TABLE deployment_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 )"""),
 ]
 
@@ -292,6 +298,22 @@ class Verifications:
         return row is not None
 
 
+class DeploymentMeta:
+    """Small facts about the deployment itself, e.g. what the last server start served."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get_sync(self, key: str) -> str | None:
+        row = self._db.read_sync(lambda tx: tx.one("SELECT value FROM deployment_meta WHERE key = ?", (key,)))
+        return str(row[0]) if row else None
+
+    def set_sync(self, key: str, value: str) -> None:
+        self._db.write_sync(lambda tx: tx.execute(
+            "INSERT INTO deployment_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)))
+
+
 class StateStore:
     """The facade the guard chain and the CLI hold. Upgrade the schema before first use."""
 
@@ -303,6 +325,7 @@ class StateStore:
         self.counters = Counters(db)
         self.breakers = Breakers(db)
         self.verifications = Verifications(db)
+        self.meta = DeploymentMeta(db)
 
     def upgrade(self) -> list[Migration]:
         return upgrade(self.db, "state", STATE_MIGRATIONS)

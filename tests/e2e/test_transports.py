@@ -16,6 +16,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from deskgate.config import packaged
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import Paths
@@ -169,3 +170,20 @@ async def test_sigterm_shuts_the_http_server_down_with_a_signed_shutdown_checkpo
     assert code == 0
     checkpoints = (deployment.home / "audit" / "checkpoints.jsonl").read_text().splitlines()
     assert '"shutdown"' in checkpoints[-1]
+
+
+async def test_a_server_start_is_audited_and_says_when_the_policy_changed(deployment: Deployment,
+                                                                         tmp_path: Path) -> None:
+    """Each start records the policy version and manifest hash it serves, and what changed since the last."""
+    runtime = deployment.runtime
+    runtime.announce_start("http")
+    stricter = tmp_path / "policy.toml"
+    stricter.write_text(packaged("policy.toml").read_text().replace(
+        '{ above = "50.00", tier = "assist" }', '{ above = "20.00", tier = "assist" }', 1))
+    runtime.wire(policy_path=stricter)
+    runtime.announce_start("stdio")
+    starts = [r for r in deployment.audit_records() if r.get("action") == "server.started"]
+    assert [s["transport"] for s in starts] == ["http", "stdio"]
+    assert "changed" not in starts[0]
+    assert set(starts[1]["changed"]) == {"policy_version", "manifest_hash"}
+    assert starts[1]["changed"]["policy_version"]["to"] == starts[1]["policy_version"] != starts[0]["policy_version"]

@@ -65,6 +65,8 @@ def test_pin_writes_the_deployment_lock_after_confirmation(
     accepted = runner.invoke(app, ["pin"], input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert lock.load(home / "manifest.lock")[HASH_KEY] == manifest_of()[HASH_KEY]
+    audit = "".join(p.read_text() for p in (home / "audit").glob("audit-*.jsonl"))
+    assert '"action":"manifest.pinned"' in audit and manifest_of()[HASH_KEY] in audit  # the review is on record
 
 
 def test_pin_shows_the_diff_against_the_current_lock_before_asking(
