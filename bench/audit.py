@@ -1,20 +1,28 @@
 """Audit log throughput: durable appends/s for 1, 8 and 64 concurrent writers, against the raw fsync
 rate of the same disk measured in the same run, and `verify` speed in records/s.
 
-    python bench/audit.py [--dir PATH] [--seconds 3] [--verify-records 100000]
+    python bench/audit.py [--dir PATH] [--seconds 3] [--verify-records 100000] [--ab-rounds 6]
 
 The baseline is one small write + fsync per iteration on a file in the same directory: what an
 audit log without group commit could do at best. Each writer is an asyncio task appending in a
 loop (as concurrent tool calls do); a ratio above 1 is group commit at work.
+
+A/B: the latency of one sequential append (what a lone tool call waits for) with the lock file's
+descriptor kept open between batches (as shipped) against opening it per batch (as before), two
+logs in two directories, rounds alternating which goes first.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import os
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -22,6 +30,7 @@ from rich.table import Table
 
 from deskgate.server.audit.keys import load_public_key
 from deskgate.server.audit.log import AuditLog
+from deskgate.server.audit.segments import LOCK_NAME
 from deskgate.server.audit.verify import verify
 from deskgate.server.settings import AuditSection
 
@@ -84,11 +93,43 @@ def verify_rate(directory: Path, records: int) -> float:
     return report.records / elapsed
 
 
+class LockPerBatch(AuditLog):
+    """The previous locking: open `audit.lock`, flock it, close it, for every batch."""
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+async def sequential_ab(directory: Path, rounds: int, appends: int) -> dict[str, float]:
+    """Median microseconds of one awaited append, per variant, A/B interleaved."""
+    logs = {"lock per batch (before)": LockPerBatch(directory / "a", AuditSection()),
+            "lock kept open (after)": AuditLog(directory / "b", AuditSection())}
+    samples: dict[str, list[float]] = {name: [] for name in logs}
+    try:
+        for r in range(rounds):
+            for name in list(logs) if r % 2 == 0 else list(reversed(logs)):
+                for _ in range(appends):
+                    began = time.perf_counter()
+                    await logs[name].append(EVENT)
+                    samples[name].append(time.perf_counter() - began)
+    finally:
+        for log in logs.values():
+            await log.aclose()
+    return {name: statistics.median(s) * 1e6 for name, s in samples.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=None, help="a directory on the disk to measure")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--verify-records", type=int, default=100_000)
+    parser.add_argument("--ab-rounds", type=int, default=6)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
@@ -104,6 +145,14 @@ def main() -> None:
             table.add_row(f"durable appends, {writers} writers", f"{rate:,.0f}", f"{count:,}", f"{rate / raw:.2f}")
         rate = verify_rate(root / "verify", args.verify_records)
         table.add_row("verify", f"{rate:,.0f}", f"{args.verify_records:,}", "")
+        Console().print(table)
+        ab = asyncio.run(sequential_ab(root / "ab", args.ab_rounds, 500))
+        base = next(iter(ab.values()))
+        table = Table(title="one sequential append, A/B (median us)")
+        for column in ("variant", "median us", "vs before"):
+            table.add_column(column)
+        for name, median in ab.items():
+            table.add_row(name, f"{median:,.1f}", f"{median / base:.2f}x")
         Console().print(table)
 
 

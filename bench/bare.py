@@ -4,6 +4,11 @@ Each tool is a plain `@mcp.tool` whose body is the backend call deskgate's tool 
 (`SqlSupportBackend.get_order`, ...): no token, scope, policy, confirmation, redaction or audit.
 It is served exactly like deskgate (stateless Streamable HTTP with JSON responses), so a ratio
 between the two is the price of the controls and nothing else.
+
+`bare-auth` is the same server with the SDK's bearer auth switched on and one control behind it:
+`OneCheckVerifier`, a PyJWT EdDSA verification of the same token against the same key (pinned
+algorithm, audience, issuer), uncached - the "one-check server" of issue 9. Against `bare` it
+prices the SDK's HTTP auth stack; against deskgate, what the rest of the chain costs.
 """
 
 from __future__ import annotations
@@ -11,8 +16,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import jwt
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
+from deskgate.scopes.keys import SigningKeys
+from deskgate.scopes.tokens import ALGORITHM
 from deskgate.tools.backend.sql import SqlSupportBackend
 from deskgate.tools.models import Customer, NoteAdded, Order, OrderList, PreferencesChanged, Ticket
 
@@ -20,8 +30,34 @@ UNDO_WINDOW = 86400
 ACTOR = "bare-bench"
 
 
-def build_bare_server(backend: SqlSupportBackend) -> MCPServer:
-    mcp: MCPServer = MCPServer(name="bare", log_level="WARNING")
+class OneCheckVerifier:
+    """The SDK's `TokenVerifier` as a server with one control implements it: verify the JWT, nothing else."""
+
+    def __init__(self, keys: SigningKeys, audience: str, issuer: str) -> None:
+        self._keys = keys
+        self._audience = audience
+        self._issuer = issuer
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._keys.verification_key(kid) if isinstance(kid, str) else None
+            if key is None:
+                return None
+            claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self._audience, issuer=self._issuer)
+        except jwt.PyJWTError:
+            return None
+        return AccessToken(token=token, client_id=claims["client_id"], scopes=claims["scope"].split(" "),
+                           expires_at=claims["exp"])
+
+
+def build_bare_server(backend: SqlSupportBackend, *, verifier: OneCheckVerifier | None = None,
+                      public_url: str = "http://127.0.0.1") -> MCPServer:
+    auth = None
+    if verifier is not None:  # the same AuthSettings deskgate's HTTP server uses
+        auth = AuthSettings(issuer_url=public_url, resource_server_url=f"{public_url}/mcp",
+                            validate_token_resource=False)
+    mcp: MCPServer = MCPServer(name="bare", log_level="WARNING", token_verifier=verifier, auth=auth)
 
     @mcp.tool(name="get_order")
     async def get_order(order_id: str) -> Order:

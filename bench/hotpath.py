@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from pyinstrument import Profiler
 
 from bench._common import Home, Summary, Table, prepare_home, ratio, scratch
@@ -128,6 +129,12 @@ async def profile_http(home: Home, calls: int, out: Path) -> None:
 
 
 # --- what-if ----------------------------------------------------------------------------------
+#
+# An experiment patches this process's runtimes: `before` (or None: as shipped) against `after`.
+# A change already applied is measured by patching the previous way back into `before`.
+
+Patch = Callable[[Runtime], None] | None
+
 
 def lazy_policy_view(runtime: Runtime) -> None:
     """Proposed: build the session's policy view only for the tools that read it (get_policy and the
@@ -146,15 +153,35 @@ def lazy_policy_view(runtime: Runtime) -> None:
     stage.view_for = view_for  # type: ignore[method-assign]
 
 
-EXPERIMENTS: dict[str, Callable[[Runtime], None]] = {"policy view built lazily, not deep-copied": lazy_policy_view}
+def anyio_thread_handoff(runtime: Runtime) -> None:
+    """The previous hand-off: every SQLite transaction through `anyio.to_thread.run_sync` (shared
+    pool, capacity limiter, cancel scope) instead of the database's own thread pool."""
+    for db in {id(d): d for d in (runtime.state_db, runtime.backend_db) if d is not None}.values():
+        read_sync, write_sync = db.read_sync, db.write_sync
+
+        async def read(fn: Any, read_sync: Any = read_sync) -> Any:
+            return await anyio.to_thread.run_sync(read_sync, fn)
+
+        async def write(fn: Any, write_sync: Any = write_sync) -> Any:
+            return await anyio.to_thread.run_sync(write_sync, fn)
+
+        db.read, db.write = read, write  # type: ignore[method-assign]
+
+
+EXPERIMENTS: dict[str, tuple[Patch, Patch]] = {
+    "policy view built lazily, not deep-copied": (None, lazy_policy_view),
+    "SQLite on the database's own threads (before: anyio.to_thread)": (anyio_thread_handoff, None),
+}
 
 
 async def what_if(home: Home, *, rounds: int, calls: int) -> Table:
-    out = Table("What-if: proposed hot-path changes, measured A/B in memory (get_order through GuardChain.call)",
+    out = Table("What-if: hot-path changes, measured A/B in memory (get_order through GuardChain.call)",
                 ["change", "median us before", "median us after", "after / before"])
-    for name, apply in EXPERIMENTS.items():
+    for name, patches in EXPERIMENTS.items():
         before, after = home.open_runtime(), home.open_runtime()
-        apply(after)
+        for runtime, patch in zip((before, after), patches, strict=True):
+            if patch is not None:
+                patch(runtime)
         samples: dict[str, list[float]] = {"before": [], "after": []}
         try:
             for runtime in (before, after):

@@ -6,8 +6,10 @@ One client, one call at a time (latency, not throughput). deskgate runs the whol
 verification with the revocation check, scope, policy, redaction and a durable (fsync'd) audit
 record before the answer. The bare server (`bench.bare`) runs the same backend read and nothing
 else. Both are measured over Streamable HTTP on loopback (each server in its own process, as
-`deskgate serve` runs it) and in memory (`mcp.Client(server)`, no HTTP at all). Rounds alternate
-which server goes first (A/B, B/A, ...) so drift and warm-up hit both alike.
+`deskgate serve` runs it) and in memory (`mcp.Client(server)`, no HTTP at all). Over HTTP a third
+server, `bare-auth`, is the bare one with the SDK's bearer auth and a PyJWT check (`bench.bare`): it
+separates the SDK's HTTP auth cost from deskgate's own. Rounds rotate which server goes first, so
+drift and warm-up hit all alike.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from bench._common import Home, Summary, Table, ab_order, prepare_home, ratio, scratch
+from bench._common import Home, Summary, Table, prepare_home, ratio, scratch
 from bench.bare import build_bare_server
 from bench.servers import call_ok, connected, serving
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
@@ -66,8 +68,9 @@ async def compare(clients: dict[str, Client], orders: Sequence[str], *, rounds: 
     for kind, client in clients.items():
         await client.list_tools()  # both clients know the tool (and its output schema) before timing
         await timed_reads(client, kind, orders, warmup, 0)
-    for r, order in enumerate(ab_order(rounds)):
-        for kind in order:
+    kinds = list(clients)
+    for r in range(rounds):
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:  # each server leads in turn
             samples[kind] += await timed_reads(clients[kind], kind, orders, calls, r * calls)
         samples["fsync"] += fsync_latencies(disk, calls // 4)  # the disk, sampled in step with the servers
     return {kind: Summary.of(s) for kind, s in samples.items()}
@@ -75,9 +78,11 @@ async def compare(clients: dict[str, Client], orders: Sequence[str], *, rounds: 
 
 async def over_http(home: Home, *, rounds: int, calls: int, warmup: int) -> dict[str, Summary]:
     async with serving("bare", home.root, home.policy) as bare_url, \
+            serving("bare-auth", home.root, home.policy) as bare_auth_url, \
             serving("deskgate", home.root, home.policy) as deskgate_url, \
-            connected(bare_url) as bare, connected(deskgate_url, home.tokens[0]) as deskgate:
-        return await compare({"bare": bare, "deskgate": deskgate}, home.workload.orders,
+            connected(bare_url) as bare, connected(bare_auth_url, home.tokens[0]) as bare_auth, \
+            connected(deskgate_url, home.tokens[0]) as deskgate:
+        return await compare({"bare": bare, "bare-auth": bare_auth, "deskgate": deskgate}, home.workload.orders,
                              rounds=rounds, calls=calls, warmup=warmup, disk=home.root)
 
 
@@ -98,12 +103,15 @@ async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> dict
 def table(results: dict[str, dict[str, Summary]]) -> Table:
     out = Table("Guard overhead: get_order, one client, sequential calls",
                 ["transport", "server", "calls", "median ms", "p95 ms", "median vs bare", "p95 vs bare"],
-                note="Target: deskgate's median over HTTP at most 1.3x the bare server's. `fsync` is one "
+                note="Target: deskgate's median over HTTP at most 1.3x the bare server's. `bare-auth` is the "
+                     "bare server with the SDK's bearer auth and an uncached PyJWT EdDSA check. `fsync` is one "
                      "write + fsync of a 700-byte line on the same disk, sampled between the rounds: the floor "
                      "of answering only after a durable audit record.")
     for transport, summaries in results.items():
         bare = summaries["bare"]
-        for kind in ("bare", "deskgate", "fsync"):
+        for kind in ("bare", "bare-auth", "deskgate", "fsync"):
+            if kind not in summaries:
+                continue
             s = summaries[kind]
             out.add(transport, kind, s.n, f"{s.median:.3f}", f"{s.p95:.3f}", ratio(s.median, bare.median),
                     ratio(s.p95, bare.p95))

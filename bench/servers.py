@@ -1,6 +1,6 @@
 """The two servers under test, each in its own process on a loopback port, and the clients that call them.
 
-Child side (`python -m bench.servers --kind deskgate|bare --home DIR --policy FILE`): binds a
+Child side (`python -m bench.servers --kind deskgate|bare|bare-auth --home DIR --policy FILE`): binds a
 listening socket on 127.0.0.1 port 0, prints `{"port": N}` on stdout, then serves with uvicorn as
 `deskgate serve --transport http` does. The socket listens before the port is announced, so the
 first request queues in the backlog until the app is up: no polling, no sleep.
@@ -32,7 +32,7 @@ from mcp.server.mcpserver import MCPServer
 
 from bench._common import apply_bench_environment, bench_environment
 
-Kind = Literal["deskgate", "bare"]
+Kind = Literal["deskgate", "bare", "bare-auth"]
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -54,10 +54,11 @@ def _listening_socket() -> socket.socket:
 def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
     import uvicorn
 
-    from bench.bare import build_bare_server
+    from bench.bare import OneCheckVerifier, build_bare_server
+    from deskgate.scopes.keys import SigningKeys
     from deskgate.server.http_app import build_http_app
     from deskgate.server.runtime import Runtime
-    from deskgate.server.settings import Paths
+    from deskgate.server.settings import Paths, load_settings
     from deskgate.server.store.db import open_database
     from deskgate.tools.backend.sql import SqlSupportBackend
 
@@ -68,7 +69,11 @@ def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
         close = lambda: anyio.run(runtime.aclose)  # noqa: E731
     else:
         db = open_database(None, Paths(home).backend_db)
-        bare = build_bare_server(SqlSupportBackend(db))
+        verifier = None
+        if kind == "bare-auth":
+            tokens = load_settings(Paths(home)).tokens
+            verifier = OneCheckVerifier(SigningKeys(Paths(home), tokens), tokens.audience, tokens.issuer)
+        bare = build_bare_server(SqlSupportBackend(db), verifier=verifier)
         app = bare.streamable_http_app(stateless_http=True, json_response=True, host="127.0.0.1")
         close = db.close
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False))
@@ -100,7 +105,7 @@ def _profiler() -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="one server under test (started by the benchmarks)")
-    parser.add_argument("--kind", choices=("deskgate", "bare"), required=True)
+    parser.add_argument("--kind", choices=("deskgate", "bare", "bare-auth"), required=True)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile here at exit")

@@ -71,6 +71,8 @@ class AuditLog(GroupCommit):
     ) -> None:
         super().__init__(settings)
         self.directory = directory
+        # Per-batch paths as plain strings: building `Path` objects cost more than the stat they feed.
+        self._lock_path = os.path.join(directory, LOCK_NAME)
         self._rotate_seconds = rotate_seconds
         self._clock = clock
         # The head as this process last saw it, and the active segment it last wrote.
@@ -140,7 +142,7 @@ class AuditLog(GroupCommit):
         would exclude no one: after locking, the path must still name the file locked, else the
         descriptor is re-opened and the lock taken again.
         """
-        path = self.directory / LOCK_NAME
+        path = self._lock_path
         while True:
             if self._lock_fd < 0:
                 self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -172,9 +174,8 @@ class AuditLog(GroupCommit):
             self._close_fd()
             self._index, self._size, self._segment_started = self._index + 1, 0, None
         created = self._fd < 0
-        path = self.directory / segment_name(self._index)
         if created:
-            self._fd = open_append(path)
+            self._fd = open_append(self.directory / segment_name(self._index))
             self._ino = os.fstat(self._fd).st_ino
         seq, head, lines = self._seq, self._head, []
         for event in records:
@@ -220,12 +221,15 @@ class AuditLog(GroupCommit):
         if self._fd < 0:
             return False
         try:
-            st = os.stat(self.directory / segment_name(self._index), follow_symlinks=False)
+            st = os.stat(self._segment_path(self._index), follow_symlinks=False)
         except FileNotFoundError:
             return False
         if (st.st_ino, st.st_size) != (self._ino, self._size):
             return False
-        return not os.path.lexists(self.directory / segment_name(self._index + 1))
+        return not os.path.lexists(self._segment_path(self._index + 1))
+
+    def _segment_path(self, index: int) -> str:
+        return os.path.join(self.directory, segment_name(index))
 
     def _refresh(self) -> list[dict[str, Any]]:
         """Load the head from disk if it may have moved; returns recovery notices to record."""
