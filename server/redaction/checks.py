@@ -14,6 +14,9 @@ IBAN_LENGTHS: dict[str, int] = {
     "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
 
+# mod-97 reads each letter as two digits: A = 10 ... Z = 35.
+_AS_DIGITS = {ord(c): str(10 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+
 # ITU country calling codes: the one- and two-digit ones; three-digit codes fill the gaps between them.
 _CC_1 = frozenset({"1", "7"})
 _CC_2 = frozenset({
@@ -62,8 +65,8 @@ def iban_valid(iban: str) -> bool:
     """`iban` upper-case, separators removed: right length for its country and ISO 7064 mod-97 == 1."""
     if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban[2:4].isdigit():
         return False
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    digits = (iban[4:] + iban[:4]).translate(_AS_DIGITS)
+    return digits.isascii() and digits.isdigit() and int(digits) % 97 == 1
 
 
 def ssn_valid(digits: str) -> bool:

@@ -356,25 +356,33 @@ def _codes(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
                 yield PiiClass.NATIONAL_ID, "nino", start, nino.end(), value
 
 
+# The first `length` characters of an `_IBAN` match, per country length: where the IBAN ends.
+_IBAN_OF_LENGTH = {
+    n: re.compile(rf"[A-Za-z]{{2}}[ \-.]?\d{{2}}(?:[ \-.]{{0,2}}[A-Za-z0-9]){{{n - 4}}}")
+    for n in set(IBAN_LENGTHS.values())
+}
+_IBAN_SEPARATORS = re.compile(r"[ \-.]+")
+
+
 def _iban(text: str, start: int, end: int) -> tuple[PiiClass, str, int, int, str] | None:
     length = IBAN_LENGTHS.get(text[start : start + 2].upper())
     if length is None:
         return None
-    chars = [(i, text[i]) for i in range(start, end) if text[i].isalnum()][:length]
-    if len(chars) < length:
+    m = _IBAN_OF_LENGTH[length].match(text, start, end)
+    if m is None:
         return None
-    last = chars[-1][0]
+    last = m.end() - 1
     if last + 1 < len(text) and text[last + 1].isascii() and text[last + 1].isalnum():
         return None
+    tokens = _IBAN_SEPARATORS.split(m.group())
+    compact = "".join(tokens)
     # Prose continues in lower case after a code-like start; IBANs are written in one case, and
     # lower-case ones only in the print format (groups of four), never like "at 10 am we".
-    letters = [c for _, c in chars if c.isalpha()]
-    if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+    if not (compact.isupper() or compact.islower()):
         return None
-    tokens = re.split(r"[ \-.]+", text[start : last + 1])
-    if letters[0].islower() and len(tokens) > 1 and any(len(t) != 4 for t in tokens[:-1]):
+    if compact[0].islower() and len(tokens) > 1 and any(len(t) != 4 for t in tokens[:-1]):
         return None
-    iban = "".join(c for _, c in chars).upper()
+    iban = compact.upper()
     return (PiiClass.IBAN, "iban", start, last + 1, iban) if iban_valid(iban) else None
 
 
@@ -382,6 +390,10 @@ def _iban(text: str, start: int, end: int) -> tuple[PiiClass, str, int, int, str
 
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*")
+# Every `_IPV6` match holds this, its first colon at most four characters in. `_IPV6` may start
+# anywhere (its first group can be empty), so scanning for it is slow; scanning for the colons
+# and matching `_IPV6` only from four characters before them finds the same matches.
+_IPV6_COLONS = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _VERSION_CONTEXT = re.compile(
     r"\b(version|v|build|release|firmware|fw|app|update|patch|section|clause|chapter|article|art)\W{0,3}$"
 )
@@ -409,7 +421,11 @@ def _ipv6s(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
     # IPv6 is written with "::" or with six or seven colons; timestamps like 10:30:00 have neither.
     if "::" not in text and text.count(":") < 6:
         return
-    for m in _IPV6.finditer(text):
+    pos = 0
+    while (colons := _IPV6_COLONS.search(text, pos)) is not None:
+        m = _IPV6.search(text, max(pos, colons.start() - 4))
+        assert m is not None  # the colons themselves match
+        pos = m.end()
         candidate = m.group().rstrip(".")
         start, end = m.start(), m.start() + len(candidate)
         if candidate.count(":") < 2 or sum(1 for g in re.split(r"[:.]", candidate) if g) < 3:
@@ -427,11 +443,10 @@ def _ipv6s(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
 
 # --- secrets -------------------------------------------------------------------------------------
 
-# (kind, literals, pattern, group holding the secret). A pattern runs only when one of its
-# literals occurs in the text: `str.__contains__` checks all of them in less time than one
-# pattern scan (a regex alternation of the literals is slower still: their first characters are
-# common letters). The word boundary before a match is checked afterwards (a lookbehind would slow
-# the scan down).
+# (kind, literals, pattern, group holding the secret). Every pattern starts with one of its
+# literals, so one scan for all the literals finds every place a pattern can match, and it is
+# tried only there: one scan instead of one per pattern, which matters most on short texts.
+# The word boundary before a match is checked afterwards (a lookbehind would slow the scan down).
 _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
     ("private_key", ("-----BEGIN ",), re.compile(
         r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
@@ -452,6 +467,8 @@ _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
     ("sendgrid_key", ("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
     ("npm_token", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
 )
+_SECRET_LITERALS = re.compile("|".join(re.escape(lit) for _, lits, _, _ in _SECRETS for lit in lits))
+_SECRETS_BY_LITERAL = {lit: i for i, (_, lits, _, _) in enumerate(_SECRETS) for lit in lits}
 
 # `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
 _PAIR_WORDS = (
@@ -500,10 +517,22 @@ def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
 
 
 def _secrets(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
-    for kind, literals, pattern, group in _SECRETS:
-        if not any(literal in text for literal in literals):
+    found: dict[int, list[re.Match[str]]] = {}
+    ends: dict[int, int] = {}  # per pattern, where its last match ended: matches do not overlap
+    pos = 0
+    # Restart one character after each hit, so a literal starting inside another is still seen.
+    while (hit := _SECRET_LITERALS.search(text, pos)) is not None:
+        pos = hit.start() + 1
+        index = _SECRETS_BY_LITERAL[hit.group()]
+        if hit.start() < ends.get(index, 0):
             continue
-        for m in pattern.finditer(text):
+        m = _SECRETS[index][2].match(text, hit.start())
+        if m is not None:
+            ends[index] = m.end()
+            found.setdefault(index, []).append(m)
+    for index in sorted(found):  # table order: on a tie (Bearer eyJ...) the earlier kind wins
+        kind, _, _, group = _SECRETS[index]
+        for m in found[index]:
             if kind != "bearer_token" and m.start() and text[m.start() - 1] in _TOKEN_CHAR:
                 continue  # inside a longer token
             yield PiiClass.SECRET, kind, m.start(group), m.end(group), m.group(group)

@@ -6,7 +6,9 @@ sees, and the classes in `NEVER_CLEAR` cannot be made clear by any file or scope
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -17,6 +19,7 @@ from deskgate.server.redaction.classes import PiiClass, Visibility
 NEVER_CLEAR = frozenset({PiiClass.CARD, PiiClass.IBAN, PiiClass.NATIONAL_ID, PiiClass.SECRET})
 # Classes a whole field is shown, masked or hidden by; NONE and FREE_TEXT are handled by detectors.
 VISIBILITY_CLASSES = frozenset(PiiClass) - {PiiClass.NONE, PiiClass.FREE_TEXT}
+_MAX_VIEWS = 1024
 _ORDER = {Visibility.HIDDEN: 0, Visibility.MASKED: 1, Visibility.CLEAR: 2}
 
 
@@ -56,6 +59,8 @@ class VisibilityPolicy:
 
     def __init__(self, config: RedactionConfig) -> None:
         self._rules = {cls: config.classes.get(cls, ClassRule()) for cls in VISIBILITY_CLASSES}
+        # Sessions share a handful of scope sets: each one's view is worked out once, on first use.
+        self._views: dict[frozenset[str], Mapping[PiiClass, Visibility]] = {}
 
     @classmethod
     def load(cls, path: Path | None = None) -> VisibilityPolicy:
@@ -70,5 +75,11 @@ class VisibilityPolicy:
             seen = Visibility.CLEAR
         return seen
 
-    def view(self, scopes: frozenset[str]) -> dict[PiiClass, Visibility]:
-        return {cls: self.visibility(cls, scopes) for cls in VISIBILITY_CLASSES}
+    def view(self, scopes: frozenset[str]) -> Mapping[PiiClass, Visibility]:
+        view = self._views.get(scopes)
+        if view is None:
+            view = MappingProxyType({cls: self.visibility(cls, scopes) for cls in VISIBILITY_CLASSES})
+            if len(self._views) >= _MAX_VIEWS:
+                self._views.clear()  # many distinct scope sets: start over rather than grow without bound
+            self._views[scopes] = view
+        return view

@@ -53,3 +53,10 @@ def test_ssn_area_group_and_serial_rules(ssn, valid):
 def test_calling_codes_are_read_from_the_front(digits, code):
     """One-, two- and three-digit calling codes are told apart."""
     assert country_code(digits) == code
+
+
+@pytest.mark.parametrize("iban", ["DE89 3704 0044 0532 0130 00", "DE89-370400440532013000",
+                                  "DE8937040044053201300\u00e9"])
+def test_an_iban_with_separators_or_foreign_characters_is_invalid_not_an_error(iban):
+    """The check takes the compact form only; anything else is simply not a valid IBAN."""
+    assert not iban_valid(iban)

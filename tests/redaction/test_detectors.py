@@ -266,6 +266,22 @@ def test_detections_come_in_text_order_and_never_overlap():
     assert all(a.end <= b.start for a, b in itertools.pairwise(detections))
 
 
+def test_an_ipv6_address_after_timestamps_and_hex_words_is_found_whole():
+    """The colon scan starts the address where it starts, whatever colons came before it."""
+    text = "at 10:30:01 cafe: host 2001:db8::8a2e:370:7334 dropped, beef::1x not"
+    (detection,) = detect(text)
+    assert (detection.kind, text[detection.start : detection.end]) == ("ipv6", "2001:db8::8a2e:370:7334")
+
+
+@pytest.mark.parametrize("text", [
+    "Authorization: bEARER abcdefghijklmnop1234", "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "rk_test_4eC39HqLyjWDarjtT1zdp7dc key", "eyJhbGciOiJI.eyJzdWIiOiIx.sig and ghp_" + "a" * 36,
+])
+def test_secrets_are_found_from_their_literal_prefixes(text):
+    """Each secret pattern runs where one of its prefixes occurs, in any combination."""
+    assert detect(text) and all(d.cls is PiiClass.SECRET for d in detect(text))
+
+
 def test_a_detection_never_shows_its_value_in_its_repr():
     """Detections hold raw PII; their repr must not."""
     (detection,) = detect("card 4111111111111111")

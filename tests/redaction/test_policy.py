@@ -79,3 +79,12 @@ def test_a_hidden_default_can_be_lifted_to_masked_and_to_clear(tmp_path):
     assert policy.visibility(PiiClass.DOB, frozenset({"tickets:read"})) is Visibility.MASKED
     assert policy.visibility(PiiClass.DOB, frozenset({"tickets:read", "pii:identity"})) is Visibility.CLEAR
     assert policy.visibility(PiiClass.EMAIL, frozenset({"pii:contact"})) is Visibility.MASKED
+
+
+def test_a_view_is_read_only_and_worked_out_once_per_scope_set(policy):
+    """The view is cached per scope set; a caller cannot change what the next call sees."""
+    view = policy.view(TIER1)
+    assert policy.view(frozenset(TIER1)) is view
+    with pytest.raises(TypeError):
+        view[PiiClass.EMAIL] = Visibility.CLEAR  # type: ignore[index]
+    assert policy.view(TIER1)[PiiClass.EMAIL] is Visibility.MASKED
