@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import operator
 import re
 import string
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from deskgate.server.redaction.checks import (
     IBAN_LENGTHS,
@@ -31,16 +32,25 @@ from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fold import fold
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """One value found in a text. `value` is the canonical form (digits, lower-cased address)."""
+class Detection(NamedTuple):
+    """One value found in a text. `value` is the canonical form (digits, lower-cased address).
+
+    A named tuple: immutable and several times cheaper to build than a frozen dataclass, which
+    matters on PII-dense text (one per value found)."""
 
     cls: PiiClass
     kind: str  # finer than the class: ssn/nino, ipv4/ipv6, aws_access_key, jwt, ...
     start: int  # span in the ORIGINAL text
     end: int
-    value: str = field(repr=False)  # raw PII: never in a repr, a log or an error
+    value: str  # raw PII: never in a repr, a log or an error
 
+    def __repr__(self) -> str:
+        return f"Detection(cls={self.cls!r}, kind={self.kind!r}, start={self.start}, end={self.end})"
+
+    __str__ = __repr__
+
+
+_Hit = tuple[PiiClass, str, int, int, str]  # what a detector yields: Detection's fields, folded offsets
 
 # When hits overlap, the lower rank wins; then the longer one.
 _RANK = {
@@ -91,7 +101,7 @@ def _spelled_ats(text: str, low: str) -> Iterator[tuple[int, int]]:
         at = text.find("@", at + 1)
 
 
-def _emails(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _emails(text: str, low: str) -> Iterator[_Hit]:
     at = text.find("@")
     while at != -1:
         local = _LOCAL_TAIL.search(text, max(0, at - 64), at)
@@ -126,7 +136,6 @@ def _emails(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]
 # --- numbers: cards, SSNs, phones ----------------------------------------------------------------
 
 _RUN = re.compile(r"[+(\d][\d \-.()+/]{6,}")  # at least 7 characters: the shortest number detected has 7 digits
-_DIGITS = re.compile(r"\d+")
 _SENTENCE_END = re.compile(r"\.\s")
 _BEFORE_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
 _AFTER_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%$\u20ac\u00a3")
@@ -159,9 +168,11 @@ def _looks_like_date(groups: list[Group]) -> bool:
     return False
 
 
-def _phone(digits: str, groups: list[Group], plus: bool, paren: bool, context: _Context) -> str | None:
+def _phone(
+    digits: str, groups: list[Group], shape: list[int], plus: bool, paren: bool, context: _Context
+) -> str | None:
     """The canonical number (`+` and digits when international) if the groups are written like a phone."""
-    n, shape = len(digits), [len(g[0]) for g in groups]
+    n = len(digits)
     if plus:
         return f"+{digits}" if country_code(digits) and 8 <= n <= 15 else None
     if shape == [3, 2, 4] or _looks_like_date(groups) or _NOT_PHONE_CONTEXT.search(context.before[-24:]):
@@ -191,19 +202,20 @@ def _phone(digits: str, groups: list[Group], plus: bool, paren: bool, context: _
 
 
 def _classify(
-    digits: str, groups: list[Group], plus: bool, paren: bool, context: _Context
+    digits: str, groups: list[Group], shape: list[int], plus: bool, paren: bool, context: _Context
 ) -> tuple[PiiClass, str, str] | None:
-    """What a whole segment of digit groups is: a card, an SSN, a phone, or nothing."""
+    """What a whole segment of digit groups is: a card, an SSN, a phone, or nothing.
+    `shape` is the length of each group: computed once, read by every rule."""
     if not plus and card_valid(digits):
         return PiiClass.CARD, "card", digits
     if (
         not plus
         and len(digits) == 9
         and ssn_valid(digits)
-        and ([len(g[0]) for g in groups] == [3, 2, 4] or context.has(_SSN_CONTEXT))
+        and (shape == [3, 2, 4] or context.has(_SSN_CONTEXT))
     ):
         return PiiClass.NATIONAL_ID, "ssn", digits
-    phone = _phone(digits, groups, plus, paren, context)
+    phone = _phone(digits, groups, shape, plus, paren, context)
     return (PiiClass.PHONE, "phone", phone) if phone else None
 
 
@@ -220,16 +232,23 @@ def _splits(sep: str) -> bool:
     )
 
 
+_GROUP_SPLIT = re.compile(r"(\d+)")  # splits a run into separators (even items) and digit groups (odd)
+
+
 def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[Group]]]:
     """Digit groups of a run, as segments cut where a separator cannot be inside one number."""
     segments: list[tuple[int, list[Group]]] = []
     groups: list[Group] = []
     seg_start = start
-    for m in _DIGITS.finditer(text, start, end):
-        if groups and _splits(text[groups[-1][2] : m.start()]):
+    parts = _GROUP_SPLIT.split(text[start:end])  # one call instead of a match object per group
+    pos = start + len(parts[0])
+    for i in range(1, len(parts), 2):
+        if groups and _splits(parts[i - 1]):
             segments.append((seg_start, groups))
             groups, seg_start = [], groups[-1][2]
-        groups.append((m.group(), m.start(), m.end()))
+        digits = parts[i]
+        groups.append((digits, pos, pos + len(digits)))
+        pos += len(digits) + len(parts[i + 1])
     if groups:
         segments.append((seg_start, groups))
     return segments
@@ -266,7 +285,7 @@ class _Context:
         return bool(pattern.search(self.before) or pattern.search(self.after))
 
 
-def _numbers(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _numbers(text: str, low: str) -> Iterator[_Hit]:
     """Cards, SSNs, phones, and the IPv4 addresses that sit inside the same digit runs (one scan for all)."""
     for run in _RUN.finditer(text):
         start, end = run.start(), run.end()
@@ -294,14 +313,15 @@ def _numbers(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str
                     yield found
 
 
-def _number(text: str, seg_start: int, groups: list[Group]) -> tuple[PiiClass, str, int, int, str] | None:
+def _number(text: str, seg_start: int, groups: list[Group]) -> _Hit | None:
     _, first_start, first_end = groups[0]
     plus_at, paren_at = text.rfind("+", seg_start, first_start), text.rfind("(", seg_start, first_start)
     paren = paren_at != -1 and len(groups) > 1 and text[first_end : first_end + 1] == ")"  # (415) 555-2671
     plus = plus_at != -1
     start = paren_at if paren else plus_at if plus else first_start
-    digits = "".join(g[0] for g in groups)
-    found = _classify(digits, groups, plus, paren, _Context(text, start, groups[-1][2]))
+    shape = [len(g[0]) for g in groups]
+    digits = "".join([g[0] for g in groups])
+    found = _classify(digits, groups, shape, plus, paren, _Context(text, start, groups[-1][2]))
     if found:
         return found[0], found[1], start, groups[-1][2], found[2]
     if plus:
@@ -309,7 +329,7 @@ def _number(text: str, seg_start: int, groups: list[Group]) -> tuple[PiiClass, s
     # A card followed by a short tail the run swallowed: an expiry date ("12/26") or a CVV ("123").
     tail = 0
     for j in range(len(groups) - 1, 0, -1):
-        tail += len(groups[j][0])
+        tail += shape[j]
         if tail > 8:
             break
         if card_valid(digits[:-tail]):
@@ -340,7 +360,7 @@ def _code_starts(text: str) -> Iterator[int]:
             yield pos
 
 
-def _codes(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _codes(text: str, low: str) -> Iterator[_Hit]:
     """IBANs and UK NINOs."""
     for start in _code_starts(text):
         iban = _IBAN.match(text, start)
@@ -364,7 +384,7 @@ _IBAN_OF_LENGTH = {
 _IBAN_SEPARATORS = re.compile(r"[ \-.]+")
 
 
-def _iban(text: str, start: int, end: int) -> tuple[PiiClass, str, int, int, str] | None:
+def _iban(text: str, start: int, end: int) -> _Hit | None:
     length = IBAN_LENGTHS.get(text[start : start + 2].upper())
     if length is None:
         return None
@@ -399,7 +419,7 @@ _VERSION_CONTEXT = re.compile(
 )
 
 
-def _ipv4s(text: str, lo: int, hi: int) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
     for m in _IPV4.finditer(text, lo, hi):
         start, end = m.start(), m.end()
         before = text[start - 1] if start else " "
@@ -417,7 +437,7 @@ def _ipv4s(text: str, lo: int, hi: int) -> Iterator[tuple[PiiClass, str, int, in
         yield PiiClass.IP, "ipv4", start, end, str(address)
 
 
-def _ipv6s(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
     # IPv6 is written with "::" or with six or seven colons; timestamps like 10:30:00 have neither.
     if "::" not in text and text.count(":") < 6:
         return
@@ -495,7 +515,7 @@ _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|\.+|\u2022+|\[hidden\]|\[redacted\]|n
 _TOKEN_CHAR = frozenset(string.ascii_letters + string.digits + "_-")
 
 
-def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _pairs(text: str, low: str) -> Iterator[_Hit]:
     if not _PAIR_HINT.search(low):
         return
     for near in _PAIR_NEAR.finditer(low):
@@ -516,7 +536,7 @@ def _pairs(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]
             yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(secret), secret
 
 
-def _secrets(text: str, low: str) -> Iterator[tuple[PiiClass, str, int, int, str]]:
+def _secrets(text: str, low: str) -> Iterator[_Hit]:
     found: dict[int, list[re.Match[str]]] = {}
     ends: dict[int, int] = {}  # per pattern, where its last match ended: matches do not overlap
     pos = 0
@@ -554,28 +574,62 @@ _PLAIN = re.compile(
 )
 
 
+# What every detector needs somewhere in an ASCII text before it can find anything: a digit (numbers,
+# IBANs, NINOs, IPv4), `@` or a spelled at (emails), `:` (IPv6), `:`/`=` or a key word (credential
+# pairs), a secret's literal prefix (lower-cased here: the hint only has to over-match). A text with
+# none of them (names, statuses, most short values, much prose) skips the detectors. The character
+# scan goes first: it is the fast one, and texts with PII nearly always have a digit early on.
+_MAY_HOLD_CHAR = re.compile(r"[\d@:=]")
+_MAY_HOLD_WORD = re.compile("|".join((
+    *sorted({re.escape(lit.lower()) for _, lits, _, _ in _SECRETS for lit in lits}),
+    _PAIR_HINT.pattern,
+    r"[\s\[({<] ?at[\s\])}>]",  # where `_spelled_ats` can find an at: after a space or a bracket
+)))
+
+
 def detect(text: str) -> list[Detection]:
     """Every PII value and secret in `text`, non-overlapping, in order, with spans of the original."""
     if len(text) < 5 or _PLAIN.fullmatch(text):  # nothing shorter than "pin=1" holds a value
         return []
     folded = fold(text)
     low = folded.text.lower()
-    if len(low) != len(folded.text):  # a few letters lower-case to two characters: keep offsets aligned
+    if folded.text.isascii():
+        if not _MAY_HOLD_CHAR.search(low) and not _MAY_HOLD_WORD.search(low):
+            return []
+    elif len(low) != len(folded.text):  # a few letters lower-case to two characters: keep offsets aligned
         low = "".join(c.lower()[:1] for c in folded.text)
     hits = [hit for detector in _DETECTORS for hit in detector(folded.text, low)]
     if not hits:
         return []
+    if folded.resizes is None:
+        return [Detection._make(hit) for hit in _merge(hits)]
+    return [Detection(cls, kind, *folded.span(start, end), value) for cls, kind, start, end, value in _merge(hits)]
+
+
+_START = operator.itemgetter(2)
+
+
+def _merge(hits: list[_Hit]) -> list[_Hit]:
+    """The hits to keep, in text order: of overlapping ones, the lower rank, then the longer one."""
+    hits.sort(key=_START)
+    last_end = 0
+    for hit in hits:
+        if hit[2] < last_end or hit[3] <= hit[2]:
+            break
+        last_end = hit[3]
+    else:
+        return hits  # the common case: no overlap, nothing to rank
     hits.sort(key=lambda h: (_RANK[h[0]], h[2] - h[3], h[2]))
     starts: list[int] = []  # kept spans, sorted and disjoint
     ends: list[int] = []
-    kept: list[Detection] = []
-    for cls, kind, start, end, value in hits:
+    kept: list[_Hit] = []
+    for hit in hits:
+        start, end = hit[2], hit[3]
         i = bisect.bisect_right(starts, start)
         if end <= start or (i and ends[i - 1] > start) or (i < len(starts) and starts[i] < end):
             continue
         starts.insert(i, start)
         ends.insert(i, end)
-        o_start, o_end = folded.span(start, end)
-        kept.append(Detection(cls, kind, o_start, o_end, value))
-    kept.sort(key=lambda d: d.start)
+        kept.append(hit)
+    kept.sort(key=_START)
     return kept

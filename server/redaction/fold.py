@@ -14,10 +14,12 @@ the rest of the original byte-for-byte intact. ASCII text, the common case, is i
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
@@ -35,17 +37,56 @@ def _fold_char(ch: str) -> str:
     return unicodedata.normalize("NFKC", ch)
 
 
+class Resize(NamedTuple):
+    """Where one original character folded to other than one character (none, or several)."""
+
+    at: int  # its first folded character's index (or where it would be, when it vanished)
+    length: int  # how many folded characters it became
+    origin: int  # its index in the original
+
+
 @dataclass(frozen=True, slots=True)
 class Folded:
     text: str
-    origin: tuple[int, ...] | None  # origin[i] = index in the original of folded char i; None: identity
+    # Every resize, in order; None when there is none (offsets are then the original's). Between two
+    # resizes, folded and original offsets differ by a constant, so this is all a span needs.
+    resizes: tuple[Resize, ...] | None
+    _ats: tuple[int, ...] = ()  # each resize's `at`, for bisect
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original span covering folded characters [start, end) (end > start)."""
-        if self.origin is None:
+        if self.resizes is None:
             return start, end
-        return self.origin[start], self.origin[end - 1] + 1
+        return self._origin(start), self._origin(end - 1) + 1
 
+    def _origin(self, index: int) -> int:
+        j = bisect.bisect_right(self._ats, index) - 1
+        if j < 0:
+            return index
+        at, length, origin = self.resizes[j]
+        if index < at + length:
+            return origin  # one of the characters the original one expanded to
+        return index - (at + length) + origin + 1
+
+
+# The fold of every Basic Multilingual Plane character that changes, worked out once at import
+# (~25 ms): `str.translate` then folds a text in C instead of character by character in Python.
+# Characters above the BMP (mathematical digits, tag characters) are rare and folded on demand.
+_BMP_FOLDS = {
+    i: folded
+    for i in range(0x80, 0x10000)
+    if not 0xD800 <= i < 0xE000 and (folded := _fold_char.__wrapped__(chr(i))) != chr(i)
+}
+
+
+class _FoldTable(dict[int, str]):
+    def __missing__(self, codepoint: int) -> str:
+        if codepoint < 0x10000:
+            raise LookupError  # str.translate keeps the character as it is
+        return _fold_char(chr(codepoint))
+
+
+_TABLE = _FoldTable(_BMP_FOLDS)
 
 # Non-ASCII characters of the common blocks (Latin, Greek, Cyrillic, punctuation, currency) that
 # fold to themselves: text made only of these and ASCII (accented prose) is its own fold.
@@ -53,26 +94,31 @@ _STABLE = "".join(
     chr(i)
     for low, high in ((0x80, 0x250), (0x370, 0x530), (0x2000, 0x2070), (0x20A0, 0x20C0))
     for i in range(low, high)
-    if _fold_char(chr(i)) == chr(i)
+    if i not in _BMP_FOLDS
 )
 _FOLDS = re.compile(f"[^\\x00-\\x7f{re.escape(_STABLE)}]")
+# Characters whose fold is not exactly one character (vanishing format characters, expansions):
+# only where these are does the folded text's offset drift from the original's.
+_RESIZES = re.compile(
+    "[" + "".join(re.escape(chr(i)) for i, f in _BMP_FOLDS.items() if len(f) != 1) + "\\U00010000-\\U0010ffff]"
+)
+
+
+def _translate(match: re.Match[str]) -> str:
+    return match.group().translate(_TABLE)
 
 
 def fold(text: str) -> Folded:
     if text.isascii() or not _FOLDS.search(text):
         return Folded(text, None)  # nothing to fold, offsets unchanged
-    parts: list[str] = []
-    origin: list[int] = []
-    pos = 0
-    for match in _NON_ASCII.finditer(text):
-        start, end = match.span()
-        parts.append(text[pos:start])
-        origin.extend(range(pos, start))
-        for index in range(start, end):
-            folded = _fold_char(text[index])
-            parts.append(folded)
-            origin.extend([index] * len(folded))
-        pos = end
-    parts.append(text[pos:])
-    origin.extend(range(pos, len(text)))
-    return Folded("".join(parts), tuple(origin))
+    folded = _NON_ASCII.sub(_translate, text)
+    if _RESIZES.search(text) is None:
+        return Folded(folded, None)  # every character folded to one: offsets unchanged
+    resizes: list[Resize] = []
+    drift = 0  # folded index minus original index, so far
+    for match in _RESIZES.finditer(text):
+        index = match.start()
+        length = len(_fold_char(text[index]))
+        resizes.append(Resize(index + drift, length, index))
+        drift += length - 1
+    return Folded(folded, tuple(resizes), tuple(r.at for r in resizes))

@@ -17,7 +17,7 @@ tool's output model: str stays str, None stays None, lists keep their length.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from deskgate.server.errors import ConfigError
 from deskgate.server.redaction.classes import PiiClass, Visibility
@@ -31,6 +31,7 @@ from deskgate.server.settings import Paths
 
 Replace = Callable[[Detection], str | None]  # None keeps the detected value as it is
 _TEXT_CLASSES = (None, PiiClass.NONE, PiiClass.FREE_TEXT)
+Check = Callable[[Any, "_Field"], None]  # called with each value that is neither text, a container nor None
 
 
 def _rewrite(text: str, replace: Replace) -> str:
@@ -72,14 +73,44 @@ def canonical(cls: PiiClass, value: str) -> str:
     return "".join(c for c in folded if c.isalnum()).upper()
 
 
-def _walk(value: Any, path: str, on_str: Callable[[str, str], str], check: Callable[[Any, str], None]) -> Any:
+class _Field(NamedTuple):
+    """One key of an output model in a walk plan: its declared class and what is declared below it."""
+
+    cls: PiiClass | None
+    path: str  # dotted, for error messages
+    children: dict[Any, _Field]
+
+
+_UNDECLARED = _Field(None, "", {})  # a key no path of the map goes through: nothing below it is declared
+_MAX_PLANS = 1024
+
+
+def _plan(pii_map: Mapping[str, PiiClass]) -> _Field:
+    """The map as a tree of keys, so a walk looks each key up once instead of building its dotted path."""
+    root = _Field(None, "", {})
+    for path, cls in pii_map.items():
+        node = root
+        keys = path.split(".")
+        for depth, key in enumerate(keys, 1):
+            child = node.children.get(key)
+            if child is None:
+                child = node.children[key] = _Field(None, ".".join(keys[:depth]), {})
+            if depth == len(keys):
+                child = node.children[key] = child._replace(cls=cls)
+            node = child
+    return root
+
+
+def _walk(value: Any, field: _Field, on_str: Callable[[str, PiiClass | None], str], check: Check) -> Any:
     if isinstance(value, str):
-        return on_str(value, path)
+        return on_str(value, field.cls)
     if isinstance(value, Mapping):
-        return {k: _walk(v, f"{path}.{k}" if path else str(k), on_str, check) for k, v in value.items()}
+        children = field.children
+        return {k: _walk(v, children.get(k, _UNDECLARED), on_str, check) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_walk(v, path, on_str, check) for v in value]
-    check(value, path)
+        return [_walk(v, field, on_str, check) for v in value]
+    if value is not None:
+        check(value, field)
     return value
 
 
@@ -89,6 +120,22 @@ class Redactor:
     def __init__(self, policy: VisibilityPolicy, key: FingerprintKey) -> None:
         self._policy = policy
         self._key = key
+        # Walk plans by map: the chain builds one map per tool at start-up, so each is compiled once.
+        # A plan is used only while its map is equal to the copy it was compiled from (one dict
+        # comparison, in C): a map changed in place gets a new plan, never a stale one.
+        self._plans: dict[int, tuple[dict[str, PiiClass], _Field]] = {}
+
+    def _plan(self, pii_map: Mapping[str, PiiClass]) -> _Field:
+        if not pii_map:
+            return _UNDECLARED
+        cached = self._plans.get(id(pii_map))
+        if cached is not None and cached[0] == pii_map:
+            return cached[1]
+        plan = _plan(pii_map)
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()  # maps built per call (not the chain's way): start over, do not grow
+        self._plans[id(pii_map)] = (dict(pii_map), plan)
+        return plan
 
     @classmethod
     def load(cls, paths: Paths) -> Redactor:
@@ -105,19 +152,17 @@ class Redactor:
             seen = view[d.cls]
             return None if seen is Visibility.CLEAR else HIDDEN if seen is Visibility.HIDDEN else _mask_detection(d)
 
-        def on_str(value: str, path: str) -> str:
-            cls = pii_map.get(path)
+        def on_str(value: str, cls: PiiClass | None) -> str:
             if cls in _TEXT_CLASSES or view[cls] is Visibility.CLEAR:
                 text = _rewrite(value, in_text)
                 return mark_untrusted(text) if cls is PiiClass.FREE_TEXT else text
             return HIDDEN if view[cls] is Visibility.HIDDEN else mask(cls, value)
 
-        def check(value: Any, path: str) -> None:
-            cls = pii_map.get(path)
-            if value is not None and cls not in _TEXT_CLASSES and view[cls] is not Visibility.CLEAR:
-                _not_text(path, cls, value)
+        def check(value: Any, field: _Field) -> None:
+            if field.cls not in _TEXT_CLASSES and view[field.cls] is not Visibility.CLEAR:
+                _not_text(field, value)
 
-        return _walk(data, "", on_str, check)
+        return _walk(data, self._plan(pii_map), on_str, check)
 
     def redact_for_audit(self, data: dict[str, Any], pii_map: dict[str, PiiClass]) -> dict[str, Any]:
         def masked(cls: PiiClass, shown: str, canonical_value: str) -> str:
@@ -128,23 +173,21 @@ class Redactor:
         def in_text(d: Detection) -> str:
             return masked(d.cls, _mask_detection(d), d.value)
 
-        def on_str(value: str, path: str) -> str:
-            cls = pii_map.get(path)
+        def on_str(value: str, cls: PiiClass | None) -> str:
             if cls in _TEXT_CLASSES:
                 return _rewrite(value, in_text)
             return masked(cls, mask(cls, value), canonical(cls, value))
 
-        def check(value: Any, path: str) -> None:
-            cls = pii_map.get(path)
-            if value is not None and cls not in _TEXT_CLASSES:
-                _not_text(path, cls, value)
+        def check(value: Any, field: _Field) -> None:
+            if field.cls not in _TEXT_CLASSES:
+                _not_text(field, value)
 
-        return _walk(data, "", on_str, check)
+        return _walk(data, self._plan(pii_map), on_str, check)
 
 
-def _not_text(path: str, cls: PiiClass | None, value: Any) -> None:
+def _not_text(field: _Field, value: Any) -> None:
     """A value of a declared class that is not text cannot be masked and keep its type: refuse (fail closed)."""
     raise ConfigError(
-        f"output field {path!r} declares PII class {cls.value if cls else '?'} but holds a "
+        f"output field {field.path!r} declares PII class {field.cls.value if field.cls else '?'} but holds a "
         f"{type(value).__name__}: only text fields can carry a PII class (dump the model with mode='json')"
     )

@@ -298,6 +298,34 @@ def test_the_fast_path_only_skips_values_the_detectors_would_find_nothing_in(val
     assert [hit for detector in detectors._DETECTORS for hit in detector(folded, folded.lower())] == []
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10),
+    st.sampled_from(["john", " at ", "(at)", "gmail", " dot ", "com", "pass", "word", "secret", "is", "hunter!",
+                     "Bearer ", "abcdefghijklmnopqrstuv", "AKIA", "ABCDEFGHIJKLMNOP", "dead", "beef", "::", "cafe",
+                     "-----BEGIN RSA PRIVATE KEY-----", "eyJ", "sk-", "xoxb-", "npm_", ".", "\n"]),
+), max_size=12))
+def test_the_plain_text_check_only_skips_texts_the_detectors_would_find_nothing_in(parts):
+    """An ASCII text without digit, at sign, colon, equals sign, key word or secret prefix holds nothing to find."""
+    text = "".join(parts)
+    low = text.lower()
+    if detectors._MAY_HOLD_CHAR.search(low) or detectors._MAY_HOLD_WORD.search(low):
+        return  # scanned in full anyway
+    assert [hit for detector in detectors._DETECTORS for hit in detector(text, low)] == []
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("write to john at gmail dot com please", "email"),
+    ("my password is hunter!!", "credential"),
+    ("Authorization: Bearer abcdefghijklmnopqrstuv", "bearer_token"),
+    ("from dead:beef::cafe today", "ipv6"),
+    ("key AKIAABCDEFGHIJKLMNOP leaked", "aws_access_key"),
+])
+def test_values_without_digits_are_still_found(text, kind):
+    """The plain-text check lets through every text a digit-free value can hide in."""
+    assert [d.kind for d in detect(text)] == [kind]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=12), st.sampled_from(
     ["4111 1111 1111 1111", "john@example.com", "+44 7700 900123", "\u200b", "\uff14", "DE89 3704 0044 0532 0130 00",

@@ -11,14 +11,14 @@ def test_ascii_text_is_its_own_fold_with_no_offset_table():
     """The common case costs nothing: ASCII text is returned as is."""
     folded = fold("Call 020 7946 0958 about O-5531.")
     assert folded.text == "Call 020 7946 0958 about O-5531."
-    assert folded.origin is None
+    assert folded.resizes is None
     assert folded.span(5, 18) == (5, 18)
 
 
 def test_accented_prose_needs_no_offset_table_either():
     """Non-ASCII letters that NFKC leaves alone do not trigger the slow path."""
     folded = fold("Bestellung für Müller, reçu à 10h")
-    assert folded.origin is None
+    assert folded.resizes is None
 
 
 def test_full_width_forms_fold_to_ascii():
@@ -48,3 +48,13 @@ def test_span_maps_expanded_characters_back_to_the_one_original_character():
     assert folded.span(1, 2) == (1, 2)
     assert folded.span(1, 3) == (1, 2)
     assert folded.span(3, 4) == (2, 3)
+
+
+def test_every_folded_character_maps_back_to_the_original_character_it_came_from():
+    """Across vanishing, expanding, astral and plain characters in any order, each folded index maps exactly."""
+    original = "a\u200b\u200b\ufb01\u00ad\uff14x\U0001d7cf\u2060\ufb03y\U000e0041z\u00bd\u200d"
+    folded = fold(original)
+    expected = [i for i, ch in enumerate(original) for _ in fold(ch).text or ""]
+    assert folded.text == "".join(fold(ch).text for ch in original)
+    assert [folded.span(i, i + 1)[0] for i in range(len(folded.text))] == expected
+    assert [folded.span(0, i + 1)[1] for i in range(len(folded.text))] == [i + 1 for i in expected]

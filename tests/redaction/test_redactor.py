@@ -184,3 +184,18 @@ def test_a_clear_non_text_value_passes(redactor):
     """When the session may see the class in clear, the value's type does not matter."""
     out = redactor.redact_output({"dob": 19850412}, {"dob": PiiClass.DOB}, frozenset({"pii:identity"}))
     assert out == {"dob": 19850412}
+
+
+def test_a_pii_map_changed_in_place_is_honoured_on_the_next_call(redactor):
+    """Walk plans are compiled once per map, but a map edited after use never leaves a field unmasked."""
+    pii_map = {"contact": PiiClass.NONE}
+    assert redactor.redact_output({"contact": "Jane Doe"}, pii_map, TIER1) == {"contact": "Jane Doe"}
+    pii_map["contact"] = PiiClass.NAME
+    assert redactor.redact_output({"contact": "Jane Doe"}, pii_map, TIER1) == {"contact": "J*** D***"}
+
+
+def test_a_key_holding_a_dot_does_not_pass_for_a_nested_declared_path(redactor):
+    """Paths are matched key by key: {"a.b": ...} is not the field b inside a."""
+    pii_map = {"customer.email": PiiClass.EMAIL}
+    out = redactor.redact_output({"customer": {"email": "jane@example.com"}, "customer.email": "x"}, pii_map, TIER1)
+    assert out == {"customer": {"email": "j***@example.com"}, "customer.email": "x"}
