@@ -15,12 +15,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import functools
 import inspect
 import itertools
+import statistics
 import time
+import timeit
+import unittest.mock
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,9 @@ from pyinstrument import Profiler
 from bench._common import Home, Summary, Table, prepare_home, ratio, scratch
 from bench.overhead import timed_reads
 from bench.servers import connected, serving
+from deskgate.server import chain as chain_module
+from deskgate.server.audit import log as audit_log
+from deskgate.server.audit import records
 from deskgate.server.runtime import Runtime
 
 TOOL = "get_order"
@@ -131,9 +142,18 @@ async def profile_http(home: Home, calls: int, out: Path) -> None:
 # --- what-if ----------------------------------------------------------------------------------
 #
 # An experiment patches this process's runtimes: `before` (or None: as shipped) against `after`.
-# A change already applied is measured by patching the previous way back into `before`.
+# A change already applied is measured by patching the previous way back into `before`: on the
+# runtime when it can be (`Patch`), else process-wide around each `before` round only (`Switch`).
 
 Patch = Callable[[Runtime], None] | None
+Switch = Callable[[], AbstractContextManager[None]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    before: Patch = None
+    after: Patch = None
+    before_switch: Switch | None = None
 
 
 def lazy_policy_view(runtime: Runtime) -> None:
@@ -153,10 +173,14 @@ def lazy_policy_view(runtime: Runtime) -> None:
     stage.view_for = view_for  # type: ignore[method-assign]
 
 
+def _databases(runtime: Runtime) -> list[Any]:
+    return list({id(d): d for d in (runtime.state_db, runtime.backend_db) if d is not None}.values())
+
+
 def anyio_thread_handoff(runtime: Runtime) -> None:
     """The previous hand-off: every SQLite transaction through `anyio.to_thread.run_sync` (shared
     pool, capacity limiter, cancel scope) instead of the database's own thread pool."""
-    for db in {id(d): d for d in (runtime.state_db, runtime.backend_db) if d is not None}.values():
+    for db in _databases(runtime):
         read_sync, write_sync = db.read_sync, db.write_sync
 
         async def read(fn: Any, read_sync: Any = read_sync) -> Any:
@@ -168,18 +192,84 @@ def anyio_thread_handoff(runtime: Runtime) -> None:
         db.read, db.write = read, write  # type: ignore[method-assign]
 
 
-EXPERIMENTS: dict[str, tuple[Patch, Patch]] = {
-    "policy view built lazily, not deep-copied": (None, lazy_policy_view),
-    "SQLite on the database's own threads (before: anyio.to_thread)": (anyio_thread_handoff, None),
+async def _wrapped(future: Future[Any]) -> Any:
+    """The previous answer path: a `concurrent.futures.Future`, wrapped and shielded."""
+    waiter = asyncio.wrap_future(future)
+    try:
+        return await asyncio.shield(waiter)
+    except asyncio.CancelledError:
+        while not waiter.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([waiter])
+        raise
+
+
+def wrapped_future_handoff(runtime: Runtime) -> None:
+    """The previous hand-off back to the loop, for SQLite work and audit appends: the worker answers a
+    `concurrent.futures.Future`, which `asyncio.wrap_future` copies to an asyncio future, shielded."""
+    for db in _databases(runtime):
+        async def read(fn: Any, db: Any = db) -> Any:
+            return await _wrapped(db._workers.submit(db.read_sync, fn))
+
+        async def write(fn: Any, db: Any = db) -> Any:
+            return await _wrapped(db._workers.submit(db.write_sync, fn))
+
+        db.read, db.write = read, write  # type: ignore[method-assign]
+    audit = runtime.audit
+
+    async def append(event: dict[str, Any]) -> int:
+        future: Future[int] = Future()
+        audit._submit(event, future)
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    audit.append = append  # type: ignore[method-assign]
+
+
+def _seal_twice(event: dict[str, Any], seq: int, prev: str, now: float) -> tuple[dict[str, Any], bytes]:
+    """The previous `records.seal`: the record encoded for its hash, then again with it."""
+    record = {**event, "seq": seq, "ts": records.timestamp(now), "prev": prev}
+    record["hash"] = records.digest(record)
+    return record, records.canonical(record) + b"\n"
+
+
+@contextlib.contextmanager
+def two_encoding_seal() -> Iterator[None]:
+    with unittest.mock.patch.object(audit_log, "seal", _seal_twice):
+        yield
+
+
+@contextlib.contextmanager
+def getattr_field_reads() -> Iterator[None]:
+    """The previous field reads: `getattr(args, name, None)`, through pydantic's `__getattr__` when the
+    tool has no such field (amount, confirmation_token, idempotency_key on a read)."""
+    with unittest.mock.patch.object(chain_module, "_field", lambda args, name: getattr(args, name, None)):
+        yield
+
+
+@contextlib.contextmanager
+def round_two_undone() -> Iterator[None]:
+    with two_encoding_seal(), getattr_field_reads():
+        yield
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "A/A: the same chain on both sides (the noise floor of this table)": Experiment(),
+    "policy view built lazily, not deep-copied": Experiment(after=lazy_policy_view),
+    "SQLite on the database's own threads (before: anyio.to_thread)": Experiment(before=anyio_thread_handoff),
+    "answers posted straight to the loop (before: wrap_future + shield)": Experiment(before=wrapped_future_handoff),
+    "audit record sealed with one JSON encoding (before: two)": Experiment(before_switch=two_encoding_seal),
+    "input fields read from the model's __dict__ (before: getattr)": Experiment(before_switch=getattr_field_reads),
+    "all three above together (round 2 of the hot-path work)":
+        Experiment(before=wrapped_future_handoff, before_switch=round_two_undone),
 }
 
 
 async def what_if(home: Home, *, rounds: int, calls: int) -> Table:
     out = Table("What-if: hot-path changes, measured A/B in memory (get_order through GuardChain.call)",
                 ["change", "median us before", "median us after", "after / before"])
-    for name, patches in EXPERIMENTS.items():
+    for name, experiment in EXPERIMENTS.items():
         before, after = home.open_runtime(), home.open_runtime()
-        for runtime, patch in zip((before, after), patches, strict=True):
+        for runtime, patch in ((before, experiment.before), (after, experiment.after)):
             if patch is not None:
                 patch(runtime)
         samples: dict[str, list[float]] = {"before": [], "after": []}
@@ -188,8 +278,10 @@ async def what_if(home: Home, *, rounds: int, calls: int) -> Table:
                 await call_reads(runtime, home, 100)
             for r in range(rounds):
                 for label in ("before", "after") if r % 2 == 0 else ("after", "before"):
-                    runtime = before if label == "before" else after
-                    samples[label] += await call_reads(runtime, home, calls, r * calls)
+                    switch = experiment.before_switch if label == "before" else None
+                    with switch() if switch is not None else contextlib.nullcontext():
+                        runtime = before if label == "before" else after
+                        samples[label] += await call_reads(runtime, home, calls, r * calls)
         finally:
             await before.aclose()
             await after.aclose()
@@ -198,8 +290,56 @@ async def what_if(home: Home, *, rounds: int, calls: int) -> Table:
     return out
 
 
+async def unit_costs(home: Home) -> Table:
+    """The two mechanical changes measured on their own, free of the fsync's noise: sealing a real
+    get_order audit event, and one SQLite read's round trip to a worker thread and back."""
+    runtime = home.open_runtime()
+    events: list[dict[str, Any]] = []
+    append = runtime.audit.append
+
+    async def capture(event: dict[str, Any]) -> int:
+        events.append(event)
+        return await append(event)
+
+    runtime.audit.append = capture  # type: ignore[method-assign]
+    out = Table("Unit costs of round 2, A/B in the same run", ["operation", "us before", "us after", "after / before"])
+    try:
+        await call_reads(runtime, home, 1)
+        event = records.checked_event(events[-1])
+        sealed = {name: min(timeit.repeat(lambda f=f: f(event, 7, "0" * 64, 1.5), number=2000, repeat=7)) / 2000
+                  for name, f in (("before", _seal_twice), ("after", records.seal))}
+        out.add("seal one get_order audit record (two JSON encodings -> one)", f"{sealed['before'] * 1e6:.1f}",
+                f"{sealed['after'] * 1e6:.1f}", ratio(sealed["after"], sealed["before"]))
+        db = runtime.state_db
+
+        def nothing(tx: Any) -> None:
+            return None
+
+        async def wrapped() -> None:
+            await _wrapped(db._workers.submit(db.read_sync, nothing))
+
+        async def posted() -> None:
+            await db.read(nothing)
+
+        rounds: dict[str, list[float]] = {"before": [], "after": []}
+        for r in range(12):
+            for label in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                hop = wrapped if label == "before" else posted
+                began = time.perf_counter()
+                for _ in range(300):
+                    await hop()
+                rounds[label].append((time.perf_counter() - began) / 300)
+        b, a = statistics.median(rounds["before"]), statistics.median(rounds["after"])
+        out.add("SQLite read hand-off to a worker and back (wrap_future + shield -> posted to the loop)",
+                f"{b * 1e6:.1f}", f"{a * 1e6:.1f}", ratio(a, b))
+    finally:
+        await runtime.aclose()
+    return out
+
+
 async def run(home: Home, *, calls: int, out: Path) -> list[Table]:
-    tables = [await breakdown(home, calls), await what_if(home, rounds=6, calls=max(100, calls // 6))]
+    tables = [await breakdown(home, calls), await unit_costs(home),
+              await what_if(home, rounds=6, calls=max(100, calls // 6))]
     await profile_memory(home, calls, out / "hotpath-memory.txt")
     await profile_http(home, calls, out / "hotpath-http.txt")
     return tables

@@ -188,14 +188,14 @@ class GuardChain:
     async def authorize(self, call: Call) -> None:
         assert call.session is not None and call.spec is not None and call.args is not None
         session = call.session
-        amount = getattr(call.args, "amount", None)
+        amount = _field(call.args, "amount")
         if session.max_refund is not None and isinstance(amount, Decimal) and amount > session.max_refund:
             raise DeniedError("amount is above this session's limit", code="amount_cap")
         if session.customer is None and session.ticket is None:
             return
         call.allowed_customer = await self._bound_customer(session)
         for kind in call.spec.object_arguments():
-            object_id = getattr(call.args, kind, None)
+            object_id = _field(call.args, kind)
             if object_id is None:
                 continue
             if kind == "ticket_id" and session.ticket is not None and object_id != session.ticket:
@@ -223,7 +223,7 @@ class GuardChain:
         assert call.spec is not None and call.verdict is not None
         if not call.verdict.needs_confirmation:
             return
-        token = getattr(call.args, "confirmation_token", None)
+        token = _field(call.args, "confirmation_token")
         if token is None:
             await self._policy.request_confirmation(call, self._context(call))  # raises ConfirmationRequired
             return
@@ -241,7 +241,7 @@ class GuardChain:
     # -- 6. idempotency -----------------------------------------------------------------------
 
     def _idempotency_key(self, call: Call) -> str | None:
-        key = getattr(call.args, "idempotency_key", None)
+        key = _field(call.args, "idempotency_key")
         if key is None or call.session is None:
             return None
         # Scoped to the session and the tool: one agent's key never collides with another's.
@@ -357,6 +357,12 @@ class GuardChain:
             if outcome.confirmation_token:
                 record["confirmation_issued"] = True
         return {k: v for k, v in record.items() if v is not None}
+
+
+def _field(args: BaseModel | None, name: str) -> Any:
+    """A declared input field's value, None if the tool has no such field. Declared fields live in the
+    model's `__dict__`; `getattr` on a missing one costs a pydantic `__getattr__` and a raised error."""
+    return None if args is None else args.__dict__.get(name)
 
 
 def _digest(data: Any) -> str:

@@ -15,7 +15,6 @@ which differ only in how a batch is made durable (`_write`) and how the head is 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -30,6 +29,7 @@ import anyio.to_thread
 from deskgate.server.audit.records import checked_event
 from deskgate.server.errors import AuditUnavailable
 from deskgate.server.settings import AuditSection
+from deskgate.server.store.db import Handoff
 
 MAX_BATCH = 4096
 log = logging.getLogger("deskgate.audit")
@@ -38,7 +38,7 @@ log = logging.getLogger("deskgate.audit")
 @dataclass(slots=True)
 class _Pending:
     event: dict[str, Any]
-    future: Future[int]
+    answer: Handoff[int] | Future[int]  # an async caller's (on its loop) or a thread's
 
 
 class GroupCommit(ABC):
@@ -69,15 +69,18 @@ class GroupCommit(ABC):
     async def append(self, event: dict[str, Any]) -> int:
         """Seal `event` into the chain; returns its seq once durable. Runs on asyncio.
 
-        Shielded: a caller cancelled while waiting still has its record written (the log stays
+        A caller cancelled while waiting still has its record written (the log stays
         complete); it just does not hear the seq.
         """
-        future = self._submit(event)
-        return await asyncio.shield(asyncio.wrap_future(future))
+        answer: Handoff[int] = Handoff()
+        self._submit(event, answer)
+        return await answer.answer()
 
     def append_sync(self, event: dict[str, Any]) -> int:
         """`append` for threads and CLI commands (blocks until durable)."""
-        return self._submit(event).result()
+        future: Future[int] = Future()
+        self._submit(event, future)
+        return future.result()
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self.close)
@@ -90,13 +93,12 @@ class GroupCommit(ABC):
                 self._queue.put(None)
         self._writer.join()
 
-    def _submit(self, event: dict[str, Any]) -> Future[int]:
-        pending = _Pending(checked_event(event), Future())
+    def _submit(self, event: dict[str, Any], answer: Handoff[int] | Future[int]) -> None:
+        pending = _Pending(checked_event(event), answer)
         with self._state:
             if self._closed:
                 raise AuditUnavailable("the audit log is closed")
             self._queue.put(pending)
-        return pending.future
 
     # -- the writer thread ----------------------------------------------------------------------
 
@@ -137,13 +139,13 @@ class GroupCommit(ABC):
         else:
             self._unsigned += len(seqs)
             for pending, seq in zip(batch, seqs, strict=True):
-                pending.future.set_result(seq)
+                pending.answer.set_result(seq)
             if self._unsigned >= self.settings.checkpoint_every_records:
                 self._guarded("records")
             return
         for pending in batch:
             # One exception object per waiter: they are raised concurrently in different threads.
-            pending.future.set_exception(AuditUnavailable(error.reason, code=error.code))
+            pending.answer.set_exception(AuditUnavailable(error.reason, code=error.code))
 
     def _guarded(self, why: str) -> None:
         """Checkpoint; a failure is logged and retried T seconds later, and fails no caller."""

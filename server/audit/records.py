@@ -25,6 +25,8 @@ GENESIS = "0" * 64
 KINDS = frozenset({"call", "intent", "outcome", "admin", "system"})
 SEALED_KEYS = ("seq", "ts", "prev", "hash")
 MAX_RECORD_BYTES = 1024 * 1024  # a whole record; arguments are already capped far below this
+_PLACEHOLDER = "\x00"  # stands in for `hash` while sealing; encodes as \u0000
+_PLACEHOLDER_MEMBER = b'"hash":"\\u0000"'
 
 
 def canonical(value: Any) -> bytes:
@@ -68,10 +70,23 @@ def checked_event(event: Any) -> dict[str, Any]:
 
 
 def seal(event: dict[str, Any], seq: int, prev: str, now: float) -> tuple[dict[str, Any], bytes]:
-    """Link `event` after `prev`; returns the record and its line (with the newline)."""
-    record = {**event, "seq": seq, "ts": timestamp(now), "prev": prev}
-    record["hash"] = digest(record)
-    return record, canonical(record) + b"\n"
+    """Link `event` after `prev`; returns the record and its line (with the newline).
+
+    One JSON encoding, not two: the record is encoded with a placeholder `hash`; without that member
+    the line is the hashed body, and with the digest in its place it is the line - byte for byte
+    `canonical(record)`, as sorting depends on keys only. A value elsewhere in the record that encodes
+    to the same member makes the placeholder ambiguous: then the record is encoded twice, as before.
+    """
+    record = {**event, "seq": seq, "ts": timestamp(now), "prev": prev, "hash": _PLACEHOLDER}
+    template = canonical(record)
+    at = template.find(_PLACEHOLDER_MEMBER)
+    if template.find(_PLACEHOLDER_MEMBER, at + 1) >= 0:
+        record["hash"] = digest(record)
+        return record, canonical(record) + b"\n"
+    # The member is never last ("prev", "seq" and "ts" sort after "hash"): drop its trailing comma too.
+    before, after = template[:at], template[at + len(_PLACEHOLDER_MEMBER) + 1:]
+    record["hash"] = hashlib.sha256(before + after).hexdigest()
+    return record, before + b'"hash":"' + record["hash"].encode() + b'",' + after + b"\n"
 
 
 class BadRecord(Exception):
