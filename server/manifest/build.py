@@ -142,7 +142,7 @@ def _tool_entry(
             "inputs": {path: cls.value for path, cls in spec.input_pii_classes().items()},
         },
         "roles": sorted(role for role, granted in roles.items() if spec.scope in granted),
-        "flags": [asdict(f) for f in scan_tool(spec.title, spec.description, input_schema, output_schema)],
+        "flags": [asdict(f) for f in scan_tool(spec.title, spec.description, input_schema, output_schema, policy)],
     }
     entry["risk"] = tool_risk(entry).value
     return _plain(entry, f"tool {spec.name!r}", 0)

@@ -56,12 +56,17 @@ class Flag:
     excerpt: str  # what matched, with invisible characters spelled out as U+XXXX
 
 
-def scan_tool(title: str, description: str, input_schema: Any, output_schema: Any) -> list[Flag]:
-    """Every flag for one tool, sorted and without duplicates."""
+def scan_tool(title: str, description: str, input_schema: Any, output_schema: Any,
+              policy: Any = None) -> list[Flag]:
+    """Every flag for one tool, sorted and without duplicates.
+
+    The tool's policy entry is scanned too: its reasons (gate reasons, limit messages) reach the model
+    inside every denial, so they are as much text aimed at the model as the description.
+    """
     flags = set(scan_text(title, "title", MAX_TITLE))
     flags.update(scan_text(description, "description", MAX_DESCRIPTION))
-    for root, schema in (("input_schema", input_schema), ("output_schema", output_schema)):
-        for where, text in _schema_texts(schema, root):
+    for root, node in (("input_schema", input_schema), ("output_schema", output_schema), ("policy", policy)):
+        for where, text in _schema_texts(node, root):
             flags.update(scan_text(text, where, MAX_SCHEMA_TEXT))
     return sorted(flags)
 
