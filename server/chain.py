@@ -326,6 +326,17 @@ class GuardChain:
                 return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason)
         return outcome
 
+    def _audited_arguments(self, call: Call) -> dict[str, Any]:
+        """The arguments as the audit record keeps them: validated ones redacted by their declared PII
+        classes; for a call whose arguments failed validation only their names (their values' types are
+        unknown, so no declaration can be trusted to mask them)."""
+        if call.spec is None:
+            return {}
+        if call.args is None:
+            return {"arg_names": sorted(str(k)[:64] for k in call.raw)[:50]}
+        validated = call.args.model_dump(mode="json", exclude_none=True)
+        return {"args": self._redactor.redact_for_audit(validated, self._input_pii[call.spec.name])}
+
     def _record(self, call: Call, *, kind: str, outcome: Outcome | None = None) -> dict[str, Any]:
         session, spec = call.session, call.spec
         record: dict[str, Any] = {
@@ -338,8 +349,7 @@ class GuardChain:
             "policy_version": self._policy.version,
             "manifest_hash": self._settings.manifest_hash,
             "args_digest": call.digest,
-            "args": self._redactor.redact_for_audit(call.raw, self._input_pii.get(call.tool, {}))
-            if spec is not None else None,
+            **self._audited_arguments(call),
         }
         if call.verdict is not None:
             record["decision"] = call.verdict.audit()
