@@ -187,3 +187,19 @@ async def test_a_server_start_is_audited_and_says_when_the_policy_changed(deploy
     assert "changed" not in starts[0]
     assert set(starts[1]["changed"]) == {"policy_version", "manifest_hash"}
     assert starts[1]["changed"]["policy_version"]["to"] == starts[1]["policy_version"] != starts[0]["policy_version"]
+
+
+async def test_an_oversized_http_request_body_is_refused_before_it_reaches_the_chain(
+        deployment: Deployment, http_server: str) -> None:
+    """A body above server.max_request_bytes gets 413 and changes nothing."""
+    token = deployment.token("tier1-agent")
+    notes = deployment.rows("SELECT COUNT(*) FROM ticket_notes")[0][0]
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "add_ticket_note", "arguments": {"ticket_id": deployment.demo.pii_ticket,
+                                                                "body": "x" * 400_000}}}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        response = await http.post(f"{http_server}/mcp", json=body, headers={
+            "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json", "MCP-Protocol-Version": "2025-11-25"})
+    assert response.status_code == 413
+    assert deployment.rows("SELECT COUNT(*) FROM ticket_notes")[0][0] == notes
