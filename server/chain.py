@@ -264,7 +264,13 @@ class GuardChain:
         try:
             outcome = await self.execute_and_redact(call)
         except BaseException:
-            await self._state.idempotency.release(key)
+            if "executed" not in call.notes:
+                await self._state.idempotency.release(key)  # nothing happened: a retry may run it
+            else:
+                # It ran but its answer failed after: a retry must not run it twice.
+                await self._state.idempotency.complete(key, Outcome(
+                    status=Status.ERROR, code="answer_failed",
+                    reason="the action ran but its answer could not be produced; do not retry").wire())
             raise
         await self._state.idempotency.complete(key, outcome.wire())
         return outcome

@@ -184,3 +184,23 @@ async def test_unicode_digits_in_ids_and_amounts_are_refused_not_normalised(depl
                                 reason_code="damaged_item")
             assert result["status"] == "error" and result["code"] == "invalid_arguments", amount
     assert deployment.rows("SELECT COUNT(*) FROM refunds")[0][0] == refunds
+
+
+async def test_a_keyed_write_that_ran_but_failed_to_answer_is_never_run_again(
+        deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injected after the side effect (the answer's redaction fails): a retry with the same key gets
+    the recorded failure, and the note exists once."""
+    arguments = {"ticket_id": deployment.demo.pii_ticket, "body": "exactly once", "idempotency_key": "note-key-0001"}
+    redactor = deployment.runtime.redactor
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("injected fault")
+
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        monkeypatch.setattr(redactor, "redact_output", broken)
+        first = await call(client, "add_ticket_note", **arguments)
+        monkeypatch.undo()
+        retry = await call(client, "add_ticket_note", **arguments)
+    assert (first["status"], first["code"]) == ("error", "internal_error")
+    assert (retry["status"], retry["code"]) == ("error", "answer_failed")
+    assert deployment.rows("SELECT COUNT(*) FROM ticket_notes WHERE body = 'exactly once'")[0][0] == 1
