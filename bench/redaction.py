@@ -22,34 +22,20 @@ evasions, <= 2% of hard negatives flagged, >= 5 MB/s, redaction < 10% of a 2 KB 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bench._common import Table, machine, ratio
+from tests.data import corpus, make_corpus  # the labelled corpus and its generator, shared with the tests
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 Span = tuple[str, int, int]
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load("corpus")
-make_corpus = _load("make_corpus")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import anyio
 import psycopg
-from anyio.abc import Process
 
 from bench._common import (
     Table,
@@ -48,7 +47,7 @@ from bench._common import (
     scratch,
     write_bench_policy,
 )
-from bench.servers import REPO, START_TIMEOUT, STOP_TIMEOUT, _listening_socket, connected
+from bench.servers import REPO, START_TIMEOUT, _listening_socket, announced_url, connected, stop
 from bench.throughput import READ_MIX, WRITE_MIX, window
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import Paths
@@ -119,25 +118,10 @@ async def processes(d: Deployment, count: int) -> AsyncIterator[list[str]]:
         started = [await stack.enter_async_context(await anyio.open_process(
             command, cwd=REPO, env=d.environment(), stdout=subprocess.PIPE, stderr=None)) for _ in range(count)]
         for process in started:
-            stack.push_async_callback(_stop, process)
-        urls = []
+            stack.push_async_callback(stop, process)
         with anyio.fail_after(START_TIMEOUT):
-            for process in started:  # each announces its port once its socket listens
-                assert process.stdout is not None
-                announced = b""
-                while not announced.endswith(b"\n"):
-                    announced += await process.stdout.receive()
-                urls.append(f"http://127.0.0.1:{json.loads(announced)['port']}/mcp")
+            urls = [await announced_url(process) for process in started]
         yield urls
-
-
-async def _stop(process: Process) -> None:
-    process.terminate()
-    with anyio.move_on_after(STOP_TIMEOUT) as waited:
-        await process.wait()
-    if waited.cancelled_caught:
-        process.kill()
-        await process.wait()
 
 
 async def measure(d: Deployment, count: int, clients: int, seconds: float, offset: int) -> float:

@@ -14,6 +14,7 @@ stops the run if it did not succeed (a benchmark of refusals measures nothing).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import socket
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import anyio
 import httpx2
+from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
@@ -66,7 +68,7 @@ def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
     if kind == "deskgate":
         runtime = Runtime.open(Paths(home), policy_path=policy)
         app = build_http_app(runtime, host="127.0.0.1")
-        close = lambda: anyio.run(runtime.aclose)  # noqa: E731
+        close = functools.partial(anyio.run, runtime.aclose)
     else:
         db = open_database(None, Paths(home).backend_db)
         verifier = None
@@ -125,21 +127,31 @@ async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None 
     process = await anyio.open_process(command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE,
                                        stderr=None)
     try:
-        assert process.stdout is not None
         with anyio.fail_after(START_TIMEOUT):
-            announced = b""
-            while not announced.endswith(b"\n"):
-                announced += await process.stdout.receive()
-        port = int(json.loads(announced)["port"])
-        yield f"http://127.0.0.1:{port}/mcp"
+            url = await announced_url(process)
+        yield url
     finally:
-        process.terminate()
-        with anyio.move_on_after(STOP_TIMEOUT) as waited:
-            await process.wait()
-        if waited.cancelled_caught:
-            process.kill()
-            await process.wait()
+        await stop(process)
         await process.aclose()
+
+
+async def announced_url(process: Process) -> str:
+    """The MCP URL a server child announces (one JSON line with its port) once its socket listens."""
+    assert process.stdout is not None
+    announced = b""
+    while not announced.endswith(b"\n"):
+        announced += await process.stdout.receive()
+    return f"http://127.0.0.1:{json.loads(announced)['port']}/mcp"
+
+
+async def stop(process: Process) -> None:
+    """SIGTERM (the server drains its audit log and exits 0), SIGKILL if it does not within STOP_TIMEOUT."""
+    process.terminate()
+    with anyio.move_on_after(STOP_TIMEOUT) as waited:
+        await process.wait()
+    if waited.cancelled_caught:
+        process.kill()
+        await process.wait()
 
 
 class UnexpectedResult(RuntimeError):

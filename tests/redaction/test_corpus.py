@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
-DATA = Path(__file__).parent.parent / "data"
+from tests.data import corpus, make_corpus
 
 # Floors set just below what the detectors achieve (see BENCHMARKS.md): a drop fails the build.
 RECALL_FLOOR = {"email": 0.995, "phone": 0.99, "card": 0.995, "iban": 0.995, "ssn": 0.99, "nino": 0.995,
@@ -19,32 +14,18 @@ EVASION_RECALL_FLOOR = 0.99
 NEGATIVES_FLAGGED_CEILING = 0.005
 
 
-def load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def score():
-    corpus = load("corpus")
     return corpus.score(corpus.load(), corpus.predict_deskgate)
 
 
 def test_the_committed_corpus_is_exactly_what_the_generator_produces():
     """Regenerating gives the same bytes: the corpus is reviewable code, not an opaque download."""
-    make_corpus = load("make_corpus")
-    assert make_corpus.render(make_corpus.generate()) == (DATA / "redaction_corpus.jsonl").read_text(encoding="utf-8")
+    assert make_corpus.render(make_corpus.generate()) == corpus.CORPUS.read_text(encoding="utf-8")
 
 
 def test_the_corpus_is_large_varied_and_labelled_across_all_classes():
     """At least 2,000 texts, six or more languages, every label in hundreds, evasions and negatives included."""
-    corpus = load("corpus")
     records = corpus.load()
     assert len(records) >= 2000
     assert {r["lang"] for r in records} >= {"en", "de", "fr", "es", "nl", "it"}
