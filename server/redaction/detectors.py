@@ -78,6 +78,8 @@ _OBFUSCATED_DOMAIN = re.compile(
     rf"(?i)[A-Za-z0-9\-]{{1,63}}(?:(?:{_SPELLED_DOT}|\.)[A-Za-z0-9\-]{{1,63}}){{1,6}}(?![A-Za-z0-9\-])"
 )
 _DOT_SEPARATOR = re.compile(rf"(?i){_SPELLED_DOT}")
+_TLD = re.compile(r"[A-Za-z]{2,24}")
+_ADDRESS_LIKE_LOCAL = re.compile(r"[._+\d]")  # a local part that is not just a word
 _FREEMAIL = frozenset({
     "gmail", "googlemail", "yahoo", "outlook", "hotmail", "live", "icloud", "me", "aol", "proton",
     "protonmail", "gmx", "web", "mail", "yandex", "zoho", "fastmail", "tutanota", "orange", "free",
@@ -122,12 +124,12 @@ def _emails(text: str, low: str) -> Iterator[_Hit]:
             continue
         labels = _DOT_SEPARATOR.split(domain.group())
         host = ".".join(labels)
-        if not re.fullmatch(r"[A-Za-z]{2,24}", host.rsplit(".", 1)[-1]):
+        if not _TLD.fullmatch(host.rsplit(".", 1)[-1]):
             continue
         spelled_dot = len(labels) > 1
         plain_at = text[sep_start:sep_end].strip().lower() == "at"
         if plain_at and not (
-            spelled_dot or re.search(r"[._+\d]", local.group()) or host.split(".")[0].lower() in _FREEMAIL
+            spelled_dot or _ADDRESS_LIKE_LOCAL.search(local.group()) or host.split(".")[0].lower() in _FREEMAIL
         ):
             continue  # "look at example.com" is prose, not an address
         yield PiiClass.EMAIL, "email", local.start(), domain.end(), f"{local.group()}@{host}".lower()
@@ -135,7 +137,11 @@ def _emails(text: str, low: str) -> Iterator[_Hit]:
 
 # --- numbers: cards, SSNs, phones ----------------------------------------------------------------
 
-_RUN = re.compile(r"[+(\d][\d \-.()+/]{6,}")  # at least 7 characters: the shortest number detected has 7 digits
+# At least 7 characters: the shortest number detected has 7 digits. (The text is folded: its only
+# digits are ASCII ones, and `[0-9]` is much quicker for `re` to test than `\d`.) A run never starts
+# right after one of its own first characters (`finditer` would have matched one character
+# earlier): the lookbehind says so, which spares `re` retrying from every digit of a short number.
+_RUN = re.compile(r"[+(0-9](?<![+(0-9][+(0-9])[0-9 \-.()+/]{6,}")
 _SENTENCE_END = re.compile(r"\.\s")
 _BEFORE_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
 _AFTER_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%$\u20ac\u00a3")
@@ -175,11 +181,12 @@ def _phone(
     n = len(digits)
     if plus:
         return f"+{digits}" if country_code(digits) and 8 <= n <= 15 else None
+    if n < 7 or n > 17 or (n > 12 and digits[:2] != "00"):
+        return None  # no rule below takes it: spare reading the context
     if shape == [3, 2, 4] or _looks_like_date(groups) or _NOT_PHONE_CONTEXT.search(context.before[-24:]):
         return None  # 3-2-4 is how SSNs are written (an invalid one is still not a phone)
     if digits.startswith("00"):
         return f"+{digits[2:]}" if country_code(digits[2:]) and 10 <= n <= 17 else None
-    spoken = context.has(_PHONE_CONTEXT)
     separated = len(groups) > 1
     nanp = shape in ([3, 3, 4], [1, 3, 3, 4]) and (shape[0] == 3 or digits[0] == "1")
     national = digits[1:] if n == 11 and digits[0] == "1" else digits
@@ -187,7 +194,7 @@ def _phone(
         return digits
     if paren and 10 <= n <= 12:
         return digits
-    if digits[0] == "0" and 10 <= n <= 12 and (separated or spoken or digits[:2] == "07"):
+    if digits[0] == "0" and 10 <= n <= 12 and (separated or digits[:2] == "07" or context.has(_PHONE_CONTEXT)):
         return digits
     grouped = len(groups) >= 3 and max(shape) <= 3  # 24 17 29 82 83, 6 6 3 0 4 0 6 3 3
     if grouped and len(national) == 10 and national[0] in "23456789" and national[3] in "23456789":
@@ -196,7 +203,7 @@ def _phone(
         return digits
     if n == 10 and digits[0] == "3" and shape in ([3, 3, 4], [3, 7], [3, 4, 3]):  # Italian mobiles
         return digits
-    if spoken and 7 <= n <= 12:
+    if 7 <= n <= 12 and context.has(_PHONE_CONTEXT):  # read last: most numbers are decided before
         return digits
     return None
 
@@ -243,7 +250,8 @@ def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[Group]]]
     parts = _GROUP_SPLIT.split(text[start:end])  # one call instead of a match object per group
     pos = start + len(parts[0])
     for i in range(1, len(parts), 2):
-        if groups and _splits(parts[i - 1]):
+        sep = parts[i - 1]
+        if groups and (sep == "+" if len(sep) == 1 else _splits(sep)):  # most separators are one character
             segments.append((seg_start, groups))
             groups, seg_start = [], groups[-1][2]
         digits = parts[i]
@@ -260,29 +268,35 @@ _BOUNDARY = re.compile(r"[\n;!?]")
 class _Context:
     """Lower-cased words just before and just after a number, within its clause; read only when needed."""
 
-    __slots__ = ("_after", "_before", "_end", "_start", "_text")
+    __slots__ = ("_around", "_before", "_end", "_start", "_text")
 
     def __init__(self, text: str, start: int, end: int) -> None:
         self._text, self._start, self._end = text, start, end
         self._before: str | None = None
-        self._after: str | None = None
+        self._around: str | None = None
 
     @property
     def before(self) -> str:
         if self._before is None:
-            self._before = _BOUNDARY.split(self._text[max(0, self._start - 40) : self._start].lower())[-1]
+            before = self._text[max(0, self._start - 40) : self._start].lower()
+            # What follows the last boundary (`_BOUNDARY`): four `rfind`s cost less than a `re` split.
+            cut = max(before.rfind("\n"), before.rfind(";"), before.rfind("!"), before.rfind("?"))
+            self._before = before[cut + 1 :]
         return self._before
 
     @property
     def after(self) -> str:
-        if self._after is None:
-            after = self._text[self._end : self._end + 30].lower()
-            cut = _BOUNDARY.search(after)
-            self._after = after[: cut.start()] if cut else after
-        return self._after
+        after = self._text[self._end : self._end + 30].lower()
+        cut = _BOUNDARY.search(after)
+        return after[: cut.start()] if cut else after
 
     def has(self, pattern: re.Pattern[str]) -> bool:
-        return bool(pattern.search(self.before) or pattern.search(self.after))
+        """Whether `pattern` (a context pattern: words, no line break) is found before or after.
+        One search over both, joined by a line break: no match can span it, and to `\b` it is
+        what the end and the start of a string are."""
+        if self._around is None:
+            self._around = f"{self.before}\n{self.after}"
+        return pattern.search(self._around) is not None
 
 
 def _numbers(text: str, low: str) -> Iterator[_Hit]:
@@ -314,13 +328,15 @@ def _numbers(text: str, low: str) -> Iterator[_Hit]:
 
 
 def _number(text: str, seg_start: int, groups: list[Group]) -> _Hit | None:
+    digits = "".join([g[0] for g in groups])
+    if len(digits) < 7:
+        return None  # shorter than any card, SSN or phone: spare the rules
     _, first_start, first_end = groups[0]
     plus_at, paren_at = text.rfind("+", seg_start, first_start), text.rfind("(", seg_start, first_start)
     paren = paren_at != -1 and len(groups) > 1 and text[first_end : first_end + 1] == ")"  # (415) 555-2671
     plus = plus_at != -1
     start = paren_at if paren else plus_at if plus else first_start
     shape = [len(g[0]) for g in groups]
-    digits = "".join([g[0] for g in groups])
     found = _classify(digits, groups, shape, plus, paren, _Context(text, start, groups[-1][2]))
     if found:
         return found[0], found[1], start, groups[-1][2], found[2]
@@ -340,24 +356,28 @@ def _number(text: str, seg_start: int, groups: list[Group]) -> _Hit | None:
 # --- IBAN, UK NINO -----------------------------------------------------------------------------
 
 # Both start with two letters and two digits, in one case throughout (upper, or lower when typed in
-# a hurry): one scan finds where they may start, then each is matched there.
-# The scan includes the character before the code (a code never follows a letter or digit), which
-# makes it much faster than scanning from every letter; the text's start is checked on its own.
-_CODE_START = re.compile(r"[^A-Za-z0-9](?:[A-Z]{2}|[a-z]{2})[ \-.]?\d\d")
+# a hurry), and never right after a letter or digit: one scan finds where they may start, then each
+# is matched there. The scan looks for the two digits and checks what is before them: digits are
+# rare in text and letters are not, so `re` tries much less often than from every letter.
+_CODE_DIGITS = re.compile(  # the first lookbehind is a quick no for most digits, within numbers
+    r"[0-9](?<=[A-Za-z \-.][0-9])(?:(?<=[^A-Za-z0-9][A-Z]{2}[0-9])|(?<=[^A-Za-z0-9][a-z]{2}[0-9])"
+    r"|(?<=[^A-Za-z0-9][A-Z]{2}[ \-.][0-9])|(?<=[^A-Za-z0-9][a-z]{2}[ \-.][0-9]))[0-9]"
+)
+_CODE_AT_START = re.compile(r"(?:[A-Z]{2}|[a-z]{2})[ \-.]?[0-9]{2}")
 _IBAN = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}(?:[ \-.]{0,2}[A-Za-z0-9]){10,32}")
 _NINO = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-Da-d](?![A-Za-z0-9])")
+_CODE_SEPARATORS = re.compile(r"[ \-.]")
 _NINO_FIRST, _NINO_SECOND = frozenset("ABCEGHJKLMNOPRSTWXYZ"), frozenset("ABCEGHJKLMNPRSTWXYZ")
 
 
 def _code_starts(text: str) -> Iterator[int]:
-    """Where a code may start. A rejected one moves the scan on by one character, not past its match."""
-    if _CODE_START.match(" " + text[:5]):
+    """Where a code may start, in order. (The text is folded: its only digits are ASCII ones.)"""
+    if _CODE_AT_START.match(text):
         yield 0
-    pos = 0
-    while (m := _CODE_START.search(text, pos)) is not None:
-        pos = m.start() + 1
-        if not text[m.start()].isalnum():  # a non-ASCII letter or digit before is still a word
-            yield pos
+    for m in _CODE_DIGITS.finditer(text):
+        start = m.start() - 2 if text[m.start() - 1].isalpha() else m.start() - 3
+        if not text[start - 1].isalnum():  # a non-ASCII letter or digit before is still a word
+            yield start
 
 
 def _codes(text: str, low: str) -> Iterator[_Hit]:
@@ -371,7 +391,7 @@ def _codes(text: str, low: str) -> Iterator[_Hit]:
                 continue
         nino = _NINO.match(text, start)
         if nino:
-            value = re.sub(r"[ \-.]", "", nino.group()).upper()
+            value = _CODE_SEPARATORS.sub("", nino.group()).upper()
             if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
                 yield PiiClass.NATIONAL_ID, "nino", start, nino.end(), value
 
@@ -408,15 +428,23 @@ def _iban(text: str, start: int, end: int) -> _Hit | None:
 
 # --- IP addresses --------------------------------------------------------------------------------
 
-_IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")  # in folded text: ASCII digits only
 _IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*")
 # Every `_IPV6` match holds this, its first colon at most four characters in. `_IPV6` may start
 # anywhere (its first group can be empty), so scanning for it is slow; scanning for the colons
 # and matching `_IPV6` only from four characters before them finds the same matches.
 _IPV6_COLONS = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_IPV6_GROUP_SEPARATORS = re.compile(r"[:.]")
 _VERSION_CONTEXT = re.compile(
     r"\b(version|v|build|release|firmware|fw|app|update|patch|section|clause|chapter|article|art)\W{0,3}$"
 )
+
+
+def _ipv4_valid(dotted: str) -> bool:
+    """What `ipaddress.IPv4Address` accepts of an `_IPV4` match (four octets of ASCII digits): each at
+    most 255, none with a leading zero. Such an address is its own canonical form. (A few
+    comparisons here, where `ipaddress` runs some forty Python calls.)"""
+    return all(int(octet) <= 255 and (octet[0] != "0" or len(octet) == 1) for octet in dotted.split("."))
 
 
 def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
@@ -430,11 +458,8 @@ def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
             continue
         if _VERSION_CONTEXT.search(text[max(0, start - 16) : start].lower()):
             continue
-        try:
-            address = ipaddress.IPv4Address(m.group())
-        except ValueError:
-            continue
-        yield PiiClass.IP, "ipv4", start, end, str(address)
+        if _ipv4_valid(m.group()):
+            yield PiiClass.IP, "ipv4", start, end, m.group()
 
 
 def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
@@ -448,7 +473,7 @@ def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
         pos = m.end()
         candidate = m.group().rstrip(".")
         start, end = m.start(), m.start() + len(candidate)
-        if candidate.count(":") < 2 or sum(1 for g in re.split(r"[:.]", candidate) if g) < 3:
+        if candidate.count(":") < 2 or sum(1 for g in _IPV6_GROUP_SEPARATORS.split(candidate) if g) < 3:
             continue
         before = text[start - 1] if start else " "
         after = text[end] if end < len(text) else " "
@@ -464,9 +489,9 @@ def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
 # --- secrets -------------------------------------------------------------------------------------
 
 # (kind, literals, pattern, group holding the secret). Every pattern starts with one of its
-# literals, so one scan for all the literals finds every place a pattern can match, and it is
-# tried only there: one scan instead of one per pattern, which matters most on short texts.
-# The word boundary before a match is checked afterwards (a lookbehind would slow the scan down).
+# literals, so a pattern can match only where one of them occurs. Two ways to find the matches,
+# each fastest for its text length (`_secrets`). The word boundary before a match is
+# checked afterwards (a lookbehind would slow the scan down).
 _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
     ("private_key", ("-----BEGIN ",), re.compile(
         r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
@@ -489,6 +514,24 @@ _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
 )
 _SECRET_LITERALS = re.compile("|".join(re.escape(lit) for _, lits, _, _ in _SECRETS for lit in lits))
 _SECRETS_BY_LITERAL = {lit: i for i, (_, lits, _, _) in enumerate(_SECRETS) for lit in lits}
+# Patterns that start with a choice of first characters (B or b; s, r or w; x or h): `re` scans for
+# those one character at a time, and they are common letters, so the scan for such a pattern starts
+# where `str.find` (much faster) first sees one of its literals, and is skipped when none occurs.
+_FIND_FIRST = {
+    i: tuple(sorted({lit.lower() for lit in lits}))
+    for i, (kind, lits, _, _) in enumerate(_SECRETS)
+    if kind in ("bearer_token", "stripe_key", "slack_token")
+}
+# A character every match of a pattern holds: where the text has none, its scan is skipped (`in`
+# looks for one character many times faster than `re` looks for a word).
+_NEEDS = {
+    "private_key": "-", "jwt": "J", "aws_access_key": "A", "github_token": "_", "gitlab_token": "-",
+    "stripe_key": "_", "google_api_key": "z", "openai_anthropic_key": "-", "sendgrid_key": "G", "npm_token": "_",
+}
+_NEEDED = tuple(_NEEDS.get(kind) for kind, _, _, _ in _SECRETS)
+# Below this length one `re` scan for a choice of words (secret prefixes, pair key words) costs less
+# than one fast scan per word or pattern; above it, the fast scans win.
+_SHORT = 300
 
 # `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
 _PAIR_WORDS = (
@@ -504,22 +547,74 @@ _PAIR_KEY = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WOR
 _PAIR_VALUE = re.compile(
     r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s,;\"'<>()\[\]{}]{1,200}))"
 )
-# Every key word of `_PAIR_NEAR` and `_PAIR_SPOKEN` holds one of these: a literal scan first.
+# Every key word of `_PAIR_NEAR` and `_PAIR_SPOKEN` holds one of these: a quick no on short texts.
 _PAIR_HINT = re.compile("pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola")
+# A `_PAIR_NEAR` match starts at most this far before its `:` or `=`: the longest key word, then 24.
+_PAIR_REACH = max(len(word) for word in _PAIR_HINT.pattern.split("|")) + 24
 # "my password is hunter2!", scanned in the lower-cased text; the value is taken from the original.
 _PAIR_SPOKEN = re.compile(
     r"(?:pass(?:word|wort|code)|pwd|pin|mot de passe|contrase\u00f1a|wachtwoord)"
     r"\s+(?:is|was|ist|war|est|es|era|is nu)\s+[\"']?([^\s\"']{6,200})"
 )
+# Three of `_PAIR_SPOKEN`'s key words start with p: one letter `re` finds quickly.
+_SPOKEN_P = re.compile("p(?:ass|wd|in)")
+_NOT_A_WORD = re.compile(r"[\d\W_]")  # a spoken secret holds a digit, a symbol or an underscore
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|\.+|\u2022+|\[hidden\]|\[redacted\]|null|none|n/?a|<[^>]*>)$")
 _TOKEN_CHAR = frozenset(string.ascii_letters + string.digits + "_-")
 
 
+def _occurrences(text: str, needles: tuple[str, ...]) -> list[int]:
+    """Every index where one of `needles` starts (overlapping ones too), sorted. `str.find` is far
+    faster than a `re` scan for a choice of words; most texts hold none of them, or few."""
+    found = []
+    for needle in needles:
+        at = text.find(needle)
+        while at != -1:
+            found.append(at)
+            at = text.find(needle, at + 1)
+    found.sort()
+    return found
+
+
+def _pair_separators(low: str) -> Iterator[int]:
+    """The `:` and `=` that end a `_PAIR_NEAR` match, in order: those with a key word in reach
+    since the separator before them. `finditer` over the whole text finds exactly these (a match
+    ends at the first separator after its key word, and the next one starts after it), but it
+    tries its key words at almost every letter; this tries them only in front of separators."""
+    previous = -1
+    for at in _occurrences(low, (":", "=")):
+        if _PAIR_NEAR.search(low, max(previous + 1, at - _PAIR_REACH), at + 1):
+            yield at
+        previous = at
+
+
+def _spoken_starts(low: str) -> list[int]:
+    """Where a `_PAIR_SPOKEN` key word starts, sorted."""
+    starts = []
+    for m in _SPOKEN_P.finditer(low):
+        if m.start() >= 7 and low.startswith("mot de ", m.start() - 7):
+            starts.append(m.start() - 7)  # mot de passe
+        starts.append(m.start())
+    if "\u00f1" in low:
+        starts += _occurrences(low, ("contrase\u00f1a",))
+    starts += _occurrences(low, ("wachtwoord",))
+    starts.sort()
+    return starts
+
+
+def _spoken_pairs(low: str) -> Iterator[re.Match[str]]:
+    """`_PAIR_SPOKEN.finditer(low)`, trying the pattern only where one of its key words starts."""
+    end = 0
+    for at in _spoken_starts(low):
+        if at >= end and (m := _PAIR_SPOKEN.match(low, at)) is not None:
+            end = m.end()
+            yield m
+
+
 def _pairs(text: str, low: str) -> Iterator[_Hit]:
-    if not _PAIR_HINT.search(low):
+    if len(low) < _SHORT and not _PAIR_HINT.search(low):
         return
-    for near in _PAIR_NEAR.finditer(low):
-        at = near.end() - 1  # the `:` or `=`
+    for at in _pair_separators(low):
         if not _PAIR_KEY.search(text, max(0, at - 48), at):
             continue
         value = _PAIR_VALUE.match(text, at + 1)
@@ -528,15 +623,16 @@ def _pairs(text: str, low: str) -> Iterator[_Hit]:
         group = next(g for g in (1, 2, 3) if value.group(g) is not None)
         if not _PLACEHOLDER.match(value.group(group)):
             yield PiiClass.SECRET, "credential", value.start(group), value.end(group), value.group(group)
-    for m in _PAIR_SPOKEN.finditer(low):
+    for m in _spoken_pairs(low):
         if m.start() and low[m.start() - 1].isalnum():
             continue
         secret = text[m.start(1) : m.end(1)].rstrip(".,;:")
-        if re.search(r"[\d\W_]", secret) and len(secret) >= 6:
+        if _NOT_A_WORD.search(secret) and len(secret) >= 6:
             yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(secret), secret
 
 
-def _secrets(text: str, low: str) -> Iterator[_Hit]:
+def _matches_by_literal(text: str) -> dict[int, list[re.Match[str]]]:
+    """Per pattern (by index), its matches: one scan for all the literals, each pattern tried at its own."""
     found: dict[int, list[re.Match[str]]] = {}
     ends: dict[int, int] = {}  # per pattern, where its last match ended: matches do not overlap
     pos = 0
@@ -550,6 +646,32 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
         if m is not None:
             ends[index] = m.end()
             found.setdefault(index, []).append(m)
+    return found
+
+
+def _matches_by_pattern(text: str, low: str) -> dict[int, list[re.Match[str]]]:
+    """The same as `_matches_by_literal`, one scan per pattern. `finditer` tries each place a pattern
+    could start, left to right, and goes on from the end of a match: what the literal scan does for
+    it, since a pattern can only match where one of its literals is."""
+    found: dict[int, list[re.Match[str]]] = {}
+    for index, (_, _, pattern, _) in enumerate(_SECRETS):
+        needed = _NEEDED[index]
+        if needed is not None and needed not in text:
+            continue
+        start = 0
+        literals = _FIND_FIRST.get(index)
+        if literals is not None:  # the earliest literal (its lower-cased form over-matches: fine)
+            start = min((at for lit in literals if (at := low.find(lit)) != -1), default=-1)
+            if start == -1:
+                continue
+        matches = list(pattern.finditer(text, start))
+        if matches:
+            found[index] = matches
+    return found
+
+
+def _secrets(text: str, low: str) -> Iterator[_Hit]:
+    found = _matches_by_literal(text) if len(text) < _SHORT else _matches_by_pattern(text, low)
     for index in sorted(found):  # table order: on a tie (Bearer eyJ...) the earlier kind wins
         kind, _, _, group = _SECRETS[index]
         for m in found[index]:
@@ -579,7 +701,7 @@ _PLAIN = re.compile(
 # pairs), a secret's literal prefix (lower-cased here: the hint only has to over-match). A text with
 # none of them (names, statuses, most short values, much prose) skips the detectors. The character
 # scan goes first: it is the fast one, and texts with PII nearly always have a digit early on.
-_MAY_HOLD_CHAR = re.compile(r"[\d@:=]")
+_MAY_HOLD_CHAR = re.compile(r"[0-9@:=]")  # read on ASCII text only: `[0-9]` is `\d` there, and quicker
 _MAY_HOLD_WORD = re.compile("|".join((
     *sorted({re.escape(lit.lower()) for _, lits, _, _ in _SECRETS for lit in lits}),
     _PAIR_HINT.pattern,

@@ -30,4 +30,6 @@ def mark_untrusted(text: str) -> str:
     """`text` inside the envelope; the empty string stays empty (there is nothing to mistake)."""
     if not text:
         return text
-    return f"{OPEN}\n{_LOOK_ALIKE.sub(_neutralise, text)}\n{CLOSE}"
+    if any(c in text for c in _OPENING + _CLOSING):  # rare: eight `in` checks cost less than one `re` scan
+        text = _LOOK_ALIKE.sub(_neutralise, text)
+    return f"{OPEN}\n{text}\n{CLOSE}"

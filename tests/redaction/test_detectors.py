@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
+import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deskgate.server.redaction import detectors
@@ -338,3 +340,113 @@ def test_detection_on_arbitrary_text_stays_in_bounds_ordered_and_disjoint(parts)
     assert all(a.end <= b.start for a, b in itertools.pairwise(detections))
     redacted = redact_text(text)
     assert isinstance(redacted, str)
+
+
+# --- the fast scans find exactly what the plain scans they replace find --------------------------------
+
+# Fragments that make the scans' corner cases likely: separators, key words, code and secret starts.
+_SCAN_PARTS = st.lists(st.one_of(
+    st.text(alphabet="0123456789 -.:=/()+#_\n;!?abAB", max_size=8),
+    st.text(max_size=6),
+    st.sampled_from([
+        "password", "Passwort", "pwd", "pin", "mot de passe", "contraseña", "wachtwoord", "token", "api_key",
+        " is ", " ist ", " es ", "hunter2!", ":", "=", "\n", "DE89", "gb 12", "AB-12", "xY12", "é12",
+        "Bearer ", "bearer", "sk_live_", "rk_test_", "whsec_", "xoxb-", "xoxox", "hooks.slack.com/services/",
+        "eyJ", "AKIA", "ghp_", "github_pat_", "glpat-", "AIza", "sk-", "SG.", "npm_", "-----BEGIN ",
+        "abcdefghijklmnopqrstuvwxyz0123456789AB", "0151 2345678", " 0151 2345678", "(+44) 20 7946 0958",
+        "12-34 56", "1234 5678 9012", "(+", "..", ". ",
+    ]),
+), max_size=16)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_PARTS)
+def test_the_per_pattern_secret_scan_finds_what_the_one_literal_scan_finds(parts):
+    """Long texts scan each secret pattern on its own; short ones scan all literals at once: same matches."""
+    text = fold("".join(parts)).text
+    by_pattern = detectors._matches_by_pattern(text, text.lower())
+    by_literal = detectors._matches_by_literal(text)
+    assert {i: [m.span() for m in ms] for i, ms in by_pattern.items()} == {
+        i: [m.span() for m in ms] for i, ms in by_literal.items()
+    }
+
+
+def test_every_match_of_a_secret_pattern_holds_the_character_its_scan_needs():
+    """A pattern is skipped on texts without its character: every literal it can start with holds it."""
+    for (kind, literals, _, _), needed in zip(detectors._SECRETS, detectors._NEEDED, strict=True):
+        assert needed is None or all(needed in literal for literal in literals), kind
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_PARTS)
+@example(["mot de passe", " est ", "hunter2!"])
+@example(["xpin", " is ", "pin is hunter2!"])
+@example(["token", "=", "a" * 20, "password", "=", "x:"])
+def test_pairs_are_looked_for_only_where_a_plain_scan_finds_them(parts):
+    """The pair scans start from separators and key words; `finditer` over the whole text agrees."""
+    low = fold("".join(parts)).text.lower()
+    assert list(detectors._pair_separators(low)) == [m.end() - 1 for m in detectors._PAIR_NEAR.finditer(low)]
+    assert [m.span() for m in detectors._spoken_pairs(low)] == [m.span() for m in detectors._PAIR_SPOKEN.finditer(low)]
+
+
+_PLAIN_CODE_START = re.compile(r"[^A-Za-z0-9](?:[A-Z]{2}|[a-z]{2})[ \-.]?\d\d")
+
+
+def _plain_code_starts(text: str) -> list[int]:
+    """Where an IBAN or NINO may start, found by trying every character (the scan `_code_starts` replaces)."""
+    starts = [0] if _PLAIN_CODE_START.match(" " + text[:5]) else []
+    pos = 0
+    while (m := _PLAIN_CODE_START.search(text, pos)) is not None:
+        pos = m.start() + 1
+        if not text[m.start()].isalnum():
+            starts.append(pos)
+    return starts
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_PARTS)
+def test_codes_are_looked_for_from_their_digits_where_a_plain_scan_would_find_them(parts):
+    """Scanning for two digits and looking back finds every place a scan from every letter finds."""
+    text = fold("".join(parts)).text
+    assert list(detectors._code_starts(text)) == _plain_code_starts(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_PARTS)
+@example(["call 0151 2345678 or 12 34 56 7 ((+1 555"])
+def test_digit_runs_are_the_runs_a_plain_scan_finds(parts):
+    """`[0-9]` and the lookbehind change how fast runs are found, not which."""
+    text = fold("".join(parts)).text
+    plain = re.compile(r"[+(\d][\d \-.()+/]{6,}")
+    assert [m.span() for m in detectors._RUN.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+_CONTEXT_PARTS = st.lists(st.one_of(st.text(max_size=4), st.sampled_from([
+    "phone", "tel", "text", "me", "text me", "number", "is", "ssn", "ss#", "soc", ".", "sec", "llamar", "call",
+    " ", "\n", ";", "!", "?", "é", "İ",
+])), max_size=10).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CONTEXT_PARTS, _CONTEXT_PARTS)
+@example("please text", "me now")  # "text me" only if the two were one string
+@example("my soc", ". sec")
+def test_context_is_searched_before_and_after_at_once_as_if_apart(before, after):
+    """A context pattern found in "before, line break, after" is found in one of them, and the other way round."""
+    text = f"{before}5551234{after}"
+    context = detectors._Context(text, len(before), len(before) + 7)
+    for pattern in (detectors._PHONE_CONTEXT, detectors._SSN_CONTEXT):
+        apart = bool(pattern.search(context.before) or pattern.search(context.after))
+        assert context.has(pattern) is apart
+
+
+def test_an_ipv4_address_is_valid_exactly_when_the_standard_library_says_so():
+    """The quick octet check accepts what `ipaddress` accepts, and gives its canonical form."""
+    octets = [str(n) for n in range(1000)] + [f"0{n}" for n in range(100)] + [f"00{n}" for n in range(10)]
+    for octet in octets:
+        for dotted in (f"{octet}.0.0.1", f"10.{octet}.2.3", f"1.2.{octet}.4", f"192.168.1.{octet}"):
+            try:
+                expected = str(ipaddress.IPv4Address(dotted)) == dotted
+            except ValueError:
+                expected = False
+            assert detectors._ipv4_valid(dotted) is expected, dotted
