@@ -47,6 +47,12 @@ class Database(ABC):
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await anyio.to_thread.run_sync(self.write_sync, fn)
 
+    async def peek(self, fn: Callable[[Tx], T]) -> T:
+        """`read` for a lookup of a few indexed rows on the hot path (the revocation check of every call).
+
+        An engine may run it on the caller's thread when that cannot wait on a lock or a socket."""
+        return await self.read(fn)
+
     @abstractmethod
     def read_sync(self, fn: Callable[[Tx], T]) -> T: ...
 
@@ -88,6 +94,17 @@ class _SqliteTx:
         return self._conn.execute(sql, tuple(params)).fetchone()
 
 
+class _Busy(StoreUnavailable):
+    """SQLite could not take a lock within the connection's busy timeout."""
+
+    def __init__(self) -> None:
+        super().__init__("the database stayed locked")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class SqliteDatabase(Database):
     """SQLite in WAL mode, one connection per worker thread, `synchronous=FULL`.
 
@@ -118,6 +135,17 @@ class SqliteDatabase(Database):
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await self._handed(self.write_sync, fn)
 
+    async def peek(self, fn: Callable[[Tx], T]) -> T:
+        """On the event loop's own connection, which never waits for a lock (busy_timeout 0): a WAL
+        reader takes none, so this answers at once (about 15 us instead of a ~90 us hand-off to a
+        worker and back). In the rare moments a reader must wait (a crashed writer's recovery), it
+        goes to a worker like any `read`."""
+        try:
+            conn = self._conn(busy_timeout_ms=0)
+            return self._run(fn, "BEGIN", conn)
+        except _Busy:
+            return await self.read(fn)
+
     async def _handed(self, run: Callable[[Callable[[Tx], T]], T], fn: Callable[[Tx], T]) -> T:
         answer: Handoff[T] = Handoff()
         try:
@@ -126,36 +154,46 @@ class SqliteDatabase(Database):
             raise StoreUnavailable("the state store is closed") from None
         return await answer.settled()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _conn(self, *, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
+        """This thread's connection with that busy timeout (a thread may hold one of each)."""
+        name = f"conn_{busy_timeout_ms}"
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
             if self._closed:
                 raise StoreUnavailable("the state store is closed")
             try:
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+                                       check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                if _is_busy(exc):
+                    raise _Busy from exc
                 raise StoreUnavailable(f"cannot open the database at {self.path.name}") from exc
-            self._local.conn = conn
+            setattr(self._local, name, conn)
             with self._lock:
                 self._all.append(conn)
         return conn
 
-    def _run(self, fn: Callable[[Tx], T], begin: str) -> T:
-        conn = self._conn()
+    def _run(self, fn: Callable[[Tx], T], begin: str, conn: sqlite3.Connection | None = None) -> T:
+        conn = conn or self._conn()
         try:
             conn.execute(begin)
             try:
                 result = fn(_SqliteTx(conn))
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
             return result
         except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise _Busy from exc
             raise StoreUnavailable("the database could not complete the operation") from exc
 
     def read_sync(self, fn: Callable[[Tx], T]) -> T:
