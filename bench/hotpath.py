@@ -42,6 +42,7 @@ from bench.servers import connected, serving
 from deskgate.server import chain as chain_module
 from deskgate.server.audit import log as audit_log
 from deskgate.server.audit import records
+from deskgate.server.audit.batching import _Pending
 from deskgate.server.runtime import Runtime
 
 TOOL = "get_order"
@@ -217,9 +218,9 @@ def wrapped_future_handoff(runtime: Runtime) -> None:
         db.read, db.write = read, write  # type: ignore[method-assign]
     audit = runtime.audit
 
-    async def append(event: dict[str, Any]) -> int:
+    async def append(event: dict[str, Any], *, durable: bool = True) -> int:
         future: Future[int] = Future()
-        audit._submit(event, future)
+        audit._submit(_Pending(records.checked_event(event), future, durable))
         return await asyncio.shield(asyncio.wrap_future(future))
 
     audit.append = append  # type: ignore[method-assign]
@@ -297,9 +298,9 @@ async def unit_costs(home: Home) -> Table:
     events: list[dict[str, Any]] = []
     append = runtime.audit.append
 
-    async def capture(event: dict[str, Any]) -> int:
+    async def capture(event: dict[str, Any], *, durable: bool = True) -> int:
         events.append(event)
-        return await append(event)
+        return await append(event, durable=durable)
 
     runtime.audit.append = capture  # type: ignore[method-assign]
     out = Table("Unit costs of round 2, A/B in the same run", ["operation", "us before", "us after", "after / before"])

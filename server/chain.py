@@ -8,7 +8,8 @@
     6. idempotency   a repeated key returns the first result and causes no second side effect
     7. execute       the tool against the support backend (writes: an intent record first)
     8. redact        the result, per the session's PII visibility; the bound customer only
-    9. audit         a durable record before the answer goes out; if it cannot be written, fail closed
+    9. audit         a record before the answer goes out (durable for write tools, written for reads
+                     unless audit.fsync_reads); if it cannot be written, fail closed
 
 `GuardChain.call` reads top to bottom as that list. Each stage either returns what the next one
 needs or raises a `DeskgateError`, whose `status` becomes the answer (denied, escalated, ...).
@@ -56,7 +57,7 @@ class Verifier(Protocol):
 
 
 class AuditSink(Protocol):
-    async def append(self, event: dict[str, Any]) -> int: ...
+    async def append(self, event: dict[str, Any], *, durable: bool = True) -> int: ...
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class ChainSettings:
     max_argument_bytes: int
     reads_fail_closed: bool
     manifest_hash: str
+    fsync_reads: bool = True  # False: a read answers once its record is written, before its fsync ends
     bind_manifest: bool = False  # tokens issued under another manifest stop working
 
 
@@ -321,8 +323,12 @@ class GuardChain:
 
     async def audit(self, call: Call, outcome: Outcome) -> Outcome:
         kind = "outcome" if "intent_seq" in call.notes else "call"
+        # A write tool's record is fsync'd before its answer whatever happened to it; a read's may
+        # answer once written (see `AuditSection.fsync_reads`).
+        durable = self._settings.fsync_reads or (call.spec is not None and not call.spec.read_only)
         try:
-            outcome.audit_seq = await self._audit.append(self._record(call, kind=kind, outcome=outcome))
+            record = self._record(call, kind=kind, outcome=outcome)
+            outcome.audit_seq = await self._audit.append(record, durable=durable)
         except AuditUnavailable as exc:
             logger.error("audit log unavailable: %s (request %s)", exc.reason, call.request_id)
             executed = "intent_seq" in call.notes

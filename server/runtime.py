@@ -97,6 +97,7 @@ class Runtime:
             policy=stage, redactor=self.redactor, audit=self.audit, clock=clock,
             settings=ChainSettings(max_argument_bytes=self.settings.server.max_argument_bytes,
                                    reads_fail_closed=self.settings.audit.reads_fail_closed,
+                                   fsync_reads=self.settings.audit.fsync_reads,
                                    manifest_hash=manifest_hash, bind_manifest=self.settings.tokens.bind_manifest),
         )
 

@@ -62,6 +62,10 @@ class TokensSection(_Strict):
 
 class AuditSection(_Strict):
     reads_fail_closed: bool = True
+    # False: a read's record is written (in the log, surviving a crash of the process) before its
+    # answer and fsync'd right after by the group commit. Writes are fsync'd before they run and
+    # before they answer either way. See docs/SECURITY.md, "What the audit log guarantees".
+    fsync_reads: bool = False
     checkpoint_every_records: int = Field(1000, ge=1)
     checkpoint_every_seconds: int = Field(60, ge=1)
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)

@@ -1,28 +1,37 @@
 """Group commit: one writer thread makes queued events durable a batch at a time.
 
 Shared by the JSON Lines log (`log.AuditLog`) and the PostgreSQL log (`postgres.PostgresAuditLog`),
-which differ only in how a batch is made durable (`_write`) and how the head is signed
-(`_checkpoint`). The rules both inherit:
+which differ only in how a batch is written (`_write`, `_write_now`) and made durable (`_flush`) and
+how the head is signed (`_checkpoint`). The rules both inherit:
 
     - a caller validates and copies its event, queues it and waits on a future; an async caller
       waits on the event loop (never blocking it), a sync caller blocks its own thread;
     - the writer takes everything queued (up to MAX_BATCH): whatever arrived while the previous
       batch was being made durable - one write and one fsync (or commit) for all of them;
-    - a future is answered only after `_write` returned, that is once its record is durable;
-    - a failed batch fails each of its callers with `AuditUnavailable` and the writer goes on;
+    - a durable append's future is answered only once `_flush` returned, that is once its record
+      is durable; the fsync runs outside the batch lock, so the next batch is written meanwhile;
+    - a `durable=False` append is answered as soon as its record is written: in the log for every
+      reader, surviving a crash of this process; the writer's next fsync, which is already due,
+      makes it survive a crash of the machine (see `AuditSection.fsync_reads`). When no batch is
+      being written, such an append is written on the caller's own thread (`_write_now`: one
+      small write, no hand-off to the writer and back); otherwise it joins the queue;
+    - a failed batch fails each of its callers still waiting with `AuditUnavailable` and the
+      writer goes on;
     - the head is signed every N records, every T seconds while records are unsigned, and at close.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -32,20 +41,26 @@ from deskgate.server.settings import AuditSection
 from deskgate.server.store.db import Handoff
 
 MAX_BATCH = 4096
+_T = TypeVar("_T")
 log = logging.getLogger("deskgate.audit")
+
+
+_FLUSH = object()  # queued after a record written on its caller's thread: the writer fsyncs it
 
 
 @dataclass(slots=True)
 class _Pending:
     event: dict[str, Any]
     answer: Handoff[int] | Future[int]  # an async caller's (on its loop) or a thread's
+    durable: bool  # answered after `_flush` (True) or after `_write` (False)
 
 
 class GroupCommit(ABC):
     def __init__(self, settings: AuditSection | None) -> None:
         self.settings = settings or AuditSection()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending | object | None] = queue.SimpleQueue()
         self._state = threading.Lock()  # orders `closed` against queueing
+        self._batch = threading.Lock()  # held while records are written and the head moves
         self._closed = False
         self._unsigned, self._last_checkpoint = 0, time.monotonic()
         self._writer = threading.Thread(target=self._run, name="deskgate-audit-writer", daemon=True)
@@ -54,7 +69,24 @@ class GroupCommit(ABC):
 
     @abstractmethod
     def _write(self, events: list[dict[str, Any]]) -> list[int]:
-        """Make `events` durable, in order; their seqs. Raises `AuditUnavailable` with the reason."""
+        """Append `events` to the log, in order, where every reader sees them; their seqs.
+
+        Called under `_batch`. Raises `AuditUnavailable` with the reason, having taken back
+        whatever it wrote."""
+
+    def _write_now(self, events: list[dict[str, Any]]) -> list[int] | None:
+        """`_write` on the caller's thread, if it cannot block for long; None: queue them instead."""
+        return None
+
+    @abstractmethod
+    def _flush_handle(self) -> Any:
+        """Under `_batch`, after a write: what `_flush` needs to make everything written so far durable."""
+
+    @abstractmethod
+    def _flush(self, handle: Any) -> None:
+        """Outside `_batch`: make durable what was written before `handle` was taken.
+
+        Raises `AuditUnavailable` with the reason."""
 
     @abstractmethod
     def _checkpoint(self, why: str) -> None:
@@ -66,20 +98,25 @@ class GroupCommit(ABC):
 
     # -- the contract ---------------------------------------------------------------------------
 
-    async def append(self, event: dict[str, Any]) -> int:
+    async def append(self, event: dict[str, Any], *, durable: bool = True) -> int:
         """Seal `event` into the chain; returns its seq once durable. Runs on asyncio.
 
+        With `durable=False` it returns once the record is written (in the log, surviving a crash of
+        this process) and its fsync has been started, not finished.
         A caller cancelled while waiting still has its record written (the log stays
         complete); it just does not hear the seq.
         """
+        checked = checked_event(event)
+        if not durable and (seq := self._written_now(checked)) is not None:
+            return seq
         answer: Handoff[int] = Handoff()
-        self._submit(event, answer)
+        self._submit(_Pending(checked, answer, durable))
         return await answer.answer()
 
     def append_sync(self, event: dict[str, Any]) -> int:
         """`append` for threads and CLI commands (blocks until durable)."""
         future: Future[int] = Future()
-        self._submit(event, future)
+        self._submit(_Pending(checked_event(event), future, True))
         return future.result()
 
     async def aclose(self) -> None:
@@ -93,12 +130,28 @@ class GroupCommit(ABC):
                 self._queue.put(None)
         self._writer.join()
 
-    def _submit(self, event: dict[str, Any], answer: Handoff[int] | Future[int]) -> None:
-        pending = _Pending(checked_event(event), answer)
+    def _submit(self, pending: _Pending | object) -> None:
         with self._state:
             if self._closed:
                 raise AuditUnavailable("the audit log is closed")
             self._queue.put(pending)
+
+    def _written_now(self, event: dict[str, Any]) -> int | None:
+        """Write one record on this thread unless a batch holds the log; its seq, or None to queue it."""
+        if self._closed or not self._batch.acquire(blocking=False):
+            return None
+        try:
+            seqs = self._guarded_step(lambda: self._write_now([event]))
+            if seqs is None:
+                return None
+            if isinstance(seqs, AuditUnavailable):
+                raise seqs
+            self._unsigned += 1
+        finally:
+            self._batch.release()
+        with contextlib.suppress(AuditUnavailable):  # closed meanwhile: its shutdown checkpoint fsyncs first
+            self._submit(_FLUSH)  # the writer fsyncs it, with whatever else is written by then
+        return seqs[0]
 
     # -- the writer thread ----------------------------------------------------------------------
 
@@ -113,15 +166,18 @@ class GroupCommit(ABC):
                 self._guarded("time")
                 continue
             batch: list[_Pending] = []
+            taken = 0
             while item is not None:
-                batch.append(item)
-                if len(batch) >= MAX_BATCH:
+                if item is not _FLUSH:
+                    batch.append(item)  # type: ignore[arg-type]
+                taken += 1
+                if taken >= MAX_BATCH:
                     break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch:
+            if taken:
                 self._commit(batch)
             if item is None:
                 self._guarded("shutdown")
@@ -129,31 +185,57 @@ class GroupCommit(ABC):
                 return
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """Write `batch` (possibly empty: records written on their callers' threads need a flush) and flush."""
+        with self._batch:
+            seqs = self._guarded_step(lambda: self._write([p.event for p in batch]) if batch else [])
+            if isinstance(seqs, AuditUnavailable):
+                _fail(batch, seqs)
+                return
+            self._unsigned += len(seqs)
+            handle = self._guarded_step(self._flush_handle)
+        waiting = []
+        for pending, seq in zip(batch, seqs, strict=True):
+            if pending.durable:
+                waiting.append((pending, seq))
+            else:
+                pending.answer.set_result(seq)
+        flushed = handle if isinstance(handle, AuditUnavailable) else self._guarded_step(lambda: self._flush(handle))
+        if isinstance(flushed, AuditUnavailable):
+            # The records stay in the log (some were answered already); the durable callers hear
+            # that theirs may not survive a crash of the machine, and fail closed.
+            log.error("audit fsync failed: %s", flushed.reason)
+            _fail([p for p, _ in waiting], flushed)
+            return
+        for pending, seq in waiting:
+            pending.answer.set_result(seq)
+        if self._unsigned >= self.settings.checkpoint_every_records:
+            self._guarded("records")
+
+    @staticmethod
+    def _guarded_step(step: Callable[[], _T]) -> _T | AuditUnavailable:
+        """Run one step of a batch; any failure comes back as the `AuditUnavailable` its callers hear."""
         try:
-            seqs = self._write([p.event for p in batch])
+            return step()
         except AuditUnavailable as exc:
-            error = exc
+            return exc
         except Exception:  # the writer must outlive any bug: fail this batch closed, keep serving
             log.exception("audit writer failed a batch")
-            error = AuditUnavailable("the audit log failed internally")
-        else:
-            self._unsigned += len(seqs)
-            for pending, seq in zip(batch, seqs, strict=True):
-                pending.answer.set_result(seq)
-            if self._unsigned >= self.settings.checkpoint_every_records:
-                self._guarded("records")
-            return
-        for pending in batch:
-            # One exception object per waiter: they are raised concurrently in different threads.
-            pending.answer.set_exception(AuditUnavailable(error.reason, code=error.code))
+            return AuditUnavailable("the audit log failed internally")
 
     def _guarded(self, why: str) -> None:
         """Checkpoint; a failure is logged and retried T seconds later, and fails no caller."""
         self._last_checkpoint = time.monotonic()
         try:
-            self._checkpoint(why)
+            with self._batch:
+                self._checkpoint(why)
         except AuditUnavailable as exc:
             log.warning("audit checkpoint postponed: %s", exc.reason)
         except Exception:
             log.exception("audit checkpoint failed")
 
+
+
+def _fail(batch: list[_Pending], error: AuditUnavailable) -> None:
+    for pending in batch:
+        # One exception object per waiter: they are raised concurrently in different threads.
+        pending.answer.set_exception(AuditUnavailable(error.reason, code=error.code))

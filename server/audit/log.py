@@ -7,7 +7,9 @@ Contract the guard chain relies on:
     `await log.aclose()` drains pending appends and writes a signed shutdown checkpoint.
 
 How an append becomes durable (one writer thread per `AuditLog`, see `batching`):
-    1. The caller validates and copies its event, queues it and waits on a future.
+    1. The caller validates and copies its event, queues it and waits on a future (a
+       `durable=False` record is written at once on the caller's thread when the log is free:
+       steps 3 and 5 without the fsync, which the writer then does).
     2. The writer takes everything queued as one batch - whatever arrived while the previous
        fsync ran. That is the group commit: one write and one fsync per batch.
     3. Under an exclusive `flock` on `audit.lock` (its descriptor kept open between batches, and
@@ -17,11 +19,16 @@ How an append becomes durable (one writer thread per `AuditLog`, see `batching`)
        so, re-reads the head from disk, so the chain never forks across processes.
     4. A torn last line left by a crash is set aside (`.torn`) and a "system" record says so.
     5. The batch is sealed onto the head, rotated into a new segment when the active one is too
-       large or too old, written with O_APPEND, fsync'd; only then are the futures answered.
+       large or too old, and written with O_APPEND; callers that asked for a written record
+       (`durable=False`) are answered; the locks are released and the segment fsync'd (through
+       a duplicate descriptor, so the next batch can be written meanwhile); only then are the
+       other callers answered. A checkpoint fsyncs the records it signs first.
     6. Every N records or T seconds, and at shutdown, the head is signed into a checkpoint.
 
 A failed write is cut back off the file (best effort) and the cached head forgotten, so the next
-batch re-reads the truth from disk: the writer never dies and the chain stays consistent.
+batch re-reads the truth from disk: the writer never dies and the chain stays consistent. A failed
+fsync leaves the written lines in place (complete records, some already answered) and forgets the
+head the same way.
 """
 
 from __future__ import annotations
@@ -79,6 +86,8 @@ class AuditLog(GroupCommit):
         self._seq, self._head, self._signed_seq = 0, GENESIS, 0
         self._index, self._fd, self._size, self._ino = 1, -1, 0, 0
         self._lock_fd = -1
+        self._dirty = False  # written since the last fsync
+        self._unflushed_dir = False  # a segment was created since the last fsync
         self._segment_started: float | None = None
         self._shipper: Shipper | None = None
         try:
@@ -106,15 +115,59 @@ class AuditLog(GroupCommit):
     def _write(self, events: list[dict[str, Any]]) -> list[int]:
         try:
             with self._locked():
-                return self._write_batch(events)
+                return self._write_batch(events, flush=False)
         except OSError as exc:
             raise AuditUnavailable(f"the audit log cannot be written: {describe_oserror(exc)}") from exc
+
+    def _write_now(self, events: list[dict[str, Any]]) -> list[int] | None:
+        """Write on the caller's thread when that cannot block for long: no other process holds the
+        lock, a segment is open and no rotation is due (else the writer thread does it)."""
+        try:
+            lock_fd = self._lock_held(blocking=False)
+            if lock_fd < 0:
+                return None
+            try:
+                if self._fd < 0 or self._due_for_rotation(self._clock()):
+                    return None
+                return self._write_batch(events, flush=False)
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise AuditUnavailable(f"the audit log cannot be written: {describe_oserror(exc)}") from exc
+
+    def _flush_handle(self) -> tuple[int, bool]:
+        """A duplicate of the segment's descriptor (or -1 when nothing is unsynced), and whether the
+        directory needs an fsync too: `_flush` uses them while the next batch is written."""
+        if self._fd < 0 or not (self._dirty or self._unflushed_dir):
+            return -1, False
+        try:
+            handle = os.dup(self._fd), self._unflushed_dir
+        except OSError as exc:
+            raise AuditUnavailable(f"the audit log cannot be made durable: {describe_oserror(exc)}") from exc
+        self._dirty = self._unflushed_dir = False
+        return handle
+
+    def _flush(self, handle: tuple[int, bool]) -> None:
+        fd, directory = handle
+        if fd < 0:
+            return
+        try:
+            os.fsync(fd)
+            if directory:
+                fsync_dir(self.directory)
+        except OSError as exc:
+            # The lines stay: complete records, some already answered. The callers waiting for
+            # durability fail closed; the next fsync of this file covers these pages again.
+            raise AuditUnavailable(f"the audit log cannot be made durable: {describe_oserror(exc)}") from exc
+        finally:
+            os.close(fd)
 
     def _checkpoint(self, why: str) -> None:
         try:
             with self._locked():
                 self._write_batch([])
                 if self._seq and self._seq != self._signed_seq:
+                    self._sync()  # never sign a head that a power cut could take back
                     self._sign_head(why)
         except OSError as exc:
             raise AuditUnavailable(describe_oserror(exc)) from exc
@@ -135,8 +188,9 @@ class AuditLog(GroupCommit):
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _lock_held(self) -> int:
-        """Take the flock on `audit.lock`, re-using the descriptor of the previous batch.
+    def _lock_held(self, *, blocking: bool = True) -> int:
+        """Take the flock on `audit.lock`, re-using the descriptor of the previous batch; -1 when
+        not `blocking` and another process holds it.
 
         A lock on a file that is no longer at the path (the directory or the lock file was replaced)
         would exclude no one: after locking, the path must still name the file locked, else the
@@ -146,7 +200,10 @@ class AuditLog(GroupCommit):
         while True:
             if self._lock_fd < 0:
                 self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return -1
             try:
                 at_path = os.stat(path, follow_symlinks=False)
                 held = os.fstat(self._lock_fd)
@@ -164,8 +221,9 @@ class AuditLog(GroupCommit):
             os.close(self._lock_fd)  # releases the flock
         self._lock_fd = -1
 
-    def _write_batch(self, events: list[dict[str, Any]]) -> list[int]:
-        """Seal and durably append `events` (after any recovery notices); returns their seqs."""
+    def _write_batch(self, events: list[dict[str, Any]], *, flush: bool = True) -> list[int]:
+        """Seal and append `events` (after any recovery notices), durably unless `flush` is False
+        (then `_flush` must follow); returns their seqs."""
         records = self._refresh() + events
         if not records:
             return []
@@ -184,18 +242,28 @@ class AuditLog(GroupCommit):
             head = record["hash"]
             lines.append(line)
         data = b"".join(lines)
+        self._unflushed_dir |= created
         try:
             write_all(self._fd, data)
-            os.fsync(self._fd)
-            if created:
-                fsync_dir(self.directory)
         except OSError:
             self._undo(self._size)
             raise
+        self._dirty = True
         self._seq, self._head, self._size = seq, head, self._size + len(data)
         if self._segment_started is None:
             self._segment_started = now
+        if flush:
+            self._sync()
         return list(range(seq - len(events) + 1, seq + 1))
+
+    def _sync(self) -> None:
+        """fsync what was written (and the directory when a segment was created), on this thread."""
+        if self._fd < 0 or not (self._dirty or self._unflushed_dir):
+            return
+        os.fsync(self._fd)
+        if self._unflushed_dir:
+            fsync_dir(self.directory)
+        self._dirty = self._unflushed_dir = False
 
     def _due_for_rotation(self, now: float) -> bool:
         if self._size >= self.settings.rotate_bytes:
@@ -212,9 +280,14 @@ class AuditLog(GroupCommit):
         self._close_fd()
 
     def _close_fd(self) -> None:
+        """Close the active segment, fsync'ing it first if written since (a rotation, a refresh)."""
         if self._fd >= 0:
+            try:
+                self._sync()
+            except OSError as exc:
+                log.error("audit: fsync before closing a segment failed: %s", describe_oserror(exc))
             os.close(self._fd)
-        self._fd = -1
+        self._fd, self._dirty, self._unflushed_dir = -1, False, False
 
     def _unchanged(self) -> bool:
         """True when no one appended or rotated since this process's last write."""

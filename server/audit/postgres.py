@@ -5,7 +5,9 @@ head and inserts after it, so appends from every process queue on the lock inste
 `seq` is the table's primary key, so even a writer that skipped the lock could never fork the
 chain (its insert fails and is sealed again on the new head): no forks, no gaps.
 Group commit is per process (`batching`): one transaction, hence one WAL flush, per batch.
-Durability is PostgreSQL's commit (keep `synchronous_commit = on` for this role).
+Durability is PostgreSQL's commit (keep `synchronous_commit = on` for this role): every record,
+`durable=False` ones included, is durable once `_write` returns, so `_flush` has nothing to do
+(and nothing is written on a caller's thread: `_write_now` is the base class's "queue it").
 
 Records are stored as their canonical JSON line, so `verify` applies the same checks as to the
 files. The application role needs only SELECT and INSERT on both tables:
@@ -89,6 +91,12 @@ class PostgresAuditLog(GroupCommit):
                     continue  # another writer appended after our read: seal again on the new head
                 raise AuditUnavailable(f"the audit log cannot be written: {exc.reason}") from exc
         raise AuditUnavailable("the audit log stayed too contended to commit")
+
+    def _flush_handle(self) -> None:
+        return None
+
+    def _flush(self, handle: None) -> None:
+        pass  # the commit in `_write` was the flush
 
     def _insert(self, tx: Tx, events: list[dict[str, Any]]) -> list[int]:
         row = tx.one(_HEAD)

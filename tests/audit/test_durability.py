@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 
 from deskgate.server.audit.reader import iter_records
+from deskgate.server.errors import AuditUnavailable
 
 
 @pytest.mark.anyio
@@ -153,3 +155,95 @@ def test_every_record_a_restarted_log_reads_back_is_exactly_what_was_appended(ki
     log.close()
     stored = [{k: v for k, v in r.items() if k not in ("seq", "ts", "prev", "hash")} for r in iter_records(kit.dir)]
     assert stored == json.loads(json.dumps(events))
+
+
+def _held_fsync(monkeypatch) -> tuple[threading.Event, threading.Event, list[int]]:
+    """os.fsync that blocks inside the call until released; (in_flight, release, fds fsync'd)."""
+    in_flight, release = threading.Event(), threading.Event()
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def held(fd: int) -> None:
+        fsyncs.append(fd)
+        in_flight.set()
+        release.wait()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held)
+    return in_flight, release, fsyncs
+
+
+@pytest.mark.anyio
+async def test_a_written_append_answers_before_its_fsync_ends_and_a_durable_one_only_after(kit, monkeypatch) -> None:
+    """durable=False: answered once the record is in the file (readable by anyone), even while an fsync
+    is held; durable=True in the same situation waits for the fsync that covers it."""
+    log = kit.open()
+    log.append_sync(kit.event(0))
+    in_flight, release, _ = _held_fsync(monkeypatch)
+    durable_seq: list[int] = []
+
+    async def durable() -> None:
+        durable_seq.append(await log.append(kit.event(3)))
+
+    try:
+        with anyio.fail_after(30):
+            await log.append(kit.event(1), durable=False)
+            await anyio.to_thread.run_sync(in_flight.wait)  # the writer is fsync'ing it, and stays there
+            seq = await log.append(kit.event(2), durable=False)
+            assert not release.is_set()
+            assert json.loads(kit.lines()[-1])["seq"] == seq == 3  # already in the file
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(durable)
+                await wait_all_tasks_blocked()
+                assert durable_seq == []  # still waiting behind the held fsync
+                release.set()
+    finally:
+        release.set()
+    assert durable_seq == [4]
+    monkeypatch.undo()
+    await log.aclose()
+    assert kit.check().records == 4
+
+
+@pytest.mark.anyio
+async def test_a_failed_fsync_fails_the_durable_callers_keeps_the_records_and_the_log_goes_on(kit, monkeypatch) -> None:
+    """EIO from fsync: the written caller already has its seq; the durable caller of the same batch hears
+    AuditUnavailable (fail closed); the lines stay, complete, and the next append continues the chain."""
+    log = kit.open()
+    log.append_sync(kit.event(0))
+    in_flight, release, _ = _held_fsync(monkeypatch)
+    held = os.fsync
+
+    def failing(fd: int) -> None:
+        held(fd)
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    outcomes: dict[str, object] = {}
+
+    async def one(name: str, durable: bool) -> None:
+        try:
+            outcomes[name] = await log.append(kit.event(len(outcomes) + 1), durable=durable)
+        except AuditUnavailable as exc:
+            outcomes[name] = exc
+
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, "first", True)  # its batch holds the writer inside fsync
+                await anyio.to_thread.run_sync(in_flight.wait)
+                tg.start_soon(one, "written", False)
+                tg.start_soon(one, "durable", True)
+                await wait_all_tasks_blocked()  # queued or written behind the held fsync
+                release.set()
+    finally:
+        release.set()
+    assert isinstance(outcomes["first"], AuditUnavailable)
+    assert isinstance(outcomes["durable"], AuditUnavailable)
+    assert "durable" in outcomes["durable"].reason
+    assert isinstance(outcomes["written"], int)
+    monkeypatch.undo()
+    after = await log.append(kit.event(9))
+    await log.aclose()
+    report = kit.check()
+    assert report.ok and report.records == after == 5  # nothing cut back, no gap, no fork
