@@ -95,7 +95,7 @@ async def breakdown(home: Home, calls: int) -> Table:
         ("7 execute: backend get_order (SQLite, worker thread)", runtime.backend, "get_order"),
         ("8 redact: result", runtime.redactor, "redact_output"),
         ("8 redact: arguments for the audit record", runtime.redactor, "redact_for_audit"),
-        ("9 audit: durable append (group commit, fsync)", runtime.audit, "append"),
+        ("9 audit: append (a read's record written; its fsync follows)", runtime.audit, "append"),
     ]
     try:
         await call_reads(runtime, home, 100)  # warm-up, untimed

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -62,21 +64,39 @@ def fsync_latencies(directory: Path, count: int) -> list[float]:
     return seconds
 
 
+@dataclass(frozen=True)
+class Compared:
+    """Each server's latency over all rounds, and each round's median as a ratio to bare's in that round."""
+
+    summaries: dict[str, Summary]
+    round_ratios: dict[str, list[float]]
+
+    def paired(self, kind: str) -> float:
+        """The median of the per-round ratios: drift between rounds (the machine is shared) cancels out."""
+        return statistics.median(self.round_ratios[kind])
+
+
 async def compare(clients: dict[str, Client], orders: Sequence[str], *, rounds: int, calls: int,
-                  warmup: int, disk: Path) -> dict[str, Summary]:
+                  warmup: int, disk: Path) -> Compared:
     samples: dict[str, list[float]] = {kind: [] for kind in (*clients, "fsync")}
+    round_ratios: dict[str, list[float]] = {kind: [] for kind in clients}
     for kind, client in clients.items():
         await client.list_tools()  # both clients know the tool (and its output schema) before timing
         await timed_reads(client, kind, orders, warmup, 0)
     kinds = list(clients)
     for r in range(rounds):
+        medians = {}
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:  # each server leads in turn
-            samples[kind] += await timed_reads(clients[kind], kind, orders, calls, r * calls)
+            seconds = await timed_reads(clients[kind], kind, orders, calls, r * calls)
+            samples[kind] += seconds
+            medians[kind] = statistics.median(seconds)
+        for kind in kinds:
+            round_ratios[kind].append(medians[kind] / medians["bare"])
         samples["fsync"] += fsync_latencies(disk, calls // 4)  # the disk, sampled in step with the servers
-    return {kind: Summary.of(s) for kind, s in samples.items()}
+    return Compared({kind: Summary.of(s) for kind, s in samples.items()}, round_ratios)
 
 
-async def over_http(home: Home, *, rounds: int, calls: int, warmup: int) -> dict[str, Summary]:
+async def over_http(home: Home, *, rounds: int, calls: int, warmup: int) -> Compared:
     async with serving("bare", home.root, home.policy) as bare_url, \
             serving("bare-auth", home.root, home.policy) as bare_auth_url, \
             serving("deskgate", home.root, home.policy) as deskgate_url, \
@@ -86,7 +106,7 @@ async def over_http(home: Home, *, rounds: int, calls: int, warmup: int) -> dict
                              rounds=rounds, calls=calls, warmup=warmup, disk=home.root)
 
 
-async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> dict[str, Summary]:
+async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> Compared:
     runtime = home.open_runtime()
     backend_db = open_database(None, home.paths.backend_db)
     try:
@@ -100,21 +120,25 @@ async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> dict
         await runtime.aclose()
 
 
-def table(results: dict[str, dict[str, Summary]]) -> Table:
+def table(results: dict[str, Compared]) -> Table:
     out = Table("Guard overhead: get_order, one client, sequential calls",
-                ["transport", "server", "calls", "median ms", "p95 ms", "median vs bare", "p95 vs bare"],
+                ["transport", "server", "calls", "median ms", "p95 ms", "median vs bare", "p95 vs bare",
+                 "paired median vs bare"],
                 note="Target: deskgate's median over HTTP at most 1.3x the bare server's. `bare-auth` is the "
                      "bare server with the SDK's bearer auth and an uncached PyJWT EdDSA check. `fsync` is one "
                      "write + fsync of a 700-byte line on the same disk, sampled between the rounds: the floor "
-                     "of answering only after a durable audit record.")
-    for transport, summaries in results.items():
+                     "of answering only after a durable audit record. Paired: each round's median over bare's "
+                     "median in the same round, then the median of those ratios (robust to drift between rounds).")
+    for transport, compared in results.items():
+        summaries = compared.summaries
         bare = summaries["bare"]
         for kind in ("bare", "bare-auth", "deskgate", "fsync"):
             if kind not in summaries:
                 continue
             s = summaries[kind]
+            paired = f"{compared.paired(kind):.2f}x" if kind in compared.round_ratios else "-"
             out.add(transport, kind, s.n, f"{s.median:.3f}", f"{s.p95:.3f}", ratio(s.median, bare.median),
-                    ratio(s.p95, bare.p95))
+                    ratio(s.p95, bare.p95), paired)
     return out
 
 

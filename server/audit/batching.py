@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from deskgate.server.audit.records import checked_event
+from deskgate.server.audit.records import checked_event, checked_shape
 from deskgate.server.errors import AuditUnavailable
 from deskgate.server.settings import AuditSection
 from deskgate.server.store.db import Handoff
@@ -106,11 +106,11 @@ class GroupCommit(ABC):
         A caller cancelled while waiting still has its record written (the log stays
         complete); it just does not hear the seq.
         """
-        checked = checked_event(event)
-        if not durable and (seq := self._written_now(checked)) is not None:
+        # Written now, it is sealed before this returns: no private copy needed, `seal` checks its values.
+        if not durable and (seq := self._written_now(checked_shape(event))) is not None:
             return seq
         answer: Handoff[int] = Handoff()
-        self._submit(_Pending(checked, answer, durable))
+        self._submit(_Pending(checked_event(event), answer, durable))
         return await answer.answer()
 
     def append_sync(self, event: dict[str, Any]) -> int:

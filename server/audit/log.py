@@ -121,15 +121,16 @@ class AuditLog(GroupCommit):
 
     def _write_now(self, events: list[dict[str, Any]]) -> list[int] | None:
         """Write on the caller's thread when that cannot block for long: no other process holds the
-        lock, a segment is open and no rotation is due (else the writer thread does it)."""
+        lock, nobody appended since (no head to re-read, nothing to recover) and no rotation is due
+        (else the writer thread does it)."""
         try:
             lock_fd = self._lock_held(blocking=False)
             if lock_fd < 0:
                 return None
             try:
-                if self._fd < 0 or self._due_for_rotation(self._clock()):
+                if not self._unchanged() or self._due_for_rotation(self._clock()):
                     return None
-                return self._write_batch(events, flush=False)
+                return self._append(events, flush=False)
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
         except OSError as exc:
@@ -224,7 +225,11 @@ class AuditLog(GroupCommit):
     def _write_batch(self, events: list[dict[str, Any]], *, flush: bool = True) -> list[int]:
         """Seal and append `events` (after any recovery notices), durably unless `flush` is False
         (then `_flush` must follow); returns their seqs."""
-        records = self._refresh() + events
+        seqs = self._append(self._refresh() + events, flush=flush)
+        return seqs[len(seqs) - len(events):]
+
+    def _append(self, records: list[dict[str, Any]], *, flush: bool) -> list[int]:
+        """Seal `records` onto the head as this process knows it and write them; their seqs."""
         if not records:
             return []
         now = self._clock()
@@ -254,7 +259,7 @@ class AuditLog(GroupCommit):
             self._segment_started = now
         if flush:
             self._sync()
-        return list(range(seq - len(events) + 1, seq + 1))
+        return list(range(seq - len(records) + 1, seq + 1))
 
     def _sync(self) -> None:
         """fsync what was written (and the directory when a segment was created), on this thread."""

@@ -47,26 +47,36 @@ def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def checked_event(event: Any) -> dict[str, Any]:
-    """A private, JSON-only copy of `event`, or `AuditUnavailable` saying why it cannot be recorded.
-
-    The copy is what gets sealed, so a caller mutating its dict afterwards changes nothing.
-    """
+def checked_shape(event: Any) -> dict[str, Any]:
+    """`event` if it is an object with a known kind and none of the keys the log sets; else
+    `AuditUnavailable`. Its values are checked when it is encoded (`checked_event` or `seal`)."""
     if not isinstance(event, dict):
         raise AuditUnavailable("an audit event must be a JSON object", code="audit_event_invalid")
     if event.get("kind") not in KINDS:
         raise AuditUnavailable("an audit event needs a known kind", code="audit_event_invalid")
     if reserved := sorted(set(SEALED_KEYS) & event.keys()):
         raise AuditUnavailable(f"the log sets {', '.join(reserved)} itself", code="audit_event_invalid")
-    try:
-        raw = canonical(event)
-    except (TypeError, ValueError) as exc:
-        # TypeError: not JSON (bytes, Decimal, a set, a non-str key); ValueError: NaN or a cycle.
-        raise AuditUnavailable("an audit event must contain only JSON values", code="audit_event_invalid") from exc
+    return event
+
+
+def checked_event(event: Any) -> dict[str, Any]:
+    """A private, JSON-only copy of `event`, or `AuditUnavailable` saying why it cannot be recorded.
+
+    The copy is what gets sealed, so a caller mutating its dict afterwards changes nothing.
+    """
+    raw = _encoded(checked_shape(event))
     if len(raw) > MAX_RECORD_BYTES - 512:
         raise AuditUnavailable("an audit event is too large", code="audit_event_invalid")
     copy: dict[str, Any] = json.loads(raw)
     return copy
+
+
+def _encoded(value: dict[str, Any]) -> bytes:
+    try:
+        return canonical(value)
+    except (TypeError, ValueError) as exc:
+        # TypeError: not JSON (bytes, Decimal, a set, a non-str key); ValueError: NaN or a cycle.
+        raise AuditUnavailable("an audit event must contain only JSON values", code="audit_event_invalid") from exc
 
 
 def seal(event: dict[str, Any], seq: int, prev: str, now: float) -> tuple[dict[str, Any], bytes]:
@@ -76,9 +86,14 @@ def seal(event: dict[str, Any], seq: int, prev: str, now: float) -> tuple[dict[s
     the line is the hashed body, and with the digest in its place it is the line - byte for byte
     `canonical(record)`, as sorting depends on keys only. A value elsewhere in the record that encodes
     to the same member makes the placeholder ambiguous: then the record is encoded twice, as before.
+
+    Raises `AuditUnavailable` for a record that is not JSON or too large: an event sealed without
+    `checked_event` (written at once on its caller's thread) is checked here.
     """
     record = {**event, "seq": seq, "ts": timestamp(now), "prev": prev, "hash": _PLACEHOLDER}
-    template = canonical(record)
+    template = _encoded(record)
+    if len(template) > MAX_RECORD_BYTES:
+        raise AuditUnavailable("an audit event is too large", code="audit_event_invalid")
     at = template.find(_PLACEHOLDER_MEMBER)
     if template.find(_PLACEHOLDER_MEMBER, at + 1) >= 0:
         record["hash"] = digest(record)

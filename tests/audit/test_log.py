@@ -68,15 +68,18 @@ def test_a_newline_ansi_escape_or_forged_json_in_arguments_stays_inside_one_reco
     {"kind": "call", "big": "x" * (1024 * 1024)},
     ["kind", "call"],
 ])
-def test_an_invalid_event_is_refused_with_a_clear_error_and_nothing_is_written(kit, bad) -> None:
-    """Bad input raises AuditUnavailable(code=audit_event_invalid) and the chain is unchanged."""
+@pytest.mark.parametrize("path", ["queued", "written now"])
+@pytest.mark.anyio
+async def test_an_invalid_event_is_refused_with_a_clear_error_and_nothing_is_written(kit, bad, path) -> None:
+    """Bad input raises AuditUnavailable(code=audit_event_invalid) and the chain is unchanged, whether
+    it was queued for the writer (durable) or sealed at once on the caller's thread (durable=False)."""
     log = kit.open()
     log.append_sync(kit.event(0))
     with pytest.raises(AuditUnavailable) as caught:
-        log.append_sync(bad)
+        await log.append(bad, durable=path == "queued")
     assert caught.value.code == "audit_event_invalid"
-    assert log.append_sync(kit.event(1)) == 2
-    log.close()
+    assert await log.append(kit.event(1), durable=False) == 2
+    await log.aclose()
     assert kit.check().records == 2
 
 
