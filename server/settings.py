@@ -66,6 +66,9 @@ class AuditSection(_Strict):
     # answer and fsync'd right after by the group commit. Writes are fsync'd before they run and
     # before they answer either way. See docs/SECURITY.md, "What the audit log guarantees".
     fsync_reads: bool = False
+    # With fsync_reads = false: the longest a read's written record waits for its fsync. Reads written
+    # meanwhile share that fsync (fewer fsyncs competing with the answers); a durable append ends the wait.
+    fsync_reads_within_ms: int = Field(10, ge=0, le=1000)
     checkpoint_every_records: int = Field(1000, ge=1)
     checkpoint_every_seconds: int = Field(60, ge=1)
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)

@@ -11,10 +11,11 @@ how the head is signed (`_checkpoint`). The rules both inherit:
     - a durable append's future is answered only once `_flush` returned, that is once its record
       is durable; the fsync runs outside the batch lock, so the next batch is written meanwhile;
     - a `durable=False` append is answered as soon as its record is written: in the log for every
-      reader, surviving a crash of this process; the writer's next fsync, which is already due,
-      makes it survive a crash of the machine (see `AuditSection.fsync_reads`). When no batch is
-      being written, such an append is written on the caller's own thread (`_write_now`: one
-      small write, no hand-off to the writer and back); otherwise it joins the queue;
+      reader, surviving a crash of this process; the writer fsyncs it within
+      `fsync_reads_within_ms`, together with the others written meanwhile, and at once when a
+      durable append arrives (see `AuditSection.fsync_reads`). When no batch is being written,
+      such an append is written on the caller's own thread (`_write_now`: one small write, no
+      hand-off to the writer and back); otherwise it joins the queue;
     - a failed batch fails each of its callers still waiting with `AuditUnavailable` and the
       writer goes on;
     - the head is signed every N records, every T seconds while records are unsigned, and at close.
@@ -61,6 +62,7 @@ class GroupCommit(ABC):
         self._queue: queue.SimpleQueue[_Pending | object | None] = queue.SimpleQueue()
         self._state = threading.Lock()  # orders `closed` against queueing
         self._batch = threading.Lock()  # held while records are written and the head moves
+        self._flush_requested = False  # a _FLUSH is queued for records written since the last flush
         self._closed = False
         self._unsigned, self._last_checkpoint = 0, time.monotonic()
         self._writer = threading.Thread(target=self._run, name="deskgate-audit-writer", daemon=True)
@@ -147,10 +149,13 @@ class GroupCommit(ABC):
             if isinstance(seqs, AuditUnavailable):
                 raise seqs
             self._unsigned += 1
+            ask = not self._flush_requested  # one request in the queue at a time: one wake-up per flush
+            self._flush_requested = True
         finally:
             self._batch.release()
-        with contextlib.suppress(AuditUnavailable):  # closed meanwhile: its shutdown checkpoint fsyncs first
-            self._submit(_FLUSH)  # the writer fsyncs it, with whatever else is written by then
+        if ask:
+            with contextlib.suppress(AuditUnavailable):  # closed meanwhile: its shutdown checkpoint fsyncs first
+                self._submit(_FLUSH)  # the writer fsyncs it, with whatever else is written by then
         return seqs[0]
 
     # -- the writer thread ----------------------------------------------------------------------
@@ -165,24 +170,44 @@ class GroupCommit(ABC):
             except queue.Empty:
                 self._guarded("time")
                 continue
-            batch: list[_Pending] = []
-            taken = 0
-            while item is not None:
-                if item is not _FLUSH:
-                    batch.append(item)  # type: ignore[arg-type]
-                taken += 1
-                if taken >= MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if taken:
-                self._commit(batch)
-            if item is None:
+            batch, stopping = self._drain(item)
+            if not batch and not stopping:
+                batch, stopping = self._linger()
+            self._commit(batch)
+            if stopping:
                 self._guarded("shutdown")
                 self._stopped()
                 return
+
+    def _drain(self, item: _Pending | object | None) -> tuple[list[_Pending], bool]:
+        """`item` and whatever else is queued (up to MAX_BATCH): the appends to write, and whether
+        `close` was called. Flush requests carry nothing: every commit flushes."""
+        batch: list[_Pending] = []
+        for _ in range(MAX_BATCH):
+            if item is None:
+                return batch, True
+            if isinstance(item, _Pending):
+                batch.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch, False
+
+    def _linger(self) -> tuple[list[_Pending], bool]:
+        """Only records written on their callers' threads wait for an fsync: give more of them up
+        to `fsync_reads_within_ms` to share it. Anything else queued (a durable append, `close`)
+        ends the wait at once, so no durable caller ever waits for this window."""
+        deadline = time.monotonic() + self.settings.fsync_reads_within_ms / 1000
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            batch, stopping = self._drain(item)
+            if batch or stopping:
+                return batch, stopping
+        return [], False
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Write `batch` (possibly empty: records written on their callers' threads need a flush) and flush."""
@@ -192,6 +217,7 @@ class GroupCommit(ABC):
                 _fail(batch, seqs)
                 return
             self._unsigned += len(seqs)
+            self._flush_requested = False  # what is written from here on asks for the next flush
             handle = self._guarded_step(self._flush_handle)
         waiting = []
         for pending, seq in zip(batch, seqs, strict=True):

@@ -247,3 +247,48 @@ async def test_a_failed_fsync_fails_the_durable_callers_keeps_the_records_and_th
     await log.aclose()
     report = kit.check()
     assert report.ok and report.records == after == 5  # nothing cut back, no gap, no fork
+
+
+def _counted_fsync(monkeypatch) -> list[int]:
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return fsyncs
+
+
+@pytest.mark.anyio
+async def test_written_records_share_one_fsync_and_a_durable_append_does_not_wait_for_the_window(
+        kit, monkeypatch) -> None:
+    """With a 1 s window, 20 reads written back to back wait for one fsync; a durable append arriving
+    meanwhile ends the wait at once, and that single fsync covers all 21 records."""
+    log = kit.open(fsync_reads_within_ms=1000)
+    log.append_sync(kit.event(0))
+    fsyncs = _counted_fsync(monkeypatch)
+    with anyio.fail_after(30):
+        for i in range(1, 21):
+            await log.append(kit.event(i), durable=False)
+        assert fsyncs == []  # all written, none fsync'd yet: the window is open
+        assert await log.append(kit.event(21)) == 22
+    assert len(fsyncs) == 1
+    monkeypatch.undo()
+    await log.aclose()
+    assert kit.check().records == 22
+
+
+@pytest.mark.anyio
+async def test_a_written_record_is_fsynced_when_its_window_closes(kit, monkeypatch) -> None:
+    """No durable append follows: the writer fsyncs the written record on its own."""
+    log = kit.open(fsync_reads_within_ms=20)
+    log.append_sync(kit.event(0))
+    fsyncs = _counted_fsync(monkeypatch)
+    with anyio.fail_after(30):
+        await log.append(kit.event(1), durable=False)
+        while not fsyncs:
+            await anyio.sleep(0.01)
+    monkeypatch.undo()
+    await log.aclose()
