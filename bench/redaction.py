@@ -1,6 +1,6 @@
 """Redaction: quality on the labelled corpus and speed on one core, deskgate beside Presidio and scrubadub.
 
-    python -m bench.redaction [--heldout 3] [--budget 20] [--calls 1000] [--no-latency]
+    python -m bench.redaction [--heldout 3] [--budget 20] [--calls 1000] [--no-latency | --no-http]
 
 1. Quality on `tests/data/redaction_corpus.jsonl` (per label: recall, label-exact recall, precision;
    recall on the evasion subset; share of hard negatives flagged), for deskgate's detectors,
@@ -11,9 +11,11 @@
 2. Throughput in MB/s and texts/s of CPU time on one core, same run, same texts: corpus texts one by
    one (short, PII-dense: the worst case), 2 KB tickets of corpus texts (dense), and 2 KB tickets
    as support sees them (two texts with PII, two hard negatives, prose).
-3. Latency share: median latency (wall and CPU) of `get_ticket` on a ticket of about 2 KB through
-   deskgate's whole chain in memory, with redaction and with a pass-through redactor, alternating
-   call by call.
+3. Latency share: median latency of `get_ticket` on a ticket of about 2 KB through deskgate's whole
+   chain, with redaction and with a pass-through redactor (`bench.servers.UnsafeNoRedaction`),
+   alternating call by call. In memory (wall and CPU: one runtime, its redactor swapped per call) and
+   over Streamable HTTP on loopback (wall: a `deskgate` and a `deskgate-unredacted` server process,
+   `bench.servers`, on the same state directory), as agents connect (`--no-http`: in memory only).
 
 Targets (issue 5): recall >= 99% and precision >= 98% per structured class, recall >= 95% on
 evasions, <= 2% of hard negatives flagged, >= 5 MB/s, redaction < 10% of a 2 KB ticket read.
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._common import Table, machine, ratio
+from bench._common import Home, Table, machine, ratio
 from tests.data import corpus, make_corpus  # the labelled corpus and its generator, shared with the tests
 
 Span = tuple[str, int, int]
@@ -205,67 +207,124 @@ def throughput(detectors: Sequence[Detector], records: list[dict], budget: float
 
 # --- 3. latency share in the chain ----------------------------------------------------------------
 
-async def latency(root: Path, *, calls: int, warmup: int) -> Table:
-    from bench._common import Summary, prepare_home
+@dataclass(frozen=True)
+class Ticket:
+    """A demo ticket given a note that makes it about 2 KB of data."""
+
+    id: str
+    label: str  # typical | dense
+    bytes: int  # its redacted data as the agent receives it
+
+
+async def place_tickets(home: Home, records: list[dict]) -> list[Ticket]:
+    """Add the note to each ticket through deskgate's chain (in memory), before any variant is measured."""
     from bench.servers import call_ok, connected
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
-    from deskgate.server.redaction.redactor import Redactor
     from deskgate.tools.backend.seed import DEMO
 
-    class UnsafeNoRedaction(Redactor):
-        """BENCHMARK ONLY: passes results and audit arguments through unredacted, to measure the difference."""
-
-        def __init__(self) -> None:  # no policy, no key: it redacts nothing
-            pass
-
-        def redact_output(self, data: dict[str, Any], pii_map: Any, scopes: Any) -> dict[str, Any]:
-            return data
-
-        def redact_for_audit(self, data: dict[str, Any], pii_map: Any) -> dict[str, Any]:
-            return data
-
-    records = corpus.load()
     notes = {  # a note that makes each demo ticket about 2 KB of data
         DEMO.cancel_ticket: ("typical", tickets(records, typical=True, size=1700)[0]),
         DEMO.pii_ticket: ("dense", "\n".join(r["text"] for r in records[:40])[:1600]),
     }
-    home = await prepare_home(root, 200, sessions=1)
+    placed = []
     runtime = home.open_runtime()
-    redactors = {"with redaction": runtime.chain._redactor, "pass-through": UnsafeNoRedaction()}
-    wall: dict[tuple[str, str], list[float]] = {(t, kind): [] for t in notes for kind in redactors}
-    cpu: dict[tuple[str, str], list[float]] = {(t, kind): [] for t in notes for kind in redactors}
-    sizes = {}
     try:
         async with connected(build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))) as client:
-            for ticket, (_, body) in notes.items():
+            for ticket, (label, body) in notes.items():
                 await call_ok(client, "deskgate", "add_ticket_note", {"ticket_id": ticket, "body": body})
-                result = await client.call_tool("get_ticket", {"ticket_id": ticket})
-                sizes[ticket] = len(json.dumps((result.structured_content or {}).get("data")).encode())
+                result = await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket})
+                placed.append(Ticket(ticket, label, len(json.dumps(_data(result)).encode())))
+    finally:
+        await runtime.aclose()
+    return placed
+
+
+def _data(result: Any) -> Any:
+    return (result.structured_content or {}).get("data")
+
+
+LATENCY_NOTE = ("typical: two texts with PII, two look-alikes, prose; dense: corpus texts, about 30 values to mask. "
+                "Bytes: the redacted data as the agent receives it. Target: redaction adds < 10% to the median "
+                "of a typical ticket read.")
+
+
+async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: int) -> Table:
+    """In memory: one runtime, its chain's redactor swapped for the pass-through call by call."""
+    from bench._common import Summary
+    from bench.servers import UnsafeNoRedaction, call_ok, connected
+    from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+
+    runtime = home.open_runtime()
+    redactors = {"with redaction": runtime.chain._redactor, "pass-through": UnsafeNoRedaction()}
+    wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in redactors}
+    cpu: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in redactors}
+    try:
+        async with connected(build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))) as client:
             # Variants alternate call by call, so load from other processes and drift hit both alike.
             for i in range(warmup + calls):
-                for ticket in notes:
+                for ticket in placed:
                     for kind in redactors if i % 2 else reversed(redactors):
                         runtime.chain._redactor = redactors[kind]  # the only change between the variants
                         began, began_cpu = time.perf_counter(), time.process_time()
-                        await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket})
+                        await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket.id})
                         if i >= warmup:
-                            wall[ticket, kind].append(time.perf_counter() - began)
-                            cpu[ticket, kind].append(time.process_time() - began_cpu)
+                            wall[ticket.id, kind].append(time.perf_counter() - began)
+                            cpu[ticket.id, kind].append(time.process_time() - began_cpu)
     finally:
         runtime.chain._redactor = redactors["with redaction"]
         await runtime.aclose()
     table = Table("Redaction share of a get_ticket read (about 2 KB of ticket data), in memory",
                   ["ticket", "bytes", "variant", "calls", "median ms", "p95 ms", "median CPU ms",
-                   "median vs pass-through", "CPU vs pass-through"],
-                  note="typical: two texts with PII, two look-alikes, prose; dense: corpus texts, about 30 values "
-                       "to mask. Bytes: the redacted data as the agent receives it. Target: redaction adds < 10% "
-                       "to the median of a typical ticket read.")
-    for ticket, (label, _) in notes.items():
-        off, off_cpu = Summary.of(wall[ticket, "pass-through"]), Summary.of(cpu[ticket, "pass-through"])
+                   "median vs pass-through", "CPU vs pass-through"], note=LATENCY_NOTE)
+    for ticket in placed:
+        off, off_cpu = Summary.of(wall[ticket.id, "pass-through"]), Summary.of(cpu[ticket.id, "pass-through"])
         for kind in redactors:
-            s, c = Summary.of(wall[ticket, kind]), Summary.of(cpu[ticket, kind])
-            table.add(label, f"{sizes[ticket]:,}", kind, s.n, f"{s.median:.3f}", f"{s.p95:.3f}", f"{c.median:.3f}",
-                      ratio(s.median, off.median), ratio(c.median, off_cpu.median))
+            s, c = Summary.of(wall[ticket.id, kind]), Summary.of(cpu[ticket.id, kind])
+            table.add(ticket.label, f"{ticket.bytes:,}", kind, s.n, f"{s.median:.3f}", f"{s.p95:.3f}",
+                      f"{c.median:.3f}", ratio(s.median, off.median), ratio(c.median, off_cpu.median))
+    return table
+
+
+async def latency_http(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: int) -> Table:
+    """Over Streamable HTTP on loopback: two server processes on the same state directory (same tickets,
+    same token), `deskgate` and `deskgate-unredacted`, called alternately call by call."""
+    from bench._common import Summary
+    from bench.servers import UnexpectedResult, call_ok, connected, serving
+
+    servers = {"with redaction": "deskgate", "pass-through": "deskgate-unredacted"}  # variant: server kind
+    wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in servers}
+    token = home.tokens[0]
+    async with serving("deskgate", home.root, home.policy) as redacted_url, \
+            serving("deskgate-unredacted", home.root, home.policy) as unredacted_url, \
+            connected(redacted_url, token) as redacted, connected(unredacted_url, token) as unredacted:
+        clients = {"with redaction": redacted, "pass-through": unredacted}
+        for client in clients.values():
+            await client.list_tools()  # both clients know the tool (and its output schema) before timing
+        for ticket in placed:  # the pass-through server must really pass through, or the ratio means nothing
+            shown = {kind: _data(await call_ok(clients[kind], servers[kind], "get_ticket", {"ticket_id": ticket.id}))
+                     for kind in clients}
+            if shown["with redaction"] == shown["pass-through"]:
+                raise UnexpectedResult(f"{ticket.id}: the same data with and without redaction")
+        # Rounds interleave the servers call by call (leading in turn), so drift hits both alike.
+        for i in range(warmup + calls):
+            for ticket in placed:
+                for kind in servers if i % 2 else reversed(servers):
+                    began = time.perf_counter()
+                    await call_ok(clients[kind], servers[kind], "get_ticket", {"ticket_id": ticket.id})
+                    if i >= warmup:
+                        wall[ticket.id, kind].append(time.perf_counter() - began)
+    table = Table("Redaction share of a get_ticket read over Streamable HTTP (loopback, one server process each)",
+                  ["ticket", "bytes", "variant", "calls", "median ms", "p95 ms", "median vs pass-through",
+                   "p95 vs pass-through"],
+                  note=f"{LATENCY_NOTE} Both servers run `deskgate serve --transport http`'s app on the same state "
+                       "directory, with the default settings (every read audited); "
+                       "the pass-through one has `UnsafeNoRedaction` in its chain. Wall time at the client.")
+    for ticket in placed:
+        off = Summary.of(wall[ticket.id, "pass-through"])
+        for kind in servers:
+            s = Summary.of(wall[ticket.id, kind])
+            table.add(ticket.label, f"{ticket.bytes:,}", kind, s.n, f"{s.median:.3f}", f"{s.p95:.3f}",
+                      ratio(s.median, off.median), ratio(s.p95, off.p95))
     return table
 
 
@@ -275,7 +334,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=20.0, help="CPU seconds per tool and workload")
     parser.add_argument("--calls", type=int, default=1000, help="get_ticket calls per ticket and variant")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--no-latency", action="store_true", help="skip the chain latency part")
+    parser.add_argument("--no-latency", action="store_true", help="skip the chain latency part (both transports)")
+    parser.add_argument("--no-http", action="store_true", help="measure the latency share in memory only")
     parser.add_argument("--dir", type=Path, default=None, help="where the throwaway state directory goes")
     args = parser.parse_args()
 
@@ -298,7 +358,13 @@ def main() -> None:
 
 
 async def _show_latency(root: Path, args: argparse.Namespace) -> None:
-    (await latency(root, calls=args.calls, warmup=args.warmup)).show()
+    from bench._common import prepare_home
+
+    home = await prepare_home(root, 200, sessions=1)
+    placed = await place_tickets(home, corpus.load())
+    (await latency(home, placed, calls=args.calls, warmup=args.warmup)).show()
+    if not args.no_http:
+        (await latency_http(home, placed, calls=args.calls, warmup=args.warmup)).show()
 
 
 if __name__ == "__main__":

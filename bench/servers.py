@@ -1,9 +1,13 @@
-"""The two servers under test, each in its own process on a loopback port, and the clients that call them.
+"""The servers under test, each in its own process on a loopback port, and the clients that call them.
 
-Child side (`python -m bench.servers --kind deskgate|bare|bare-auth --home DIR --policy FILE`): binds a
-listening socket on 127.0.0.1 port 0, prints `{"port": N}` on stdout, then serves with uvicorn as
+Child side (`python -m bench.servers --kind KIND --home DIR --policy FILE`): binds a listening socket
+on 127.0.0.1 port 0, prints `{"port": N}` on stdout, then serves with uvicorn as
 `deskgate serve --transport http` does. The socket listens before the port is announced, so the
 first request queues in the backlog until the app is up: no polling, no sleep.
+
+Kinds: `deskgate` (the HTTP app as `deskgate serve` builds it), `deskgate-unredacted` (the same with
+`UnsafeNoRedaction` in the chain: BENCHMARK ONLY, for redaction's share of a call), `bare` and
+`bare-auth` (`bench.bare`: the same backend read with nothing, or only a bearer check, around it).
 
 Parent side: `serving(kind, home)` starts the child, reads the port (bounded by a timeout) and
 terminates the child on exit; `connected(target, token)` opens an `mcp.Client` - in memory when
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -23,7 +28,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import anyio
 import httpx2
@@ -31,14 +36,33 @@ from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
 
 from bench._common import apply_bench_environment, bench_environment
+from deskgate.server.redaction.redactor import Redactor
 
-Kind = Literal["deskgate", "bare", "bare-auth"]
+Kind = Literal["deskgate", "deskgate-unredacted", "bare", "bare-auth"]
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 HTTP_TIMEOUT = 60.0
+
+
+class UnsafeNoRedaction(Redactor):
+    """BENCHMARK ONLY - NEVER SERVE AGENTS WITH THIS: results and audit arguments pass through UNREDACTED.
+
+    It exists to measure what redaction costs (`bench.redaction`): the same chain with and without it.
+    """
+
+    def __init__(self) -> None:  # no policy, no key: it redacts nothing
+        logging.getLogger("bench").warning("UnsafeNoRedaction: tool results and audit arguments are NOT redacted "
+                                           "(benchmark only)")
+
+    def redact_output(self, data: dict[str, Any], pii_map: Any, scopes: Any) -> dict[str, Any]:
+        return data
+
+    def redact_for_audit(self, data: dict[str, Any], pii_map: Any) -> dict[str, Any]:
+        return data
 
 
 # --- child ----------------------------------------------------------------------------------
@@ -65,8 +89,11 @@ def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
     from deskgate.tools.backend.sql import SqlSupportBackend
 
     sock = _listening_socket()
-    if kind == "deskgate":
+    if kind in ("deskgate", "deskgate-unredacted"):
         runtime = Runtime.open(Paths(home), policy_path=policy)
+        if kind == "deskgate-unredacted":
+            runtime.redactor = UnsafeNoRedaction()
+            runtime.wire(policy_path=policy)  # the chain rebuilt as `open` built it, over the pass-through
         app = build_http_app(runtime, host="127.0.0.1")
         close = functools.partial(anyio.run, runtime.aclose)
     else:
@@ -107,7 +134,7 @@ def _profiler() -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="one server under test (started by the benchmarks)")
-    parser.add_argument("--kind", choices=("deskgate", "bare", "bare-auth"), required=True)
+    parser.add_argument("--kind", choices=get_args(Kind), required=True)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile here at exit")
@@ -158,13 +185,15 @@ class UnexpectedResult(RuntimeError):
     """A benchmarked call did not succeed: the run would measure refusals, so it stops."""
 
 
-async def call_ok(client: Client, kind: str, tool: str, arguments: dict[str, Any]) -> None:
-    """Call a tool and insist on success (deskgate: `status` ok; bare: not an error)."""
+async def call_ok(client: Client, kind: str, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+    """Call a tool and insist on success (deskgate, with or without redaction: `status` ok; bare: not an error)."""
     result = await client.call_tool(tool, arguments)
-    status = (result.structured_content or {}).get("status") if kind == "deskgate" else None
-    if result.is_error or (kind == "deskgate" and status != "ok"):
+    enveloped = kind.startswith("deskgate")
+    status = (result.structured_content or {}).get("status") if enveloped else None
+    if result.is_error or (enveloped and status != "ok"):
         detail = result.structured_content or [c.model_dump() for c in result.content]
         raise UnexpectedResult(f"{kind} {tool} did not succeed: {detail}")
+    return result
 
 
 @asynccontextmanager
