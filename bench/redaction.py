@@ -222,18 +222,20 @@ async def place_tickets(home: Home, records: list[dict]) -> list[Ticket]:
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
     from deskgate.tools.backend.seed import DEMO
 
-    notes = {  # a note that makes each demo ticket about 2 KB of data
-        DEMO.cancel_ticket: ("typical", tickets(records, typical=True, size=1700)[0]),
-        DEMO.pii_ticket: ("dense", "\n".join(r["text"] for r in records[:40])[:1600]),
+    texts = {  # where each ticket's note comes from
+        DEMO.cancel_ticket: ("typical", tickets(records, typical=True, size=TICKET_BYTES)[0]),
+        DEMO.pii_ticket: ("dense", "\n".join(r["text"] for r in records[:40])),
     }
     placed = []
     runtime = home.open_runtime()
     try:
         async with connected(build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))) as client:
-            for ticket, (label, body) in notes.items():
+            for ticket, (label, text) in texts.items():
+                before = _size(_data(await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket})))
+                body = _cut(text, TICKET_BYTES - before - NOTE_FIELDS)  # the note brings the ticket to about 2 KB
                 await call_ok(client, "deskgate", "add_ticket_note", {"ticket_id": ticket, "body": body})
                 result = await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket})
-                placed.append(Ticket(ticket, label, len(json.dumps(_data(result)).encode())))
+                placed.append(Ticket(ticket, label, _size(_data(result))))
     finally:
         await runtime.aclose()
     return placed
@@ -241,6 +243,20 @@ async def place_tickets(home: Home, records: list[dict]) -> list[Ticket]:
 
 def _data(result: Any) -> Any:
     return (result.structured_content or {}).get("data")
+
+
+TICKET_BYTES = 2048  # issue 5: "a read tool returning a 2 KB ticket"
+NOTE_FIELDS = 120  # what a note adds to the ticket's JSON besides its body (author, time, envelope)
+
+
+def _size(data: Any) -> int:
+    """Bytes of the ticket's data as the agent receives it: UTF-8 JSON (masks such as `•` are 3 bytes)."""
+    return len(json.dumps(data, ensure_ascii=False).encode())
+
+
+def _cut(text: str, size: int) -> str:
+    """At most `size` characters of `text`, ending at a line break (no value cut in half)."""
+    return text[: text.rfind("\n", 0, size + 1)] if len(text) > size else text
 
 
 LATENCY_NOTE = ("typical: two texts with PII, two look-alikes, prose; dense: corpus texts, about 30 values to mask. "
