@@ -285,10 +285,16 @@ async def test_a_written_record_is_fsynced_when_its_window_closes(kit, monkeypat
     """No durable append follows: the writer fsyncs the written record on its own."""
     log = kit.open(fsync_reads_within_ms=20)
     log.append_sync(kit.event(0))
-    fsyncs = _counted_fsync(monkeypatch)
+    fsynced = threading.Event()
+    real_fsync = os.fsync
+
+    def noting(fd: int) -> None:
+        real_fsync(fd)
+        fsynced.set()
+
+    monkeypatch.setattr(os, "fsync", noting)
     with anyio.fail_after(30):
         await log.append(kit.event(1), durable=False)
-        while not fsyncs:
-            await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(fsynced.wait)
     monkeypatch.undo()
     await log.aclose()
