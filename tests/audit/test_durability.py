@@ -295,6 +295,6 @@ async def test_a_written_record_is_fsynced_when_its_window_closes(kit, monkeypat
     monkeypatch.setattr(os, "fsync", noting)
     with anyio.fail_after(30):
         await log.append(kit.event(1), durable=False)
-        await anyio.to_thread.run_sync(fsynced.wait)
+        assert await anyio.to_thread.run_sync(fsynced.wait, 30)
     monkeypatch.undo()
     await log.aclose()
