@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 from deskgate.server.audit.checkpoints import CommandAnchor, FileAnchor, checkpoint_problem
 from deskgate.server.audit.keys import load_public_key
@@ -25,6 +26,23 @@ def test_the_head_is_signed_every_n_records_and_at_shutdown(kit) -> None:
     public = load_public_key(kit.dir)
     assert all(checkpoint_problem(public, c) is None for c in cps)
     assert kit.check().checkpoints == 3
+
+
+def test_unsigned_records_are_signed_once_t_seconds_pass_without_more(kit) -> None:
+    """T=1 s, N far away: a lone record is signed by the writer on its own ("time"), and only once -
+    a head already signed is not signed again while nothing is appended. Waits on the file, bounded."""
+    log = kit.open(checkpoint_every_records=1000, checkpoint_every_seconds=1)
+    kit.fill(log, 3)
+    path = kit.dir / "checkpoints.jsonl"
+    deadline = time.monotonic() + 30
+    while not path.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # more than T: a second "time" checkpoint would have been written by now
+    cps = _checkpoints(kit)
+    assert [(c["seq"], c["why"]) for c in cps] == [(3, "time")]
+    assert checkpoint_problem(load_public_key(kit.dir), cps[0]) is None
+    log.close()
+    assert [(c["seq"], c["why"]) for c in _checkpoints(kit)] == [(3, "time")]  # shutdown: already signed
 
 
 def test_a_file_anchor_receives_a_durable_copy_of_every_checkpoint(kit, tmp_path) -> None:
