@@ -140,9 +140,13 @@ class GroupCommit(ABC):
 
     def _written_now(self, event: dict[str, Any]) -> int | None:
         """Write one record on this thread unless a batch holds the log; its seq, or None to queue it."""
-        if self._closed or not self._batch.acquire(blocking=False):
+        if not self._batch.acquire(blocking=False):
             return None
         try:
+            # Checked under the lock: once `close` began, the writer owns what is left (its shutdown
+            # checkpoint fsyncs and signs every record written before, under this same lock).
+            if self._closed:
+                return None
             seqs = self._guarded_step(lambda: self._write_now([event]))
             if seqs is None:
                 return None
@@ -176,7 +180,8 @@ class GroupCommit(ABC):
             self._commit(batch)
             if stopping:
                 self._guarded("shutdown")
-                self._stopped()
+                with self._batch:  # no record is being written on a caller's thread meanwhile
+                    self._stopped()
                 return
 
     def _drain(self, item: _Pending | object | None) -> tuple[list[_Pending], bool]:
@@ -213,12 +218,15 @@ class GroupCommit(ABC):
         """Write `batch` (possibly empty: records written on their callers' threads need a flush) and flush."""
         with self._batch:
             seqs = self._guarded_step(lambda: self._write([p.event for p in batch]) if batch else [])
-            if isinstance(seqs, AuditUnavailable):
-                _fail(batch, seqs)
-                return
-            self._unsigned += len(seqs)
-            self._flush_requested = False  # what is written from here on asks for the next flush
+            if not isinstance(seqs, AuditUnavailable):
+                self._unsigned += len(seqs)
+            # Whatever happened to this batch, records written earlier on callers' threads are
+            # flushed now, and what is written from here on asks for the next flush.
+            self._flush_requested = False
             handle = self._guarded_step(self._flush_handle)
+        if isinstance(seqs, AuditUnavailable):
+            _fail(batch, seqs)
+            batch, seqs = [], []  # nobody of this batch waits any more; the flush still happens
         waiting = []
         for pending, seq in zip(batch, seqs, strict=True):
             if pending.durable:

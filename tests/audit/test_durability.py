@@ -298,3 +298,15 @@ async def test_a_written_record_is_fsynced_when_its_window_closes(kit, monkeypat
         assert await anyio.to_thread.run_sync(fsynced.wait, 30)
     monkeypatch.undo()
     await log.aclose()
+
+
+@pytest.mark.anyio
+async def test_after_close_a_written_append_is_refused_and_the_shutdown_checkpoint_covers_what_was_written(
+        kit) -> None:
+    log = kit.open()
+    assert await log.append(kit.event(1), durable=False) == 1
+    await log.aclose()
+    with pytest.raises(AuditUnavailable, match="closed"):
+        await log.append(kit.event(2), durable=False)
+    report = kit.check()
+    assert (report.ok, report.records, report.checkpoints) == (True, 1, 1)
