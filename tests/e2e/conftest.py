@@ -99,11 +99,21 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture
-async def deployment(home: Path, engine: str | None) -> AsyncIterator[Deployment]:
+@asynccontextmanager
+async def deployed(home: Path, engine: str | None, overrides: str = "") -> AsyncIterator[Deployment]:
+    """A seeded deployment in `home`; `overrides` is its deskgate.toml (settings a test changes)."""
+    if overrides:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "deskgate.toml").write_text(overrides)
     runtime = Runtime.open(Paths(home))
     seed_demo(runtime.backend_db, customers=40, seed=42)
     try:
         yield Deployment(runtime, home, DEMO, engine)
     finally:
         await runtime.aclose()
+
+
+@pytest.fixture
+async def deployment(home: Path, engine: str | None) -> AsyncIterator[Deployment]:
+    async with deployed(home, engine) as deployment:
+        yield deployment

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +17,10 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
-from deskgate.server.runtime import Runtime
-from deskgate.server.settings import Paths
-from deskgate.tools.backend.seed import DEMO, seed_demo
-from tests.e2e.conftest import Deployment, call
+from deskgate.tools.backend.seed import DEMO
+from tests.e2e.conftest import call, deployed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("engine", ["sqlite"], indirect=True)]
-
-
-@asynccontextmanager
-async def deployed(home: Path, overrides: str) -> AsyncIterator[Deployment]:
-    home.mkdir(parents=True)
-    (home / "deskgate.toml").write_text(overrides)
-    runtime = Runtime.open(Paths(home))
-    seed_demo(runtime.backend_db, customers=10, seed=42)
-    try:
-        yield Deployment(runtime, home, DEMO, None)
-    finally:
-        await runtime.aclose()
 
 
 class HeldFsync:
@@ -67,7 +51,7 @@ def last_record(home: Path) -> dict[str, Any]:
 
 async def test_a_read_answers_with_its_record_written_and_a_write_runs_only_once_its_intent_is_durable(
         engine: str | None, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with deployed(home, "") as deployment:
+    async with deployed(home, engine) as deployment:
         token = deployment.token("tier1-agent")
         notes = deployment.rows("SELECT COUNT(*) FROM ticket_notes")[0][0]
         async with deployment.client(token) as client:
@@ -97,7 +81,7 @@ async def test_a_read_answers_with_its_record_written_and_a_write_runs_only_once
 
 async def test_with_fsync_reads_a_read_answers_only_once_its_record_is_durable(
         engine: str | None, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with deployed(home, "[audit]\nfsync_reads = true\n") as deployment:
+    async with deployed(home, engine, "[audit]\nfsync_reads = true\n") as deployment:
         token = deployment.token("tier1-agent")
         async with deployment.client(token) as client:
             held = HeldFsync(monkeypatch)
