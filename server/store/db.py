@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,25 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _enable_wal(conn: sqlite3.Connection, wait_seconds: float) -> None:
+    """`PRAGMA journal_mode=WAL`, retried for up to `wait_seconds` while SQLite says busy.
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite answers BUSY at once
+    instead of calling the busy handler: replicas opening one empty database together (a fleet
+    started at once) would otherwise fail at random.
+    """
+    deadline, pause = time.monotonic() + wait_seconds, 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class SqliteDatabase(Database):
     """SQLite in WAL mode, one connection per worker thread, `synchronous=FULL`.
 
@@ -164,7 +184,7 @@ class SqliteDatabase(Database):
             try:
                 conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                                        check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(conn, busy_timeout_ms / 1000)
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")

@@ -143,3 +143,35 @@ async def test_a_peek_that_would_wait_for_a_lock_waits_on_a_worker_instead(tmp_p
             blocker.close()
     assert answers == [7]
     db.close()
+
+
+def test_opening_a_new_database_waits_for_another_connection_to_let_go_of_it(tmp_path: Path, monkeypatch) -> None:
+    """Switching a database to WAL needs an exclusive lock and SQLite says BUSY at once instead of
+    waiting: the connection retries (up to its busy timeout) rather than failing, which made
+    replicas starting together on an empty database fail at random."""
+    import sqlite3
+
+    from deskgate.server.store import db as db_module
+
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("CREATE TABLE t (v INTEGER)")
+    blocker.execute("BEGIN IMMEDIATE")  # a rollback-journal database, its writer lock taken
+    blocker.execute("INSERT INTO t (v) VALUES (1)")
+    retried = threading.Event()
+    real_sleep = db_module.time.sleep
+
+    def noting_sleep(seconds: float) -> None:
+        retried.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(db_module.time, "sleep", noting_sleep)
+    db = SqliteDatabase(tmp_path / "s.db")
+    answers: list[object] = []
+    reader = threading.Thread(target=lambda: answers.append(db.read_sync(lambda tx: tx.one("PRAGMA journal_mode"))))
+    reader.start()
+    assert retried.wait(20)  # SQLite said BUSY and the connection is waiting to retry
+    blocker.execute("COMMIT")
+    blocker.close()
+    reader.join(20)
+    assert answers == [("wal",)]
+    db.close()
