@@ -95,6 +95,26 @@ def test_two_processes_and_this_one_appending_to_one_directory_never_fork_the_ch
     assert (report.ok, report.records) == (True, 750)
 
 
+@pytest.mark.anyio
+async def test_reads_written_on_the_callers_thread_while_two_processes_append_never_fork_the_chain(kit) -> None:
+    """The same with this process writing durable=False records (on its own thread when the lock is
+    free, queued when another process holds it) while two processes append with rotation going on."""
+    log = kit.open(rotate_bytes=64 * 1024)
+    procs = [subprocess.Popen(kit.appender("600", "8", "200"), stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    first = [await anyio.to_thread.run_sync(p.stdout.readline) for p in procs]  # both are appending now
+    here = [await log.append(kit.event(i, pad="y" * 200), durable=False) for i in range(600)]
+    # The rest through the same buffered reader (communicate() would skip what readline buffered).
+    outputs = [line + await anyio.to_thread.run_sync(p.stdout.read) for line, p in zip(first, procs, strict=True)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    await log.aclose()
+    everyone = here + [int(line) for out in outputs for line in out.split()]
+    assert sorted(everyone) == list(range(1, 1801))
+    report = kit.check()
+    assert (report.ok, report.records) == (True, 1800)
+    assert report.files > 1
+
+
 def test_a_torn_last_line_is_set_aside_and_recorded_on_open(kit) -> None:
     """Half a record at the end (a write cut by a crash) goes to a .torn file; a system record says so."""
     log = kit.open()
