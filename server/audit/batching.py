@@ -17,7 +17,10 @@ how the head is signed (`_checkpoint`). The rules both inherit:
       such an append is written on the caller's own thread (`_write_now`: one small write, no
       hand-off to the writer and back); otherwise it joins the queue;
     - a failed batch fails each of its callers still waiting with `AuditUnavailable` and the
-      writer goes on;
+      writer goes on; a failed fsync is different: the kernel may have dropped the pages it
+      could not write, so records already answered may not survive a power cut - from then on
+      the log refuses every append (fail closed) until the process restarts and re-reads the
+      file (as PostgreSQL does after a failed fsync);
     - the head is signed every N records, every T seconds while records are unsigned, and at close.
 """
 
@@ -63,6 +66,7 @@ class GroupCommit(ABC):
         self._state = threading.Lock()  # orders `closed` against queueing
         self._batch = threading.Lock()  # held while records are written and the head moves
         self._flush_requested = False  # a _FLUSH is queued for records written since the last flush
+        self._broken: str | None = None  # why an fsync failed: every append is refused from then on
         self._closed = False
         self._unsigned, self._last_checkpoint = 0, time.monotonic()
         self._writer = threading.Thread(target=self._run, name="deskgate-audit-writer", daemon=True)
@@ -136,7 +140,13 @@ class GroupCommit(ABC):
         with self._state:
             if self._closed:
                 raise AuditUnavailable("the audit log is closed")
+            if self._broken is not None:
+                raise self._refusal()
             self._queue.put(pending)
+
+    def _refusal(self) -> AuditUnavailable:
+        return AuditUnavailable(f"the audit log could not be made durable ({self._broken}); it accepts nothing "
+                                "until the server is restarted - check the disk first")
 
     def _written_now(self, event: dict[str, Any]) -> int | None:
         """Write one record on this thread unless a batch holds the log; its seq, or None to queue it."""
@@ -145,8 +155,8 @@ class GroupCommit(ABC):
         try:
             # Checked under the lock: once `close` began, the writer owns what is left (its shutdown
             # checkpoint fsyncs and signs every record written before, under this same lock).
-            if self._closed:
-                return None
+            if self._closed or self._broken is not None:
+                return None  # queued instead, where it is refused
             seqs = self._guarded_step(lambda: self._write_now([event]))
             if seqs is None:
                 return None
@@ -216,6 +226,9 @@ class GroupCommit(ABC):
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Write `batch` (possibly empty: records written on their callers' threads need a flush) and flush."""
+        if self._broken is not None:
+            _fail(batch, self._refusal())
+            return
         with self._batch:
             seqs = self._guarded_step(lambda: self._write([p.event for p in batch]) if batch else [])
             if not isinstance(seqs, AuditUnavailable):
@@ -236,8 +249,10 @@ class GroupCommit(ABC):
         flushed = handle if isinstance(handle, AuditUnavailable) else self._guarded_step(lambda: self._flush(handle))
         if isinstance(flushed, AuditUnavailable):
             # The records stay in the log (some were answered already); the durable callers hear
-            # that theirs may not survive a crash of the machine, and fail closed.
-            log.error("audit fsync failed: %s", flushed.reason)
+            # that theirs may not survive a crash of the machine, and fail closed - as does
+            # everything after them (see the module docstring).
+            self._broken = flushed.reason
+            log.error("audit fsync failed (%s): the audit log refuses every append until restarted", flushed.reason)
             _fail([p for p, _ in waiting], flushed)
             return
         for pending, seq in waiting:
@@ -259,6 +274,8 @@ class GroupCommit(ABC):
     def _guarded(self, why: str) -> None:
         """Checkpoint; a failure is logged and retried T seconds later, and fails no caller."""
         self._last_checkpoint = time.monotonic()
+        if self._broken is not None:
+            return  # nothing may be signed as durable any more
         try:
             with self._batch:
                 self._checkpoint(why)

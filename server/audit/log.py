@@ -27,8 +27,8 @@ How an append becomes durable (one writer thread per `AuditLog`, see `batching`)
 
 A failed write is cut back off the file (best effort) and the cached head forgotten, so the next
 batch re-reads the truth from disk: the writer never dies and the chain stays consistent. A failed
-fsync leaves the written lines in place (complete records, some already answered) and forgets the
-head the same way.
+fsync leaves the written lines in place (complete records, some already answered), and the log
+refuses every append from then on, until a restart re-reads the file (`batching`).
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ class AuditLog(GroupCommit):
             if directory:
                 fsync_dir(self.directory)
         except OSError as exc:
-            # The lines stay: complete records, some already answered. The callers waiting for
-            # durability fail closed; the next fsync of this file covers these pages again.
+            # The lines stay: complete records, some already answered. The kernel may have dropped
+            # the pages it could not write, so a retried fsync proves nothing: the log stops (`batching`).
             raise AuditUnavailable(f"the audit log cannot be made durable: {describe_oserror(exc)}") from exc
         finally:
             os.close(fd)

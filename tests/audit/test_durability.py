@@ -226,9 +226,10 @@ async def test_a_written_append_answers_before_its_fsync_ends_and_a_durable_one_
 
 
 @pytest.mark.anyio
-async def test_a_failed_fsync_fails_the_durable_callers_keeps_the_records_and_the_log_goes_on(kit, monkeypatch) -> None:
-    """EIO from fsync: the written caller already has its seq; the durable caller of the same batch hears
-    AuditUnavailable (fail closed); the lines stay, complete, and the next append continues the chain."""
+async def test_a_failed_fsync_fails_closed_until_a_restart_and_keeps_the_records(kit, monkeypatch) -> None:
+    """EIO from fsync: the durable caller of that batch hears AuditUnavailable; a read written meanwhile
+    already has its seq; everything after is refused (a retried fsync would prove nothing: the kernel
+    may have dropped the pages); the lines stay, complete, and a restarted log continues the chain."""
     log = kit.open()
     log.append_sync(kit.event(0))
     in_flight, release, _ = _held_fsync(monkeypatch)
@@ -259,14 +260,20 @@ async def test_a_failed_fsync_fails_the_durable_callers_keeps_the_records_and_th
     finally:
         release.set()
     assert isinstance(outcomes["first"], AuditUnavailable)
-    assert isinstance(outcomes["durable"], AuditUnavailable)
-    assert "durable" in outcomes["durable"].reason
+    assert "durable" in outcomes["first"].reason
     assert isinstance(outcomes["written"], int)
+    assert isinstance(outcomes["durable"], AuditUnavailable)
+    assert "restarted" in outcomes["durable"].reason
     monkeypatch.undo()
-    after = await log.append(kit.event(9))
+    for durable in (True, False):
+        with pytest.raises(AuditUnavailable, match="restarted"):
+            await log.append(kit.event(9), durable=durable)
     await log.aclose()
+    restarted = kit.open()
+    assert await restarted.append(kit.event(10)) == 4  # after event 0, first and written; nothing cut back
+    await restarted.aclose()
     report = kit.check()
-    assert report.ok and report.records == after == 5  # nothing cut back, no gap, no fork
+    assert report.ok and report.records == 4
 
 
 def _counted_fsync(monkeypatch) -> list[int]:
