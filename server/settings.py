@@ -63,8 +63,8 @@ class TokensSection(_Strict):
 class AuditSection(_Strict):
     reads_fail_closed: bool = True
     # False: a read's record is written (in the log, surviving a crash of the process) before its
-    # answer and fsync'd right after by the group commit. Writes are fsync'd before they run and
-    # before they answer either way. See docs/SECURITY.md, "What the audit log guarantees".
+    # answer and fsync'd within `fsync_reads_within_ms` by the group commit. Writes are fsync'd before
+    # they run and before they answer either way. See docs/SECURITY.md, "What the audit log guarantees".
     fsync_reads: bool = False
     # With fsync_reads = false: the longest a read's written record waits for its fsync. Reads written
     # meanwhile share that fsync (fewer fsyncs competing with the answers); a durable append ends the wait.
