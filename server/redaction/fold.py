@@ -97,6 +97,9 @@ _STABLE = "".join(
     if i not in _BMP_FOLDS
 )
 _FOLDS = re.compile(f"[^\\x00-\\x7f{re.escape(_STABLE)}]")
+# A text all of ASCII and `_STABLE`: what `_FOLDS.search` finds nothing in. Matched as one run, which
+# `re` reads in one loop (about twice as fast as the search, which starts over at every character).
+_ITS_OWN_FOLD = re.compile(f"[\\x00-\\x7f{re.escape(_STABLE)}]*")
 # Characters whose fold is not exactly one character (vanishing format characters, expansions):
 # only where these are does the folded text's offset drift from the original's.
 _RESIZES = re.compile(
@@ -109,7 +112,7 @@ def _translate(match: re.Match[str]) -> str:
 
 
 def fold(text: str) -> Folded:
-    if text.isascii() or not _FOLDS.search(text):
+    if text.isascii() or _ITS_OWN_FOLD.fullmatch(text) is not None:
         return Folded(text, None)  # nothing to fold, offsets unchanged
     folded = _NON_ASCII.sub(_translate, text)
     if _RESIZES.search(text) is None:

@@ -106,7 +106,12 @@ def _walk(value: Any, field: _Field, on_str: Callable[[str, PiiClass | None], st
         return on_str(value, field.cls)
     if isinstance(value, Mapping):
         children = field.children
-        return {k: _walk(v, children.get(k, _UNDECLARED), on_str, check) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            child = children.get(k, _UNDECLARED)
+            # Most fields are text: handled here, one recursive call fewer each.
+            out[k] = on_str(v, child.cls) if type(v) is str else _walk(v, child, on_str, check)
+        return out
     if isinstance(value, list | tuple):
         return [_walk(v, field, on_str, check) for v in value]
     if value is not None:

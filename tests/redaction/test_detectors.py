@@ -450,3 +450,151 @@ def test_an_ipv4_address_is_valid_exactly_when_the_standard_library_says_so():
             except ValueError:
                 expected = False
             assert detectors._ipv4_valid(dotted) is expected, dotted
+
+
+# --- number segments: the quick noes change how fast a segment is decided, not what -----------------
+
+def _plain_split_run(text: str, start: int, end: int) -> list[tuple[int, list[detectors.Group]]]:
+    """Segments of a run, every run through the loop (no shortcut for a run of one group)."""
+    segments: list[tuple[int, list[detectors.Group]]] = []
+    groups: list[detectors.Group] = []
+    seg_start = start
+    parts = detectors._GROUP_SPLIT.split(text[start:end])
+    pos = start + len(parts[0])
+    for i in range(1, len(parts), 2):
+        if groups and detectors._splits(parts[i - 1]):
+            segments.append((seg_start, groups))
+            groups, seg_start = [], groups[-1][2]
+        groups.append((parts[i], pos, pos + len(parts[i])))
+        pos += len(parts[i]) + len(parts[i + 1])
+    if groups:
+        segments.append((seg_start, groups))
+    return segments
+
+
+def _plain_number(text: str, seg_start: int, groups: list[detectors.Group]) -> tuple | None:
+    """A segment decided with every rule tried: no shortcut for one group, a `+`/`(` looked for even
+    where there is no room for one, the card tails tried whatever the length."""
+    digits = "".join([g[0] for g in groups])
+    if len(digits) < 7:
+        return None
+    _, first_start, first_end = groups[0]
+    plus_at, paren_at = text.rfind("+", seg_start, first_start), text.rfind("(", seg_start, first_start)
+    paren = paren_at != -1 and len(groups) > 1 and text[first_end : first_end + 1] == ")"
+    plus = plus_at != -1
+    start = paren_at if paren else plus_at if plus else first_start
+    shape = [len(g[0]) for g in groups]
+    found = detectors._classify(digits, groups, shape, plus, paren, text, start, groups[-1][2])
+    if found:
+        return found[0], found[1], start, groups[-1][2], found[2]
+    if plus:
+        return None
+    tail = 0
+    for j in range(len(groups) - 1, 0, -1):
+        tail += shape[j]
+        if tail > 8:
+            break
+        if detectors.card_valid(digits[:-tail]):
+            return PiiClass.CARD, "card", start, groups[j - 1][2], digits[:-tail]
+    return None
+
+
+_NUMBER_PARTS = st.lists(st.one_of(
+    st.text(alphabet="0123456789 -.()+/", max_size=10),
+    st.sampled_from([
+        "4111 1111 1111 1111", "4111111111111111", "378282246310005", " 12/26", " 123", "5555-5555-5555-4444",
+        "123-45-6789", "123 45 6789", "(415) 555-2671", "+44 20 7946 0958", "0044 20 7946 0958", "+1", "(",
+        "612 34 56 78", "06 12 34 56 78", "2024-03-15", "15.03.2024", "192.168.1.10", "phone ", "ssn ",
+        "order #", "tel: ", "INV-", "ES", "10:30:", "abc", ".\n", " ",
+    ]),
+), max_size=10).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NUMBER_PARTS)
+@example("card 4111 1111 1111 1111 12/26 ok")
+@example("call (415) 555-2671 or +44 20 7946 0958; ssn 123 45 6789")
+def test_number_segments_are_decided_as_if_every_rule_were_tried(text):
+    """The shortcuts in `_split_run` and `_number` give exactly the segments and hits of the full rules."""
+    text = fold(text).text
+    for run in detectors._RUN.finditer(text):
+        segments = detectors._split_run(text, run.start(), run.end())
+        assert segments == _plain_split_run(text, run.start(), run.end())
+        for seg_start, groups in segments:
+            assert detectors._number(text, seg_start, groups) == _plain_number(text, seg_start, groups)
+
+
+def _detect_through_fold(text: str) -> list[detectors.Detection]:
+    """`detect` with every text folded first, ASCII or not."""
+    if len(text) < 5 or detectors._PLAIN.fullmatch(text):
+        return []
+    folded = fold(text)
+    low = folded.text.lower()
+    if folded.text.isascii():
+        if not detectors._MAY_HOLD_CHAR.search(low) and not detectors._MAY_HOLD_WORD.search(low):
+            return []
+    elif len(low) != len(folded.text):
+        low = "".join(c.lower()[:1] for c in folded.text)
+    hits = [hit for detector in detectors._DETECTORS for hit in detector(folded.text, low)]
+    return [detectors.Detection(cls, kind, *folded.span(start, end), value)
+            for cls, kind, start, end, value in detectors._merge(hits)] if hits else []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_NUMBER_PARTS, _SCAN_PARTS.map("".join)))
+@example("mail john@example.com, card 4111 1111 1111 1111")
+@example("ＡＫＩＡ card ４１１１ １１１１ １１１１ １１１１")
+def test_ascii_text_is_scanned_as_its_own_fold(text):
+    """ASCII text skips `fold` (it would come back unchanged): the detections are the same."""
+    assert detect(text) == _detect_through_fold(text)
+
+
+# --- factored alternations: the same words found, fewer branches tried -----------------------------
+
+_WORDS = st.lists(st.text(alphabet="abc-", min_size=1, max_size=4), min_size=1, max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_WORDS, st.text(alphabet="abc- ", max_size=30))
+def test_a_factored_alternation_is_found_where_the_plain_one_is(words, text):
+    """`_alternation(words)` matches exactly the words; where none is a prefix of another, a scan finds the
+    same words at the same places as the plain alternation."""
+    factored = re.compile(detectors._alternation(words))
+    plain = re.compile("|".join(re.escape(w) for w in words))
+    assert all(factored.fullmatch(w) for w in words)
+    assert (factored.search(text) is None) is (plain.search(text) is None)
+    if not any(a != b and b.startswith(a) for a in words for b in words):
+        assert [m.span() for m in factored.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_PARTS)
+def test_the_factored_literal_and_hint_scans_find_what_the_plain_alternations_find(parts):
+    """The secret literals (searched from every place, as `_matches_by_literal` does), the pair hint and
+    the plain-text check's words: same hits as the alternations in table order."""
+    text = fold("".join(parts)).text
+    low = text.lower()
+    literals = re.compile("|".join(re.escape(lit) for _, lits, _, _ in detectors._SECRETS for lit in lits))
+    for pos in range(len(text) + 1):
+        a, b = detectors._SECRET_LITERALS.search(text, pos), literals.search(text, pos)
+        assert (a and (a.span(), a.group())) == (b and (b.span(), b.group()))
+    hint = re.compile("pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola")
+    assert (detectors._PAIR_HINT.search(low) is None) is (hint.search(low) is None)
+    words = re.compile("|".join((
+        *sorted({re.escape(lit.lower()) for _, lits, _, _ in detectors._SECRETS for lit in lits}),
+        hint.pattern,
+        r"[\s\[({<] ?at[\s\])}>]",
+    )))
+    assert (detectors._MAY_HOLD_WORD.search(low) is None) is (words.search(low) is None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.text(alphabet="ab.%+-_'@ \n\u00e9\u0250\u00c0\u024f9", max_size=12),
+    st.sampled_from(["john.doe", "x" * 70, "é" * 40, "@", " at ", "(at)", "\u00bf", "\u0100"]),
+), max_size=8).map("".join))
+def test_a_local_part_is_read_back_from_its_end_where_the_plain_search_finds_it(text):
+    """`_local_start` gives the start `_LOCAL_TAIL.search` finds over the 64 characters before each place."""
+    for end in range(len(text) + 1):
+        plain = detectors._LOCAL_TAIL.search(text, max(0, end - 64), end)
+        assert detectors._local_start(text, end) == (plain.start() if plain else -1), end

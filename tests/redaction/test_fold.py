@@ -76,3 +76,15 @@ def test_no_digit_but_an_ascii_one_survives_folding():
     )
     survivors = [hex(ord(ch)) for ch in changing if any(c.isdecimal() and not c.isascii() for c in fold(ch).text)]
     assert survivors == []
+
+
+def test_the_quick_check_for_text_that_is_its_own_fold_agrees_with_the_search_for_characters_that_fold():
+    """Character by character over all of Unicode: the run `_ITS_OWN_FOLD` takes exactly the characters
+    `_FOLDS` does not find, so a whole text is its own fold exactly when the search finds nothing in it."""
+    from deskgate.server.redaction import fold as folding
+
+    for codepoint in range(0x110000):
+        char = chr(codepoint)
+        stays = folding._ITS_OWN_FOLD.fullmatch(char) is not None
+        assert stays is (folding._FOLDS.search(char) is None), hex(codepoint)
+    assert folding._ITS_OWN_FOLD.fullmatch("") is not None and folding._FOLDS.search("") is None

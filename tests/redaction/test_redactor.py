@@ -199,3 +199,23 @@ def test_a_key_holding_a_dot_does_not_pass_for_a_nested_declared_path(redactor):
     pii_map = {"customer.email": PiiClass.EMAIL}
     out = redactor.redact_output({"customer": {"email": "jane@example.com"}, "customer.email": "x"}, pii_map, TIER1)
     assert out == {"customer": {"email": "j***@example.com"}, "customer.email": "x"}
+
+
+class _Text(str):
+    """A str subclass: not the exact type the walk looks for first."""
+
+
+def test_mappings_sequences_and_strings_of_other_types_are_redacted_like_dicts_lists_and_strs(redactor):
+    """The walk's shortcut for exact dicts, lists and strs changes nothing for mappings, tuples, str subclasses."""
+    from types import MappingProxyType
+
+    def disguised(value: Any) -> Any:
+        if isinstance(value, dict):
+            return MappingProxyType({k: disguised(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return tuple(disguised(v) for v in value)
+        return _Text(value) if isinstance(value, str) else value
+
+    for scopes in (TIER1, TIER1 | {"pii:contact", "pii:address", "pii:identity"}):
+        expected = redactor.redact_output(CUSTOMER, PII_MAP, scopes)
+        assert redactor.redact_output(disguised(CUSTOMER), PII_MAP, scopes) == expected
