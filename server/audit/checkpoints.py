@@ -1,7 +1,10 @@
 """Signed checkpoints of the chain head, kept beside the log and shipped to an external anchor.
 
 A checkpoint is `{seq, head, ts, kid, why}` plus `sig`, an Ed25519 signature over the canonical
-JSON of the other fields. Someone who can write the audit directory but has no audit key can
+JSON of the other fields. A key rotation writes a handover checkpoint: signed by the old key, it
+also names the new one (`next: {kid, pub}`), and from it on every checkpoint must be signed by the
+new key (`verify` follows the handovers from the first key; no other way to change keys exists).
+Someone who can write the audit directory but has no audit key can
 still recompute every hash after an edit - but cannot sign the new head, and cannot make an
 already signed (seq, head) disagree with the chain without `verify` noticing. Deleting the tail
 or the checkpoints themselves is caught by the anchor: a copy kept where the server's account
@@ -27,35 +30,53 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from deskgate.server.audit.keys import AuditKey, key_id, verify_signature
+from deskgate.server.audit.keys import AuditKey, key_id, public_from_text, public_text, verify_signature
 from deskgate.server.audit.records import canonical, timestamp
 from deskgate.server.audit.segments import append_durably, describe_oserror
 
 ANCHOR_FILE_ENV = "DESKGATE_AUDIT_ANCHOR_FILE"
 ANCHOR_COMMAND_ENV = "DESKGATE_AUDIT_ANCHOR_COMMAND"
-_FIELDS = ("seq", "head", "ts", "kid", "why", "sig")
+_FIELDS = frozenset({"seq", "head", "ts", "kid", "why", "sig"})
+_HANDOVER_FIELDS = _FIELDS | {"next"}
 log = logging.getLogger("deskgate.audit")
 
 
-def make_checkpoint(key: AuditKey, seq: int, head: str, now: float, why: str) -> bytes:
-    """The checkpoint's line (with newline), signed."""
+def make_checkpoint(key: AuditKey, seq: int, head: str, now: float, why: str, *,
+                    hand_to: Ed25519PublicKey | None = None) -> bytes:
+    """The checkpoint's line (with newline), signed; with `hand_to`, the handover to that key."""
     body: dict[str, Any] = {"seq": seq, "head": head, "ts": timestamp(now), "kid": key.kid, "why": why}
+    if hand_to is not None:
+        body["next"] = {"kid": key_id(hand_to), "pub": public_text(hand_to)}
     body["sig"] = key.sign(canonical(body))
     return canonical(body) + b"\n"
 
 
+def handed_to(cp: dict[str, Any]) -> Ed25519PublicKey | None:
+    """The key a valid checkpoint hands over to, if it is a handover (call `checkpoint_problem` first)."""
+    return public_from_text(cp["next"]["pub"]) if "next" in cp else None
+
+
 def checkpoint_problem(public: Ed25519PublicKey, cp: Any) -> str | None:
     """Why `cp` is not a valid checkpoint signed by `public`, or None."""
-    if not isinstance(cp, dict) or set(cp) != set(_FIELDS):
+    if not isinstance(cp, dict) or set(cp) not in (_FIELDS, _HANDOVER_FIELDS):
         return "malformed checkpoint"
     if type(cp["seq"]) is not int or cp["seq"] < 0 or not isinstance(cp["sig"], str):
         return "malformed checkpoint"
+    if "next" in cp and _handover_problem(cp["next"]):
+        return "malformed key handover"
     if cp["kid"] != key_id(public):
         return f"signed by another key (kid {cp['kid']!s:.16}, expected {key_id(public)})"
     body = {k: v for k, v in cp.items() if k != "sig"}
     if not verify_signature(public, cp["sig"], canonical(body)):
         return "bad signature"
     return None
+
+
+def _handover_problem(nxt: Any) -> bool:
+    if not isinstance(nxt, dict) or set(nxt) != {"kid", "pub"} or not isinstance(nxt["pub"], str):
+        return True
+    public = public_from_text(nxt["pub"])
+    return public is None or nxt["kid"] != key_id(public)
 
 
 def read_checkpoints(path: Path) -> list[tuple[int, Any]]:

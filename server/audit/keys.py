@@ -7,6 +7,13 @@ Where it comes from, first match wins:
 `audit.pub` (PEM) is written beside a created key so a verifier needs no secret. A checkpoint
 names its key by `kid` (first 16 hex digits of the SHA-256 of the raw public key); an external
 anchor that recorded the kid exposes a log re-signed with a substitute key.
+
+Rotation (`rotate_staged` and friends, driven by `AuditLog.rotate_key`): the new key is written to
+`audit.key.next` and made durable, a handover checkpoint signed by the old key names it, then it
+replaces `audit.key`. `audit.pub` keeps the first key: the root `verify` starts from. A process
+that crashed in between finds `audit.key.next` at its next start and promotes it when the last
+checkpoint hands over to it, deletes it otherwise (`settle_rotation`). Servers running with the
+old key pick the new one up before their next checkpoint (`KeyHolder`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +37,7 @@ KEY_ENV = "DESKGATE_AUDIT_KEY"
 TOKEN_KEY_ENV = "DESKGATE_SIGNING_KEY"  # noqa: S105 - the name of a variable, not a secret
 KEY_NAME = "audit.key"
 PUB_NAME = "audit.pub"
+NEXT_NAME = "audit.key.next"
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -61,6 +70,20 @@ class AuditKey:
     @classmethod
     def generate(cls) -> AuditKey:
         return cls(Ed25519PrivateKey.generate())
+
+
+def public_text(public: Ed25519PublicKey) -> str:
+    """The raw public key, base64url: how a handover checkpoint names the next key."""
+    return base64.urlsafe_b64encode(public.public_bytes(serialization.Encoding.Raw,
+                                                        serialization.PublicFormat.Raw)).decode()
+
+
+def public_from_text(text: str) -> Ed25519PublicKey | None:
+    try:
+        raw = base64.urlsafe_b64decode(text.encode("ascii"))
+        return Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32 else None
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        return None
 
 
 def verify_signature(public: Ed25519PublicKey, signature: str, data: bytes) -> bool:
@@ -127,9 +150,10 @@ def _create(directory: Path) -> AuditKey:
 
 
 def load_public_key(directory: Path, explicit: Path | None = None) -> Ed25519PublicKey:
-    """The key a verifier checks checkpoints with: `explicit`, else the private key's, else audit.pub."""
+    """The key a verifier starts from: `explicit`, else the environment's key, else audit.pub (the
+    first key: rotations never rewrite it), else the private key's."""
     if explicit is None:
-        if os.environ.get(KEY_ENV) or (directory / KEY_NAME).exists():
+        if os.environ.get(KEY_ENV) or not (directory / PUB_NAME).exists():
             return load_or_create_key(directory).public
         explicit = directory / PUB_NAME
     try:
@@ -140,3 +164,64 @@ def load_public_key(directory: Path, explicit: Path | None = None) -> Ed25519Pub
     if not isinstance(public, Ed25519PublicKey):
         raise AuditUnavailable(f"{explicit.name} is not an Ed25519 public key")
     return public
+
+
+def _write_private(path: Path, key: AuditKey) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        write_all(fd, key.private_pem())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def stage_next_key(directory: Path, key: AuditKey) -> None:
+    """Step 1 of a rotation: the new key, durable, before any checkpoint names it."""
+    if os.environ.get(KEY_ENV):
+        raise AuditUnavailable(f"the audit key comes from {KEY_ENV}: rotate it there (and restart), not here")
+    _write_private(directory / NEXT_NAME, key)
+
+
+def promote_next_key(directory: Path) -> None:
+    """Step 3, once the handover checkpoint is durable: the new key becomes `audit.key`."""
+    os.replace(directory / NEXT_NAME, directory / KEY_NAME)
+    fsync_dir(directory)
+
+
+def settle_rotation(directory: Path, last_checkpoint: dict[str, Any] | None) -> None:
+    """A rotation a crash interrupted: finish it if its handover was written, else forget it.
+    Call under the directory's lock, before loading the key."""
+    staged = directory / NEXT_NAME
+    if not staged.exists():
+        return
+    key = AuditKey(_private_from_text(staged.read_text(encoding="ascii", errors="replace"), NEXT_NAME))
+    handover = (last_checkpoint or {}).get("next")
+    if isinstance(handover, dict) and handover.get("kid") == key.kid:
+        promote_next_key(directory)
+    else:
+        staged.unlink()
+        fsync_dir(directory)
+
+
+class KeyHolder:
+    """The current signing key of an audit directory, re-read when `audit.key` was replaced (a
+    rotation by another process). Call `current()` under the directory's lock, before signing."""
+
+    def __init__(self, directory: Path, key: AuditKey | None = None) -> None:
+        self._directory = directory
+        self._fixed = key is not None or bool(os.environ.get(KEY_ENV))
+        self._key = key or load_or_create_key(directory)
+        self._seen = self._identity()
+
+    def current(self) -> AuditKey:
+        if not self._fixed and (seen := self._identity()) != self._seen:
+            self._key, self._seen = load_or_create_key(self._directory), seen
+        return self._key
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._directory / KEY_NAME, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns

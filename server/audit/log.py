@@ -34,6 +34,7 @@ refuses every append from then on, until a restart re-reads the file (`batching`
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -41,9 +42,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from deskgate.server.audit.batching import GroupCommit, log
 from deskgate.server.audit.checkpoints import Anchor, Shipper, anchor_from_env, make_checkpoint
-from deskgate.server.audit.keys import AuditKey, load_or_create_key
+from deskgate.server.audit.keys import AuditKey, KeyHolder, promote_next_key, settle_rotation, stage_next_key
 from deskgate.server.audit.records import GENESIS, BadRecord, parse_line, parse_ts, seal
 from deskgate.server.audit.segments import (
     CHECKPOINTS_NAME,
@@ -93,10 +96,12 @@ class AuditLog(GroupCommit):
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self._locked():
-                self._key = key or load_or_create_key(directory)
                 checkpoints = directory / CHECKPOINTS_NAME
                 if not checkpoints.exists():
                     append_durably(checkpoints, b"")
+                if key is None:
+                    settle_rotation(directory, _last_checkpoint(checkpoints))
+                self._keys = KeyHolder(directory, key)
                 self._write_batch([])  # recovery: sets a torn tail aside and records it
         except OSError as exc:
             self._close_fd()
@@ -349,8 +354,26 @@ class AuditLog(GroupCommit):
             self._ino = os.fstat(self._fd).st_ino
         return notices
 
-    def _sign_head(self, why: str) -> None:
-        line = make_checkpoint(self._key, self._seq, self._head, self._clock(), why)
+    def rotate_key(self, new: AuditKey) -> str:
+        """Hand checkpoint signing over to `new` at the current head; the old key's kid. The steps
+        and their crash safety are in `keys`; other processes re-read the key before they sign."""
+        with self._batch:
+            try:
+                with self._locked():
+                    self._write_batch([])
+                    self._sync()  # the handover signs a durable head, like every checkpoint
+                    old = self._keys.current()
+                    stage_next_key(self.directory, new)
+                    self._sign_head("rotation", hand_to=new.public)
+                    promote_next_key(self.directory)
+                    if self._keys.current().kid != new.kid:
+                        raise AuditUnavailable("the rotated audit key did not take effect")
+            except OSError as exc:
+                raise AuditUnavailable(f"the audit key cannot be rotated: {describe_oserror(exc)}") from exc
+        return old.kid
+
+    def _sign_head(self, why: str, *, hand_to: Ed25519PublicKey | None = None) -> None:
+        line = make_checkpoint(self._keys.current(), self._seq, self._head, self._clock(), why, hand_to=hand_to)
         append_durably(self.directory / CHECKPOINTS_NAME, line)
         self._unsigned, self._signed_seq, self._last_checkpoint = 0, self._seq, time.monotonic()
         if self._shipper:
@@ -372,3 +395,17 @@ def _started(fd: int) -> float | None:
         return parse_ts(parse_line(first_line(fd))["ts"]).timestamp()
     except (BadRecord, KeyError, TypeError, ValueError):
         return None  # damaged: `verify` reports it; rotation falls back to size alone
+
+
+def _last_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The last checkpoint of a checkpoints file (None: none, or unreadable - `verify` says which)."""
+    fd = open_read(path)
+    try:
+        line, _ = last_line(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+    try:
+        cp = json.loads(line) if line else None
+    except ValueError:
+        return None
+    return cp if isinstance(cp, dict) else None

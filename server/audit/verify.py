@@ -1,10 +1,11 @@
 """`deskgate audit verify`: prove the chain is whole, or name the first place it is not.
 
 The protocol, in the order the code checks it:
-    1. The public key: given explicitly, or the audit key's, or `audit.pub`. A verifier that
-       cannot check signatures does not pass.
+    1. The public key: given explicitly, or `audit.pub` (the first key, never rewritten by a
+       rotation), or the audit key's. A verifier that cannot check signatures does not pass.
     2. Every checkpoint (the local `checkpoints.jsonl`, and an external anchor copy if given) is
-       well-formed and signed by that key; two signed checkpoints never disagree about a seq.
+       well-formed and signed by that key - or, after a handover checkpoint signed by the key of
+       its time, by the key it names; two signed checkpoints never disagree about a seq.
     3. Segments are numbered 1..n without a gap (a deleted rotated file is a gap).
     4. Every line of every segment, in order: ends with a newline (else torn); is canonical JSON
        whose `hash` matches its content (else modified); has seq = previous + 1 (else deleted,
@@ -24,7 +25,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from deskgate.server.audit.checkpoints import checkpoint_problem, read_checkpoints
+from deskgate.server.audit.checkpoints import checkpoint_problem, handed_to, read_checkpoints
 from deskgate.server.audit.keys import key_id
 from deskgate.server.audit.records import GENESIS, BadRecord, parse_line
 from deskgate.server.audit.segments import CHECKPOINTS_NAME, segment_name, segments
@@ -47,6 +48,7 @@ class Report:
     last_seq: int = 0
     head: str = GENESIS
     checkpoints: int = 0          # valid checkpoints checked against the chain
+    rotations: int = 0            # valid key handovers followed
     signed_seq: int = 0           # highest seq covered by a valid checkpoint
     torn: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -106,14 +108,20 @@ def anchor_source(anchor: Path | None) -> list[tuple[str, Checkpoints | None]]:
 def signed_heads(
     report: Report, public: Ed25519PublicKey, sources: list[tuple[str, Checkpoints | None]]
 ) -> dict[int, _Signed]:
-    """Steps 1-2: the valid checkpoints of every source, by seq; a missing source is a problem."""
+    """Steps 1-2: the valid checkpoints of every source, by seq; a missing source is a problem.
+
+    Each source is read in order from the first key; a valid handover moves it to the next key,
+    so a checkpoint signed by a retired key after its handover is a problem."""
     signed: dict[int, _Signed] = {}
     for label, checkpoints in sources:
         if checkpoints is None:
             report.problems.append(Problem(label, "missing (deleted?)"))
             continue
+        current, handovers = public, 0
         for n, cp in checkpoints:
-            _add_checkpoint(report, signed, public, cp, f"{label}:{n}")
+            if (nxt := _add_checkpoint(report, signed, current, cp, f"{label}:{n}")) is not None:
+                current, handovers = nxt, handovers + 1
+        report.rotations = max(report.rotations, handovers)
     return signed
 
 
@@ -148,16 +156,18 @@ def _segment_lines(
 
 def _add_checkpoint(
     report: Report, signed: dict[int, _Signed], public: Ed25519PublicKey, cp: Any, where: str
-) -> None:
+) -> Ed25519PublicKey | None:
+    """Record one checkpoint; the key it hands over to, if it is a valid handover."""
     problem = "not valid JSON" if cp is None else checkpoint_problem(public, cp)
     if problem:
         report.problems.append(Problem(where, problem))
-        return
+        return None
     seen = signed.get(cp["seq"])
     if seen is not None and seen.head != cp["head"]:
         report.problems.append(Problem(where, f"contradicts {seen.where} about seq {cp['seq']}"))
-        return
+        return None
     signed.setdefault(cp["seq"], _Signed(cp["head"], where))
+    return handed_to(cp)
 
 
 def scan(report: Report, signed: dict[int, _Signed], lines: Iterable[tuple[str, bytes]]) -> bool:

@@ -178,7 +178,7 @@ def verify_command(
     if as_json:
         typer.echo(json.dumps({
             "ok": report.ok, "records": report.records, "files": report.files, "last_seq": report.last_seq,
-            "head": report.head, "kid": report.kid, "checkpoints": report.checkpoints,
+            "head": report.head, "kid": report.kid, "checkpoints": report.checkpoints, "rotations": report.rotations,
             "unsigned": report.unsigned, "torn": report.torn, "problems": [str(p) for p in report.problems],
         }, ensure_ascii=True))
     else:
@@ -188,7 +188,8 @@ def verify_command(
             place = f"{report.files} files" if isinstance(log, _FileLog) else "the audit_log table"
             typer.echo(
                 f"OK: {report.records} records in {place}, last seq {report.last_seq}, "
-                f"head {report.head[:16]}; {report.checkpoints} checkpoints verified with key {report.kid}; "
+                f"head {report.head[:16]}; {report.checkpoints} checkpoints verified from key {report.kid}"
+                f"{f' through {report.rotations} key rotations' if report.rotations else ''}; "
                 f"{report.unsigned} records after the last checkpoint"
             )
         else:

@@ -1,14 +1,20 @@
-"""`deskgate keys ...`: rotate the token signing key and list the keys that still verify."""
+"""`deskgate keys ...`: rotate the token signing key and list the keys that still verify; rotate the
+audit checkpoint key."""
 
 from __future__ import annotations
+
+import os
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from deskgate.scopes.keys import SigningKeys
-from deskgate.server.cli.common import cli_errors, iso, record_admin
-from deskgate.server.settings import Paths, Settings, load_settings
+from deskgate.server.audit.keys import KEY_ENV, AuditKey
+from deskgate.server.audit.log import AuditLog
+from deskgate.server.cli.common import actor, cli_errors, iso, record_admin
+from deskgate.server.errors import AuditUnavailable
+from deskgate.server.settings import Paths, Settings, database_url, load_settings
 
 app = typer.Typer(help="Rotate and list the token signing keys.", no_args_is_help=True)
 
@@ -46,3 +52,26 @@ def list_keys() -> None:
                       iso(keys.verifying_until(k)) if k.retired_at else "-", k.storage)
     Console(soft_wrap=True).print(table)
     typer.echo(f"current key lives in {where}")
+
+
+@app.command("rotate-audit")
+def rotate_audit() -> None:
+    """Sign audit checkpoints with a new key: the old key signs a handover naming the new one, which
+    `deskgate audit verify` follows from the first key (audit.pub). Running servers switch before
+    their next checkpoint."""
+    with cli_errors():
+        if os.environ.get(KEY_ENV):
+            raise AuditUnavailable(f"the audit key comes from {KEY_ENV}: rotate it there and restart the servers")
+        if database_url():
+            raise AuditUnavailable("audit key rotation is not supported on PostgreSQL yet (docs/OPERATIONS.md)")
+        paths = Paths.from_env()
+        log = AuditLog(paths.audit_dir, load_settings(paths).audit)
+        try:
+            new = AuditKey.generate()
+            # Announced in the chain first, so the handover checkpoint signs the record of it.
+            log.append_sync({"kind": "admin", "action": "audit_key.rotated", "actor": actor(), "kid": new.kid})
+            previous = log.rotate_key(new)
+        finally:
+            log.close()
+        typer.echo(f"audit checkpoints are now signed with key {new.kid} (was {previous}); "
+                   f"audit.pub still holds the first key, where verification starts")
