@@ -117,21 +117,28 @@ def load_or_create_key(directory: Path) -> AuditKey:
         if env == os.environ.get(TOKEN_KEY_ENV):
             raise AuditUnavailable(f"{KEY_ENV} must differ from the token signing key")
         return AuditKey(_private_from_text(env, KEY_ENV))
-    path = directory / KEY_NAME
+    try:
+        return _read_private(directory / KEY_NAME)
+    except FileNotFoundError:
+        return _create(directory)
+
+
+def _read_private(path: Path) -> AuditKey:
+    """A private key file: no symlink, readable by its owner only."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        return _create(directory)
+        raise
     except OSError as exc:
-        raise AuditUnavailable(f"cannot read {KEY_NAME}") from exc
+        raise AuditUnavailable(f"cannot read {path.name}") from exc
     try:
         mode = os.fstat(fd).st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise AuditUnavailable(f"{KEY_NAME} is accessible to other users (mode {mode & 0o777:o}); chmod 600 it")
+            raise AuditUnavailable(f"{path.name} is accessible to other users (mode {mode & 0o777:o}); chmod 600 it")
         text = os.read(fd, 64 * 1024).decode("ascii", errors="replace")
     finally:
         os.close(fd)
-    return AuditKey(_private_from_text(text, KEY_NAME))
+    return AuditKey(_private_from_text(text, path.name))
 
 
 def _create(directory: Path) -> AuditKey:
@@ -193,9 +200,9 @@ def settle_rotation(directory: Path, last_checkpoint: dict[str, Any] | None) -> 
     """A rotation a crash interrupted: finish it if its handover was written, else forget it.
     Call under the directory's lock, before loading the key."""
     staged = directory / NEXT_NAME
-    if not staged.exists():
+    if not os.path.lexists(staged):
         return
-    key = AuditKey(_private_from_text(staged.read_text(encoding="ascii", errors="replace"), NEXT_NAME))
+    key = _read_private(staged)
     handover = (last_checkpoint or {}).get("next")
     if isinstance(handover, dict) and handover.get("kid") == key.kid:
         promote_next_key(directory)

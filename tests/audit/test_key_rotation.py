@@ -13,6 +13,7 @@ from deskgate.server.audit.checkpoints import make_checkpoint
 from deskgate.server.audit.keys import KEY_NAME, NEXT_NAME, PUB_NAME, AuditKey, load_or_create_key, stage_next_key
 from deskgate.server.cli.audit import app as audit_app
 from deskgate.server.cli.keys import app as keys_app
+from deskgate.server.errors import AuditUnavailable
 
 
 def _checkpoints(kit) -> list[dict]:
@@ -174,3 +175,13 @@ def test_the_cli_refuses_to_rotate_a_key_that_comes_from_the_environment(home, m
     result = _cli("keys", "rotate-audit")
     assert result.exit_code == 1 and "DESKGATE_AUDIT_KEY" in result.output
     assert not (home / "audit").exists()  # nothing written
+
+
+def test_a_staged_key_planted_as_a_symlink_makes_the_log_refuse_to_open(kit, tmp_path) -> None:
+    kit.open().close()
+    elsewhere = tmp_path / "elsewhere.pem"
+    elsewhere.write_bytes(AuditKey.generate().private_pem())
+    elsewhere.chmod(0o600)
+    (kit.dir / NEXT_NAME).symlink_to(elsewhere)
+    with pytest.raises(AuditUnavailable, match=r"cannot read audit\.key\.next"):
+        kit.open()
