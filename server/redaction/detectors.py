@@ -17,9 +17,11 @@ import ipaddress
 import operator
 import re
 import string
+import sys
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from deskgate.server.redaction import native
 from deskgate.server.redaction.checks import (
     IBAN_LENGTHS,
     card_valid,
@@ -742,8 +744,9 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
 
 
 # Each detector reads the folded text and its lower-cased twin (same offsets) and yields
-# (class, kind, start, end, canonical value) in folded offsets.
-_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
+# (class, kind, start, end, canonical value) in folded offsets. `_DETECTORS`, at the end of the
+# module, is this with the compiled twins swapped in where they are built (`native.py`).
+PYTHON_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
@@ -816,3 +819,12 @@ def _merge(hits: list[_Hit]) -> list[_Hit]:
         kept.append(hit)
     kept.sort(key=_START)
     return kept
+
+
+# Last: the compiled twins read the rules above (`native.choose` hands them this module).
+_DETECTORS = native.choose(sys.modules[__name__], PYTHON_DETECTORS)
+
+
+def scanners() -> dict[str, str]:
+    """Which implementation runs each detector here, "c" or "python" (the server's start record says)."""
+    return native.describe(_DETECTORS)

@@ -53,7 +53,7 @@ def _event(rng: random.Random) -> dict[str, Any]:
 
 def test_sealing_matches_the_two_encoding_definition_on_many_random_records() -> None:
     """5,000 random records (unicode, control characters, nested `hash` members): identical record and line."""
-    rng = random.Random(20261127)  # noqa: S311 - reproducible test data, not a secret
+    rng = random.Random(20261127)
     for n in range(5000):
         event = _event(rng)
         seq, prev, now = n + 1, "".join(rng.choice("0123456789abcdef") for _ in range(64)), rng.uniform(0, 4e9)
@@ -71,7 +71,7 @@ def test_a_value_that_encodes_like_the_placeholder_member_is_sealed_the_same_way
 
 def test_a_sealed_line_is_one_ascii_line_that_parses_back_to_its_record() -> None:
     """The sealed line keeps the log's invariants: ASCII, one line, self-consistent under `parse_line`."""
-    rng = random.Random(9)  # noqa: S311 - reproducible test data, not a secret
+    rng = random.Random(9)
     for n in range(500):
         record, line = seal(_event(rng), n + 1, "f" * 64, 1.25)
         assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()

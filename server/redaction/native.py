@@ -1,0 +1,69 @@
+"""Compiled twins of the busiest detectors: the same answers, without the interpreter in the loop.
+
+`detectors.py` holds the reference: every detector written in Python. Three of them (`_numbers`,
+`_codes`, `_secrets`) also exist in C, as optional extension modules `_c_numbers`, `_c_codes` and
+`_c_secrets` (sources in `c/`), which pip builds when the machine has a C compiler and skips when it
+has none. Each twin returns exactly what its Python detector yields, hit for hit, for every text:
+tests compare the two on the labelled corpus, on held-out corpora and on generated texts
+(`tests/redaction/test_native.py`). The twins read the text and decide where values are; every
+rule that needs more than characters (context words, issuer ranges, mod-97) is the reference's
+own Python object, called from C, so there is one copy of each rule.
+
+`DESKGATE_NATIVE_SCAN=0` makes the server use the Python detectors only (for comparison, or
+distrust of compiled code); the result is the same, only slower.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable
+from types import BuiltinFunctionType, ModuleType
+from typing import Any
+
+TWINS = ("numbers", "codes", "secrets")  # detector names: `_numbers` in Python, `_c_numbers` in C
+Detector = Callable[[str, str], Iterable[Any]]
+
+
+def enabled() -> bool:
+    return os.environ.get("DESKGATE_NATIVE_SCAN", "1") != "0"
+
+
+def load(name: str) -> ModuleType | None:
+    """The compiled twin `_c_<name>`, or None when it was not built."""
+    try:
+        return importlib.import_module(f"deskgate.server.redaction._c_{name}")
+    except ImportError:
+        return None
+
+
+def twin(name: str, reference: ModuleType) -> Detector | None:
+    """The compiled twin's scan, configured with the reference module's rules; None when not built."""
+    module = load(name)
+    if module is None:
+        return None
+    module.configure(reference)
+    return module.scan
+
+
+def choose(reference: ModuleType, detectors: tuple[Detector, ...]) -> tuple[Detector, ...]:
+    """`detectors` with each one that has a built twin replaced by it (unless disabled)."""
+    if not enabled():
+        return detectors
+    chosen = []
+    for detector in detectors:
+        name = _name(detector)
+        compiled = twin(name, reference) if name in TWINS else None
+        chosen.append(compiled or detector)
+    return tuple(chosen)
+
+
+def describe(detectors: tuple[Detector, ...]) -> dict[str, str]:
+    """Which implementation runs each detector ("c" or "python"): recorded when the server starts."""
+    return {_name(d): "c" if isinstance(d, BuiltinFunctionType) else "python" for d in detectors}
+
+
+def _name(detector: Detector) -> str:
+    if isinstance(detector, BuiltinFunctionType):  # a twin's `scan`: named by its module, `..._c_<name>`
+        return detector.__self__.__name__.rsplit("._c_", 1)[1]
+    return detector.__name__.lstrip("_")
