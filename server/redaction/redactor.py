@@ -25,7 +25,7 @@ from deskgate.server.redaction.detectors import Detection, detect
 from deskgate.server.redaction.envelope import mark_untrusted
 from deskgate.server.redaction.fingerprint import FINGERPRINTED, FingerprintKey
 from deskgate.server.redaction.fold import fold
-from deskgate.server.redaction.masks import HIDDEN, mask
+from deskgate.server.redaction.masks import HIDDEN, mask, mask_canonical
 from deskgate.server.redaction.policy import VisibilityPolicy
 from deskgate.server.settings import Paths
 
@@ -50,7 +50,7 @@ def _rewrite(text: str, replace: Replace) -> str:
 
 
 def _mask_detection(d: Detection) -> str:
-    return mask(d.cls, d.value, d.kind)
+    return mask_canonical(d.cls, d.value, d.kind)  # a detection's value is folded already
 
 
 def redact_text(text: str) -> str:

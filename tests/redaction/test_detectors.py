@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deskgate.server.redaction import detectors
+from deskgate.server.redaction.checks import ipv4_valid
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.detectors import detect
 from deskgate.server.redaction.fold import fold
@@ -449,7 +450,7 @@ def test_an_ipv4_address_is_valid_exactly_when_the_standard_library_says_so():
                 expected = str(ipaddress.IPv4Address(dotted)) == dotted
             except ValueError:
                 expected = False
-            assert detectors._ipv4_valid(dotted) is expected, dotted
+            assert ipv4_valid(dotted) is expected, dotted
 
 
 # --- number segments: the quick noes change how fast a segment is decided, not what -----------------

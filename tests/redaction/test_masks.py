@@ -4,11 +4,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from deskgate.server.errors import ConfigError
 from deskgate.server.redaction.classes import PiiClass
-from deskgate.server.redaction.masks import mask
+from deskgate.server.redaction.detectors import detect
+from deskgate.server.redaction.fold import fold
+from deskgate.server.redaction.masks import mask, mask_canonical, mask_ip
+from tests.redaction.twins import corpus_texts
 
 
 @pytest.mark.parametrize(("cls", "value", "masked"), [
@@ -54,3 +59,27 @@ def test_free_text_and_none_are_never_masked_whole(cls):
     """Those two are scanned, not masked; asking for a mask is a configuration error."""
     with pytest.raises(ConfigError):
         mask(cls, "anything")
+
+
+def test_a_dotted_quad_is_masked_as_the_standard_library_reads_it():
+    """The quick IPv4 path masks exactly what the `ipaddress` path would: valid quads by their first two
+    octets, anything `ipaddress` refuses (octet above 255, leading zero) as a plain mask."""
+    octets = [str(n) for n in range(300)] + ["00", "01", "010", "099", "999"]
+    for octet in octets:
+        for dotted in (f"{octet}.0.113.7", f"10.{octet}.2.3", f"1.2.{octet}.4", f"192.168.1.{octet}"):
+            try:
+                address = str(ipaddress.IPv4Address(dotted)).split(".")
+                expected = f"{address[0]}.{address[1]}.•••.•••"
+            except ValueError:
+                expected = "•••"
+            assert mask_ip(dotted) == expected, dotted
+
+
+def test_every_detected_value_is_already_folded_so_it_is_masked_without_folding_again():
+    """`mask_canonical` (what redaction uses for detections) skips the fold `mask` does: on every value the
+    detectors find in the corpus, folding and stripping it changes nothing, so both masks agree."""
+    values = [(d.cls, d.value, d.kind) for text in corpus_texts() for d in detect(text)]
+    assert len(values) > 10_000
+    for cls, value, kind in values:
+        assert fold(value).text.strip() == value
+        assert mask_canonical(cls, value, kind) == mask(cls, value, kind)

@@ -246,7 +246,7 @@ static Py_ssize_t ipv4_match(const Text *t, Py_ssize_t p, Py_ssize_t hi)
     }
 }
 
-/* `_ipv4_valid` of text[start:end], an `_IPV4` match: each octet at most 255, no leading zero. */
+/* `ipv4_valid` (checks.py) of text[start:end], an `_IPV4` match: each octet at most 255, no leading zero. */
 static int ipv4_valid(const Text *t, Py_ssize_t start, Py_ssize_t end)
 {
     Py_ssize_t p = start;
@@ -273,7 +273,7 @@ static int version_before(const Text *t, Py_ssize_t start)
     return call_truth(t->rules->version_search, lowered);
 }
 
-/* Whether the `_IPV4` match text[start:end] is an address (`_ipv4s`'s checks). `_ipv4_valid` is
+/* Whether the `_IPV4` match text[start:end] is an address (`_ipv4s`'s checks). `ipv4_valid` is
  * asked before the version context: both only say no, and it is the one without a Python call. */
 static int ipv4_address(const Text *t, Py_ssize_t start, Py_ssize_t end)
 {
