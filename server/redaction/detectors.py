@@ -32,7 +32,7 @@ from deskgate.server.redaction.checks import (
     ssn_valid,
 )
 from deskgate.server.redaction.classes import PiiClass
-from deskgate.server.redaction.fold import fold
+from deskgate.server.redaction.fold import fold, lower
 
 
 class Detection(NamedTuple):
@@ -772,7 +772,7 @@ def detect(text: str) -> list[Detection]:
     # ASCII text is its own fold (`fold` would return it with no resizes): no `Folded` to build.
     folded = None if text.isascii() else fold(text)
     view = text if folded is None else folded.text
-    low = view.lower()
+    low = lower(view)
     if folded is None or view.isascii():
         if not _MAY_HOLD_CHAR.search(low) and not _MAY_HOLD_WORD.search(low):
             return []

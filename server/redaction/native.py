@@ -3,9 +3,10 @@
 `detectors.py` holds the reference: every detector written in Python. Three of them (`_numbers`,
 `_codes`, `_secrets`) also exist in C, as optional extension modules `_c_numbers`, `_c_codes` and
 `_c_secrets` (sources in `c/`), which pip builds when the machine has a C compiler and skips when it
-has none. Each twin returns exactly what its Python detector yields, hit for hit, for every text:
-tests compare the two on the labelled corpus, on held-out corpora and on generated texts
-(`tests/redaction/test_native.py`). The twins read the text and decide where values are; every
+has none; so do two per-text steps of `detect` (`_c_text`: fold.py's own-fold check and
+`str.lower`, by tables built from the reference). Each twin returns exactly what its Python detector
+yields, hit for hit, for every text: tests compare the two on the labelled corpus, on held-out
+corpora and on generated texts (`tests/redaction/test_native.py`, `test_c_*.py`). The twins read the text and decide where values are; every
 rule that needs more than characters (context words, issuer ranges, mod-97) is the reference's
 own Python object, called from C, so there is one copy of each rule.
 
@@ -56,6 +57,16 @@ def choose(reference: ModuleType, detectors: tuple[Detector, ...]) -> tuple[Dete
         compiled = twin(name, reference) if name in TWINS else None
         chosen.append(compiled or detector)
     return tuple(chosen)
+
+
+def text_twins(reference: ModuleType, fallback: tuple[Callable[[str], bool], Callable[[str], str]]
+               ) -> tuple[Callable[[str], bool], Callable[[str], str]]:
+    """`_c_text`'s (own_fold, lower), configured from fold.py, or `fallback` when it is not built (or disabled)."""
+    module = load("text") if enabled() else None
+    if module is None:
+        return fallback
+    module.configure(reference)
+    return module.own_fold, module.lower
 
 
 def describe(detectors: tuple[Detector, ...]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The compiled twins read attacker-written text: built with AddressSanitizer and UBSan, they must run
 the whole comparison without one invalid read, write or undefined operation.
 
-Each twin is compiled again from its source with `-fsanitize=address,undefined` (any finding aborts
+Each twin (and `_c_text`) is compiled again from its source with `-fsanitize=address,undefined` (any finding aborts
 the process) and loaded in a child Python process with the sanitizer runtime preloaded, where it is
 compared with its Python detector on the corpus, held-out corpora, 2 KB tickets and mutated texts.
 """
@@ -32,18 +32,26 @@ name, path = sys.argv[1], sys.argv[2]
 spec = importlib.util.spec_from_file_location(f"deskgate.server.redaction._c_{name}", path)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module.configure(detectors)
 texts = list(corpus_texts()) + list(mutations(corpus_texts(), 3000, seed=23)) + ["", "\\U0001f600" * 50, "0" * 100_000]
-for text in texts:
-    if module.scan(*views(text)) != reference(name, text):
-        sys.exit(f"differs from the Python detector on {text!r}")
-for bad in ((1, ""), ("a", b"a")):
-    try:
-        module.scan(*bad)
-    except TypeError:
-        pass
-    else:
-        sys.exit("a non-str argument was accepted")
+if name == "text":  # fold.py's own-fold check and str.lower
+    from deskgate.server.redaction import fold
+    module.configure(fold)
+    texts += [chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000] + ["\\u20acÉΣİ" * 1000]
+    for text in texts:
+        if module.lower(text) != text.lower() or module.own_fold(text) is not fold._its_own_fold(text):
+            sys.exit(f"differs from the reference on {text!r}")
+else:
+    module.configure(detectors)
+    for text in texts:
+        if module.scan(*views(text)) != reference(name, text):
+            sys.exit(f"differs from the Python detector on {text!r}")
+    for bad in ((1, ""), ("a", b"a")):
+        try:
+            module.scan(*bad)
+        except TypeError:
+            pass
+        else:
+            sys.exit("a non-str argument was accepted")
 print(len(texts))
 """
 
@@ -65,7 +73,7 @@ def _runtime(cc: str, library: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", native.TWINS)
+@pytest.mark.parametrize("name", [*native.TWINS, "text"])
 def test_a_twin_built_with_sanitizers_runs_the_comparison_cleanly(name: str, tmp_path: Path) -> None:
     cc = _compiler()
     source = SOURCES / f"{name}.c"
