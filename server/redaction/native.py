@@ -6,9 +6,10 @@
 has none; so do two per-text steps of `detect` (`_c_text`: fold.py's own-fold check and
 `str.lower`, by tables built from the reference). Each twin returns exactly what its Python detector
 yields, hit for hit, for every text: tests compare the two on the labelled corpus, on held-out
-corpora and on generated texts (`tests/redaction/test_native.py`, `test_c_*.py`). The twins read the text and decide where values are; every
-rule that needs more than characters (context words, issuer ranges, mod-97) is the reference's
-own Python object, called from C, so there is one copy of each rule.
+corpora and on generated texts (`tests/redaction/test_native.py`, `test_c_*.py`). The twins read
+the text and decide where values are; every rule that needs more than characters (context words,
+issuer ranges, mod-97) is the reference's own Python object, called from C, so there is one copy
+of each rule.
 
 `DESKGATE_NATIVE_SCAN=0` makes the server use the Python detectors only (for comparison, or
 distrust of compiled code); the result is the same, only slower.
