@@ -820,5 +820,6 @@ _DETECTORS = native.choose(sys.modules[__name__], PYTHON_DETECTORS)
 
 
 def scanners() -> dict[str, str]:
-    """Which implementation runs each detector here, "c" or "python" (the server's start record says)."""
-    return native.describe(_DETECTORS)
+    """Which implementation runs each detector here, and the fold check and lower-casing ("text"):
+    "c" or "python" (the server's start record says)."""
+    return {**native.describe(_DETECTORS), "text": "python" if lower is str.lower else "c"}

@@ -104,7 +104,7 @@ def _plan(pii_map: Mapping[str, PiiClass]) -> _Field:
 def _walk(value: Any, field: _Field, on_str: Callable[[str, PiiClass | None], str], check: Check) -> Any:
     if isinstance(value, str):
         return on_str(value, field.cls)
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # a dumped model holds dicts: skip the ABC check
         children = field.children
         out = {}
         for k, v in value.items():
@@ -113,7 +113,7 @@ def _walk(value: Any, field: _Field, on_str: Callable[[str, PiiClass | None], st
             out[k] = on_str(v, child.cls) if type(v) is str else _walk(v, child, on_str, check)
         return out
     if isinstance(value, list | tuple):
-        return [_walk(v, field, on_str, check) for v in value]
+        return [on_str(v, field.cls) if type(v) is str else _walk(v, field, on_str, check) for v in value]
     if value is not None:
         check(value, field)
     return value

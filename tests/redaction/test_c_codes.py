@@ -4,7 +4,8 @@ The twin scans for code starts in C and mirrors `_IBAN`, `_NINO`, `_IBAN_OF_LENG
 rules of `_iban` there; the country table, mod-97 and the issued NINO prefixes stay the
 reference's Python objects. So beside plain equality on the corpus, on mutations and on generated
 text, the patterns it mirrors are pinned here: changing one in `detectors.py` fails this file
-until the twin follows.
+until the twin follows. What every twin must do alike (corpus, mutations, arbitrary, long repeated,
+short and four-byte texts, pinned values, bad arguments) is in `test_native.py`.
 """
 
 from __future__ import annotations
@@ -20,25 +21,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deskgate.server.redaction import detectors
-from deskgate.server.redaction.classes import PiiClass
-from tests.redaction.twins import compiled, corpus_texts, mutations, reference, twin, views
+from tests.redaction.twins import compiled, low_of, same
 
 NAME = "codes"
-
-
-def _lower_twin(text: str) -> str:
-    """`low` as `detect` builds it, for a text that is not folded first."""
-    low = text.lower()
-    return low if len(low) == len(text) else "".join(c.lower()[:1] for c in text)
-
-
-def _assert_same(module: types.ModuleType, text: str, low: str) -> list:
-    expected = list(detectors._codes(text, low))
-    got = module.scan(text, low)
-    assert got == expected
-    assert all(g[0] is e[0] for g, e in zip(got, expected, strict=True))  # the very PiiClass member
-    assert all(0 <= g[2] < g[3] <= len(text) for g in got)
-    return got
 
 
 # --- what the twin mirrors ----------------------------------------------------------------------------
@@ -72,30 +57,7 @@ def test_no_decimal_digit_has_an_upper_case():
     assert [c for c in map(chr, range(sys.maxunicode + 1)) if c.isdecimal() and c.upper() != c] == []
 
 
-# --- the same answers ---------------------------------------------------------------------------------
-
-
-def test_the_twin_finds_what_the_reference_finds_on_every_corpus_text():
-    module = compiled(NAME)
-    found = 0
-    for text in corpus_texts():
-        expected = reference(NAME, text)
-        got = twin(module, text)
-        assert got == expected, text
-        assert all(g[0] is e[0] for g, e in zip(got, expected, strict=True))
-        found += len(got)
-    assert found > 2000  # plenty of IBANs and NINOs compared, not only empty answers
-
-
-def test_the_twin_finds_what_the_reference_finds_on_mutated_corpus_texts():
-    module = compiled(NAME)
-    found = 0
-    for text in mutations(corpus_texts(), 25_000):
-        expected = reference(NAME, text)
-        assert twin(module, text) == expected, text
-        found += len(expected)
-    assert found > 3000
-
+# --- the same answers (corpus, mutations, arbitrary and long repeated text: `test_native.py`) ----------
 
 # Fragments around the corner cases: code starts at the text's start and end and after every kind
 # of character, separators single, doubled and tripled, valid and broken IBANs and NINOs in both
@@ -142,41 +104,8 @@ _CODE_PARTS = st.lists(st.one_of(
 def test_the_twin_finds_what_the_reference_finds_around_code_corners(text):
     """Folded as `detect` folds, and as is (digits of any script reach `\\d` there): the same hits."""
     module = compiled(NAME)
-    view, low = views(text)
-    _assert_same(module, view, low)
-    _assert_same(module, text, _lower_twin(text))
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.text())
-def test_the_twin_finds_what_the_reference_finds_on_arbitrary_text(text):
-    module = compiled(NAME)
-    view, low = views(text)
-    _assert_same(module, view, low)
-    _assert_same(module, text, _lower_twin(text))
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from([*_CODES, " ", "x", "é", "\U0001d7d1", "12"]), min_size=1, max_size=8),
-       st.integers(50, 3000))
-def test_the_twin_finds_what_the_reference_finds_in_long_repetitive_text(parts, times):
-    module = compiled(NAME)
-    text = " ".join(parts) * times
-    _assert_same(module, text, _lower_twin(text))
-
-
-def test_what_is_found_is_the_whole_value_in_canonical_form():
-    """Sanity of the comparison itself: an IBAN and a NINO, each as the reference would report it."""
-    module = compiled(NAME)
-    text = "IBAN de89 3704 0044 0532 0130 00, NI AB 12 34 56 C."
-    assert module.scan(text, text.lower()) == [
-        (PiiClass.IBAN, "iban", 5, 32, "DE89370400440532013000"),
-        (PiiClass.NATIONAL_ID, "nino", 37, 50, "AB123456C"),
-    ]
-    four_byte = "NI AB12 \U0001d7d1\U0001d7d2 34 B"
-    assert module.scan(four_byte, four_byte.lower()) == [
-        (PiiClass.NATIONAL_ID, "nino", 3, 15, "AB12\U0001d7d1\U0001d7d234B"),
-    ]
+    same(module, NAME, text)
+    same(module, NAME, text, low_of(text))
 
 
 @pytest.mark.parametrize("filler", [" ", "x", "\xb0", "\xb9", "\xa0", "\xb2\xb3", "\u0663", "\U0001d7d1"])
@@ -187,9 +116,9 @@ def test_codes_are_found_at_every_offset_of_the_scan(filler):
     for offset in range(24):
         for code in ("AB123456C", "AB 12 34 56 C", "de89 3704 0044 0532 0130 00"):
             text = filler * offset + " " + code + " " + filler * (23 - offset)
-            assert len(_assert_same(module, text, _lower_twin(text))) == 1
+            assert len(same(module, NAME, text, low_of(text))) == 1
             text = filler * offset + code
-            _assert_same(module, text, _lower_twin(text))
+            same(module, NAME, text, low_of(text))
 
 
 # --- attacks and bad input -------------------------------------------------------------------------------
@@ -198,31 +127,10 @@ def test_codes_are_found_at_every_offset_of_the_scan(filler):
 def test_a_megabyte_of_text_is_scanned_and_every_hit_is_inside_it():
     module = compiled(NAME)
     text = ("Ref DE89 3704 0044 0532 0130 00 / AB123456C / GB82WEST12345698765432x ab12 " * 14_000)[: 1 << 20]
-    got = _assert_same(module, text, text.lower())
+    got = same(module, NAME, text, text.lower())
     assert len(got) > 20_000
     wide = "\U0001d7d1 " + text  # the same in a string of four-byte characters
-    assert [h[2] - 2 for h in _assert_same(module, wide, _lower_twin(wide))] == [h[2] for h in got]
-
-
-@pytest.mark.parametrize("text", ["", "A", "AB", "AB1", "AB12", "AB-1", "AB-12", " AB12", "\U0001d7d1" * 7, "AB12" * 5])
-def test_short_texts_and_texts_of_four_byte_characters_are_read_within_bounds(text):
-    module = compiled(NAME)
-    _assert_same(module, text, _lower_twin(text))
-
-
-@pytest.mark.parametrize("args", [(None, ""), ("", None), (b"AB123456C", "ab123456c"), (1, 1), ("AB123456C",), ()])
-def test_anything_but_two_str_is_a_type_error(args):
-    module = compiled(NAME)
-    with pytest.raises(TypeError):
-        module.scan(*args)
-
-
-def test_a_low_of_another_length_is_a_value_error():
-    module = compiled(NAME)
-    with pytest.raises(ValueError):
-        module.scan("AB123456C", "ab123456")
-    with pytest.raises(ValueError):
-        module.scan("", "x")
+    assert [h[2] - 2 for h in same(module, NAME, wide, low_of(wide))] == [h[2] for h in got]
 
 
 def test_configure_takes_every_rule_or_none_and_can_be_called_again():
@@ -231,7 +139,7 @@ def test_configure_takes_every_rule_or_none_and_can_be_called_again():
     with pytest.raises(AttributeError, match="_NINO_SECOND"):
         module.configure(partial)
     text = "de89 3704 0044 0532 0130 00 AB123456C"
-    assert module.scan(text, text.lower()) == list(detectors._codes(text, text.lower()))  # the rules it had
+    same(module, NAME, text, text.lower())  # the rules it had
     module.configure(detectors)
     module.configure(detectors)
     assert len(module.scan(text, text.lower())) == 2

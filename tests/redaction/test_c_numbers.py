@@ -3,7 +3,9 @@
 The twin reads runs, groups, segments, glue and shapes in C (and Luhn, as a quick no before
 `card_valid`); `card_valid`, `ssn_valid`, `country_code`, `_Context` and the context patterns stay
 the reference's Python objects. Its `configure` refuses a reference whose `_RUN`, `_IPV4`,
-`_SENTENCE_END` or `_GROUP_SPLIT` is not the pattern the C was written for.
+`_SENTENCE_END` or `_GROUP_SPLIT` is not the pattern the C was written for. What every twin must do
+alike (corpus, mutations, arbitrary, long repeated, short and four-byte texts, pinned values, bad
+arguments) is in `test_native.py`.
 """
 
 from __future__ import annotations
@@ -15,26 +17,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deskgate.server.redaction import detectors
-from deskgate.server.redaction.classes import PiiClass
 from tests.redaction.test_detectors import _NUMBER_PARTS, _SCAN_PARTS
-from tests.redaction.twins import compiled, corpus_texts, mutations, reference, twin, views
+from tests.redaction.twins import compiled, low_of, same
 
 NAME = "numbers"
-
-
-def _lower_twin(text: str) -> str:
-    """`low` as `detect` builds it, for a text that is not folded first."""
-    low = text.lower()
-    return low if len(low) == len(text) else "".join(c.lower()[:1] for c in text)
-
-
-def _assert_same(module: types.ModuleType, text: str, low: str) -> list:
-    expected = list(detectors._numbers(text, low))
-    got = module.scan(text, low)
-    assert got == expected, text
-    assert all(g[0] is e[0] for g, e in zip(got, expected, strict=True))  # the very PiiClass member
-    assert all(type(g) is tuple and 0 <= g[2] < g[3] <= len(text) for g in got)
-    return got
 
 
 def _proxy(**replaced: object) -> types.SimpleNamespace:
@@ -42,33 +28,7 @@ def _proxy(**replaced: object) -> types.SimpleNamespace:
     return types.SimpleNamespace(**{**vars(detectors), **replaced})
 
 
-# --- the same answers ---------------------------------------------------------------------------------
-
-
-def test_the_twin_finds_what_the_reference_finds_on_every_corpus_text():
-    module = compiled(NAME)
-    kinds: dict[str, int] = {}
-    for text in corpus_texts():
-        expected = reference(NAME, text)
-        got = twin(module, text)
-        assert got == expected, text
-        assert all(g[0] is e[0] for g, e in zip(got, expected, strict=True))
-        for hit in got:
-            kinds[hit[1]] = kinds.get(hit[1], 0) + 1
-    # Plenty of each kind compared, not only empty answers.
-    assert kinds.keys() == {"card", "ssn", "phone", "ipv4"}
-    assert sum(kinds.values()) > 5000 and min(kinds.values()) > 300
-
-
-def test_the_twin_finds_what_the_reference_finds_on_mutated_corpus_texts():
-    module = compiled(NAME)
-    found = 0
-    for text in mutations(corpus_texts(), 40_000):
-        expected = reference(NAME, text)
-        assert twin(module, text) == expected, text
-        found += len(expected)
-    assert found > 10_000
-
+# --- the same answers (corpus, mutations, arbitrary and long repeated text: `test_native.py`) ----------
 
 # Fragments around the corner cases: every shape the rules read (cards with tails, SSNs, national
 # and international phones, dates, addresses, versions), context words before and after, what a
@@ -113,8 +73,8 @@ _NUMBER_CORNERS = st.lists(st.one_of(
 def test_the_twin_finds_what_the_reference_finds_around_number_corners(text):
     """Folded as `detect` folds, and as is (other scripts' digits stay outside the runs): the same hits."""
     module = compiled(NAME)
-    _assert_same(module, *views(text))
-    _assert_same(module, text, _lower_twin(text))
+    same(module, NAME, text)
+    same(module, NAME, text, low_of(text))
 
 
 @settings(max_examples=800, deadline=None)
@@ -122,39 +82,8 @@ def test_the_twin_finds_what_the_reference_finds_around_number_corners(text):
 def test_the_twin_finds_what_the_reference_finds_on_the_fragments_the_reference_was_proven_on(text):
     """The strategies `test_detectors.py` checks the reference's own shortcuts with."""
     module = compiled(NAME)
-    _assert_same(module, *views(text))
-    _assert_same(module, text, _lower_twin(text))
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.text())
-def test_the_twin_finds_what_the_reference_finds_on_arbitrary_text(text):
-    module = compiled(NAME)
-    _assert_same(module, *views(text))
-    _assert_same(module, text, _lower_twin(text))
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from([*_NUMBERS, "phone", "x", "é", "\U0001d7d8", ". ", "(", "+"]), min_size=1, max_size=6),
-       st.integers(50, 2000))
-def test_the_twin_finds_what_the_reference_finds_in_long_repetitive_text(parts, times):
-    module = compiled(NAME)
-    text = " ".join(parts) * times
-    _assert_same(module, text, _lower_twin(text))
-
-
-def test_what_is_found_is_each_value_in_canonical_form():
-    """Sanity of the comparison itself: one value of each kind, as the reference reports it."""
-    module = compiled(NAME)
-    text = "card 4111 1111 1111 1111 12/26, ssn 123-45-6789, call +44 20 7946 0958, host 10.0.0.1"
-    assert module.scan(text, text.lower()) == [
-        (PiiClass.CARD, "card", 5, 24, "4111111111111111"),
-        (PiiClass.NATIONAL_ID, "ssn", 36, 47, "123456789"),
-        (PiiClass.PHONE, "phone", 54, 70, "+442079460958"),
-        (PiiClass.IP, "ipv4", 77, 85, "10.0.0.1"),
-    ]
-    wide = "\U0001f600 tel 020 7946 0958"  # a string of four-byte characters
-    assert module.scan(wide, wide) == [(PiiClass.PHONE, "phone", 6, 19, "02079460958")]
+    same(module, NAME, text)
+    same(module, NAME, text, low_of(text))
 
 
 # --- attacks and bad input -------------------------------------------------------------------------------
@@ -172,33 +101,9 @@ _MEGABYTE = 1 << 20
 ])
 def test_a_megabyte_of_text_is_scanned_and_every_hit_is_inside_it(text):
     module = compiled(NAME)
-    got = _assert_same(module, text, text)
+    got = same(module, NAME, text, text)
     wide = "\U0001d7d8" + text  # the same in a string of four-byte characters
-    assert [(h[2] - 1, h[3] - 1) for h in _assert_same(module, wide, _lower_twin(wide))] == [(h[2], h[3]) for h in got]
-
-
-@pytest.mark.parametrize("text", [
-    "", "1", "+", "(", "1234567", "+123456", "(((((((", "12.3.4.5", "\U0001d7d8" * 9, "\U0001f600" + "5" * 7,
-    "5" * 7 + "\U0001f600", ":" + "5" * 7, "1:5555555", "\U0001f600:5555555", "4111111111111111", "+" + "4" * 7,
-])
-def test_short_texts_and_texts_of_four_byte_characters_are_read_within_bounds(text):
-    module = compiled(NAME)
-    _assert_same(module, text, _lower_twin(text))
-
-
-@pytest.mark.parametrize("args", [(None, ""), ("", None), (b"123-45-6789", "123-45-6789"), (1, 1), ("1234567",), ()])
-def test_anything_but_two_str_is_a_type_error(args):
-    module = compiled(NAME)
-    with pytest.raises(TypeError):
-        module.scan(*args)
-
-
-def test_a_low_of_another_length_is_a_value_error():
-    module = compiled(NAME)
-    with pytest.raises(ValueError):
-        module.scan("call 020 7946 0958", "call 020 7946 095")
-    with pytest.raises(ValueError):
-        module.scan("", "x")
+    assert [(h[2] - 1, h[3] - 1) for h in same(module, NAME, wide, low_of(wide))] == [(h[2], h[3]) for h in got]
 
 
 # --- configure and the reference's rules -------------------------------------------------------------------
@@ -212,7 +117,7 @@ def test_configure_takes_every_rule_or_none_and_can_be_called_again():
     del partial._VERSION_CONTEXT
     with pytest.raises(AttributeError, match="_VERSION_CONTEXT"):
         module.configure(partial)
-    assert module.scan(_TEXT, _TEXT.lower()) == list(detectors._numbers(_TEXT, _TEXT.lower()))  # the rules it had
+    same(module, NAME, _TEXT, _TEXT.lower())  # the rules it had
     module.configure(detectors)
     module.configure(detectors)
     assert len(module.scan(_TEXT, _TEXT.lower())) == 4
@@ -285,9 +190,9 @@ def test_configure_called_back_in_the_middle_of_a_scan_is_safe():
     try:
         module.configure(_proxy(card_valid=reconfiguring()))  # only the twin holds that function
         text = _TEXT + " " + _TEXT
-        assert module.scan(text, text.lower()) == list(detectors._numbers(text, text.lower()))
+        same(module, NAME, text, text.lower())
         assert asked == ["4111111111111111"] * 2
-        assert module.scan(text, text.lower()) == list(detectors._numbers(text, text.lower()))
+        same(module, NAME, text, text.lower())
         assert len(asked) == 2
     finally:
         module.configure(detectors)

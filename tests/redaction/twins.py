@@ -1,8 +1,8 @@
 """What the compiled twins of the detectors are compared on (`server/redaction/native.py`).
 
 A twin must return exactly what its Python detector yields (`list(detector(view, low))`), for every
-text `detect` could hand it. The views here are built the way `detect` builds them: the folded text
-and its lower-cased twin of the same length.
+text `detect` could hand it: `same` is that comparison, used by every twin test. The views here are
+built the way `detect` builds them: the folded text and its lower-cased twin of the same length.
 
 The twins are optional builds: where one is not built the comparison skips, saying so - unless
 `DESKGATE_REQUIRE_NATIVE=1` (set by `.ci/run`, whose machine has a compiler), where a missing twin
@@ -35,23 +35,37 @@ def compiled(name: str) -> ModuleType:
     return module
 
 
+def low_of(text: str) -> str:
+    """`low` as `detect` builds it: the lower-cased twin of `text`, of the same length."""
+    low = text.lower()
+    return low if len(low) == len(text) else "".join(c.lower()[:1] for c in text)
+
+
 def views(text: str) -> tuple[str, str]:
     """(folded text, lower-cased twin) as `detect` hands them to every detector."""
     view = fold(text).text
-    low = view.lower()
-    if len(low) != len(view):
-        low = "".join(c.lower()[:1] for c in view)
-    return view, low
+    return view, low_of(view)
 
 
 def reference(name: str, text: str) -> list:
-    view, low = views(text)
-    return list(getattr(detectors, f"_{name}")(view, low))
+    """What the Python detector `_<name>` yields on `text`'s views."""
+    return list(getattr(detectors, f"_{name}")(*views(text)))
 
 
-def twin(module: ModuleType, text: str) -> list:
-    view, low = views(text)
-    return module.scan(view, low)
+def same(module: ModuleType, name: str, text: str, low: str | None = None) -> list:
+    """The twin's hits on (text, low) - on `views(text)` when `low` is None - checked against the reference's.
+
+    Equal lists, each hit a tuple whose class is the very PiiClass member the reference yields, with
+    `0 <= start < end <= len(scanned text)`. Returns the hits.
+    """
+    scanned, low = views(text) if low is None else (text, low)
+    expected = list(getattr(detectors, f"_{name}")(scanned, low))
+    got = module.scan(scanned, low)
+    where = f"_c_{name} on {scanned[:300]!r}{'...' if len(scanned) > 300 else ''}"
+    assert got == expected, where
+    assert all(g[0] is e[0] for g, e in zip(got, expected, strict=True)), where  # the member, not an equal
+    assert all(type(g) is tuple and 0 <= g[2] < g[3] <= len(scanned) for g in got), where
+    return got
 
 
 @functools.cache

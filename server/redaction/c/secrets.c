@@ -555,17 +555,27 @@ typedef struct {
     Py_ssize_t count, size;
 } Matches;
 
+/* Room for one more item in a growable array of `item` bytes each, doubling it when full: 1, or 0
+ * with MemoryError set (the array is then unchanged). */
+static int room_for_one(void **items, Py_ssize_t count, Py_ssize_t *size, size_t item) {
+    if (count < *size)
+        return 1;
+    Py_ssize_t bigger = *size ? *size * 2 : 16;
+    if ((size_t)bigger > (size_t)PY_SSIZE_T_MAX / item)
+        return PyErr_NoMemory(), 0;
+    void *moved = PyMem_Realloc(*items, (size_t)bigger * item);
+    if (moved == NULL)
+        return PyErr_NoMemory(), 0;
+    *items = moved;
+    *size = bigger;
+    return 1;
+}
+
 static int matches_push(Matches *ms, Match m) {
-    if (ms->count == ms->size) {
-        Py_ssize_t size = ms->size ? ms->size * 2 : 16;
-        if (size > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Match))
-            return PyErr_NoMemory(), 0;
-        Match *items = PyMem_Realloc(ms->items, (size_t)size * sizeof(Match));
-        if (items == NULL)
-            return PyErr_NoMemory(), 0;
-        ms->items = items;
-        ms->size = size;
-    }
+    void *items = ms->items;
+    if (!room_for_one(&items, ms->count, &ms->size, sizeof(Match)))
+        return 0;
+    ms->items = items;
     ms->items[ms->count++] = m;
     return 1;
 }
@@ -780,16 +790,10 @@ typedef struct {
 } Starts;
 
 static int starts_push(Starts *starts, Py_ssize_t at) {
-    if (starts->count == starts->size) {
-        Py_ssize_t size = starts->size ? starts->size * 2 : 16;
-        if (size > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Py_ssize_t))
-            return PyErr_NoMemory(), 0;
-        Py_ssize_t *items = PyMem_Realloc(starts->items, (size_t)size * sizeof(Py_ssize_t));
-        if (items == NULL)
-            return PyErr_NoMemory(), 0;
-        starts->items = items;
-        starts->size = size;
-    }
+    void *items = starts->items;
+    if (!room_for_one(&items, starts->count, &starts->size, sizeof(Py_ssize_t)))
+        return 0;
+    starts->items = items;
     starts->items[starts->count++] = at;
     return 1;
 }

@@ -25,21 +25,29 @@ static unsigned char stable[FIRST_OUTSIDE]; /* 1: ASCII or in `_STABLE` */
 static Py_UCS2 lower_of[0x10000];           /* `chr(c).lower()` for every BMP character, or SPECIAL */
 static int configured;
 
-static PyObject *own_fold(PyObject *self, PyObject *text)
+/* 0 when `text` is a str this module can read (and tables are built); -1 with the error set. */
+static int readable(PyObject *text, const char *function)
 {
-    (void)self;
     if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "own_fold() takes a str");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s() takes a str", function);
+        return -1;
     }
     if (!configured) {
         PyErr_SetString(PyExc_RuntimeError, "configure(fold) first");
-        return NULL;
+        return -1;
     }
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(text) < 0) /* a legacy string of the old C API */
-        return NULL;
+        return -1;
 #endif
+    return 0;
+}
+
+static PyObject *own_fold(PyObject *self, PyObject *text)
+{
+    (void)self;
+    if (readable(text, "own_fold") < 0)
+        return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
@@ -54,18 +62,8 @@ static PyObject *own_fold(PyObject *self, PyObject *text)
 static PyObject *lower(PyObject *self, PyObject *text)
 {
     (void)self;
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "lower() takes a str");
+    if (readable(text, "lower") < 0)
         return NULL;
-    }
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "configure(fold) first");
-        return NULL;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(text) < 0) /* a legacy string of the old C API */
-        return NULL;
-#endif
     int kind = PyUnicode_KIND(text);
     if (kind == PyUnicode_4BYTE_KIND || PyUnicode_IS_ASCII(text)) /* ASCII: CPython's fast path already */
         return PyObject_CallMethod(text, "lower", NULL);
