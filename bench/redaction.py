@@ -7,15 +7,17 @@
    Presidio (`presidio-analyzer` with its predefined pattern recognizers for English plus the UK
    NINO one, on a no-op NLP engine: nothing is downloaded) and scrubadub (default detectors), each
    scored on the labels it covers. deskgate is also scored on fresh corpora from other generator
-   seeds (held out: values and combinations it was not tuned on).
+   seeds (held out: values and combinations it was not tuned on). Where the compiled twins are
+   built, `deskgate-python` is deskgate with its Python detectors only (DESKGATE_NATIVE_SCAN=0).
 2. Throughput in MB/s and texts/s of CPU time on one core, same run, same texts: corpus texts one by
    one (short, PII-dense: the worst case), 2 KB tickets of corpus texts (dense), and 2 KB tickets
    as support sees them (two texts with PII, two hard negatives, prose).
 3. Latency share: median latency of `get_ticket` on a ticket of about 2 KB through deskgate's whole
-   chain, with redaction and with a pass-through redactor (`bench.servers.UnsafeNoRedaction`),
-   alternating call by call. In memory (wall and CPU: one runtime, its redactor swapped per call) and
-   over Streamable HTTP on loopback (wall: a `deskgate` and a `deskgate-unredacted` server process,
-   `bench.servers`, on the same state directory), as agents connect (`--no-http`: in memory only).
+   chain, with redaction (compiled twins, and Python only where twins are built) and with a
+   pass-through redactor (`bench.servers.UnsafeNoRedaction`), alternating call by call. In memory
+   (wall and CPU: one runtime, its redactor and detectors swapped per call), and over Streamable
+   HTTP on loopback and over stdio (wall: one server process per variant, `bench.servers`, on the
+   same state directory), as agents connect (`--no-http`: in memory only).
 
 Targets (issue 5): recall >= 99% and precision >= 98% per structured class, recall >= 95% on
 evasions, <= 2% of hard negatives flagged, >= 5 MB/s, redaction < 10% of a 2 KB ticket read.
@@ -28,6 +30,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,24 @@ class Detector:
 
 def deskgate() -> Detector:
     return Detector("deskgate", corpus.LABELS, corpus.predict_deskgate)
+
+
+def deskgate_python() -> Detector | None:
+    """deskgate with its Python detectors only (no compiled twins): None when no twin is built here."""
+    from deskgate.server.redaction import detectors
+
+    if detectors._DETECTORS == detectors.PYTHON_DETECTORS:
+        return None
+    compiled = detectors._DETECTORS
+
+    def predict(text: str) -> list[Span]:
+        detectors._DETECTORS = detectors.PYTHON_DETECTORS
+        try:
+            return corpus.predict_deskgate(text)
+        finally:
+            detectors._DETECTORS = compiled
+
+    return Detector("deskgate-python", corpus.LABELS, predict)
 
 
 def presidio() -> Detector | None:
@@ -265,63 +286,80 @@ LATENCY_NOTE = ("typical: two texts with PII, two look-alikes, prose; dense: cor
 
 
 async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: int) -> Table:
-    """In memory: one runtime, its chain's redactor swapped for the pass-through call by call."""
+    """In memory: one runtime, its chain's redactor (and detectors) swapped call by call."""
     from bench._common import Summary
     from bench.servers import UnsafeNoRedaction, call_ok, connected
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+    from deskgate.server.redaction import detectors
 
     runtime = home.open_runtime()
-    redactors = {"with redaction": runtime.chain._redactor, "pass-through": UnsafeNoRedaction()}
-    wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in redactors}
-    cpu: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in redactors}
+    redactor, built = runtime.chain._redactor, detectors._DETECTORS
+    variants = {"with redaction": (redactor, built)}  # variant: (redactor, detectors)
+    if built != detectors.PYTHON_DETECTORS:
+        variants["with redaction, Python only"] = (redactor, detectors.PYTHON_DETECTORS)
+    variants["pass-through"] = (UnsafeNoRedaction(), built)
+    wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
+    cpu: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
     try:
         async with connected(build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))) as client:
             # Variants alternate call by call, so load from other processes and drift hit both alike.
             for i in range(warmup + calls):
                 for ticket in placed:
-                    for kind in redactors if i % 2 else reversed(redactors):
-                        runtime.chain._redactor = redactors[kind]  # the only change between the variants
+                    for kind in variants if i % 2 else reversed(variants):
+                        # the only change between the variants
+                        runtime.chain._redactor, detectors._DETECTORS = variants[kind]
                         began, began_cpu = time.perf_counter(), time.process_time()
                         await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket.id})
                         if i >= warmup:
                             wall[ticket.id, kind].append(time.perf_counter() - began)
                             cpu[ticket.id, kind].append(time.process_time() - began_cpu)
     finally:
-        runtime.chain._redactor = redactors["with redaction"]
+        runtime.chain._redactor, detectors._DETECTORS = redactor, built
         await runtime.aclose()
     table = Table("Redaction share of a get_ticket read (about 2 KB of ticket data), in memory",
                   ["ticket", "bytes", "variant", "calls", "median ms", "p95 ms", "median CPU ms",
                    "median vs pass-through", "CPU vs pass-through"], note=LATENCY_NOTE)
     for ticket in placed:
         off, off_cpu = Summary.of(wall[ticket.id, "pass-through"]), Summary.of(cpu[ticket.id, "pass-through"])
-        for kind in redactors:
+        for kind in variants:
             s, c = Summary.of(wall[ticket.id, kind]), Summary.of(cpu[ticket.id, kind])
             table.add(ticket.label, f"{ticket.bytes:,}", kind, s.n, f"{s.median:.3f}", f"{s.p95:.3f}",
                       f"{c.median:.3f}", ratio(s.median, off.median), ratio(c.median, off_cpu.median))
     return table
 
 
-async def latency_http(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: int) -> Table:
-    """Over Streamable HTTP on loopback: two server processes on the same state directory (same tickets,
-    same token), `deskgate` and `deskgate-unredacted`, called alternately call by call."""
+async def latency_processes(home: Home, placed: Sequence[Ticket], *, transport: str, calls: int,
+                            warmup: int) -> Table:
+    """Over Streamable HTTP on loopback (`transport="http"`) or stdio: one server process per variant on
+    the same state directory (same tickets, same token) - `deskgate`, `deskgate-python` where twins are
+    built, `deskgate-unredacted` - called in turn call by call."""
     from bench._common import Summary
-    from bench.servers import UnexpectedResult, call_ok, connected, serving
+    from bench.servers import Kind, UnexpectedResult, call_ok, connected, connected_stdio, serving
+    from deskgate.server.redaction import detectors
 
-    servers = {"with redaction": "deskgate", "pass-through": "deskgate-unredacted"}  # variant: server kind
+    servers: dict[str, Kind] = {"with redaction": "deskgate"}  # variant: server kind
+    if detectors._DETECTORS != detectors.PYTHON_DETECTORS:
+        servers["with redaction, Python only"] = "deskgate-python"
+    servers["pass-through"] = "deskgate-unredacted"
     wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in servers}
     token = home.tokens[0]
-    async with serving("deskgate", home.root, home.policy) as redacted_url, \
-            serving("deskgate-unredacted", home.root, home.policy) as unredacted_url, \
-            connected(redacted_url, token) as redacted, connected(unredacted_url, token) as unredacted:
-        clients = {"with redaction": redacted, "pass-through": unredacted}
+    async with AsyncExitStack() as stack:
+        clients = {}
+        for variant, kind in servers.items():
+            if transport == "http":
+                url = await stack.enter_async_context(serving(kind, home.root, home.policy))
+                clients[variant] = await stack.enter_async_context(connected(url, token))
+            else:
+                clients[variant] = await stack.enter_async_context(
+                    connected_stdio(kind, home.root, home.policy, token))
         for client in clients.values():
-            await client.list_tools()  # both clients know the tool (and its output schema) before timing
+            await client.list_tools()  # every client knows the tool (and its output schema) before timing
         for ticket in placed:  # the pass-through server must really pass through, or the ratio means nothing
             shown = {kind: _data(await call_ok(clients[kind], servers[kind], "get_ticket", {"ticket_id": ticket.id}))
                      for kind in clients}
             if shown["with redaction"] == shown["pass-through"]:
                 raise UnexpectedResult(f"{ticket.id}: the same data with and without redaction")
-        # Rounds interleave the servers call by call (leading in turn), so drift hits both alike.
+        # Rounds interleave the servers call by call (leading in turn), so drift hits all alike.
         for i in range(warmup + calls):
             for ticket in placed:
                 for kind in servers if i % 2 else reversed(servers):
@@ -329,11 +367,12 @@ async def latency_http(home: Home, placed: Sequence[Ticket], *, calls: int, warm
                     await call_ok(clients[kind], servers[kind], "get_ticket", {"ticket_id": ticket.id})
                     if i >= warmup:
                         wall[ticket.id, kind].append(time.perf_counter() - began)
-    table = Table("Redaction share of a get_ticket read over Streamable HTTP (loopback, one server process each)",
+    name = "Streamable HTTP (loopback" if transport == "http" else "stdio (a child process"
+    table = Table(f"Redaction share of a get_ticket read over {name}, one server process each)",
                   ["ticket", "bytes", "variant", "calls", "median ms", "p95 ms", "median vs pass-through",
                    "p95 vs pass-through"],
-                  note=f"{LATENCY_NOTE} Both servers run `deskgate serve --transport http`'s app on the same state "
-                       "directory, with the default settings (every read audited); "
+                  note=f"{LATENCY_NOTE} Every server serves `deskgate serve --transport {transport}`'s way on the "
+                       "same state directory, with the default settings (every read audited); "
                        "the pass-through one has `UnsafeNoRedaction` in its chain. Wall time at the client.")
     for ticket in placed:
         off = Summary.of(wall[ticket.id, "pass-through"])
@@ -351,13 +390,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000, help="get_ticket calls per ticket and variant")
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--no-latency", action="store_true", help="skip the chain latency part (both transports)")
-    parser.add_argument("--no-http", action="store_true", help="measure the latency share in memory only")
+    parser.add_argument("--no-http", action="store_true", help="measure the latency share in memory only "
+                        "(not over HTTP and stdio)")
     parser.add_argument("--dir", type=Path, default=None, help="where the throwaway state directory goes")
     args = parser.parse_args()
 
-    print(f"machine: {machine()}\n", flush=True)
+    from deskgate.server.redaction.detectors import scanners
+
+    print(f"machine: {machine()}", flush=True)
+    print(f"deskgate detectors: {scanners()} (deskgate-python: the same with DESKGATE_NATIVE_SCAN=0)\n", flush=True)
     records = corpus.load()
-    detectors = [d for d in (deskgate(), presidio(), scrubadub()) if d is not None]
+    detectors = [d for d in (deskgate(), deskgate_python(), presidio(), scrubadub()) if d is not None]
     missing = {"presidio", "scrubadub"} - {d.name for d in detectors}
     if missing:
         print(f"not installed (pip install -e '.[bench]'): {', '.join(sorted(missing))}\n", flush=True)
@@ -380,7 +423,8 @@ async def _show_latency(root: Path, args: argparse.Namespace) -> None:
     placed = await place_tickets(home, corpus.load())
     (await latency(home, placed, calls=args.calls, warmup=args.warmup)).show()
     if not args.no_http:
-        (await latency_http(home, placed, calls=args.calls, warmup=args.warmup)).show()
+        for transport in ("http", "stdio"):
+            (await latency_processes(home, placed, transport=transport, calls=args.calls, warmup=args.warmup)).show()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,17 @@ on 127.0.0.1 port 0, prints `{"port": N}` on stdout, then serves with uvicorn as
 `deskgate serve --transport http` does. The socket listens before the port is announced, so the
 first request queues in the backlog until the app is up: no polling, no sleep.
 
-Kinds: `deskgate` (the HTTP app as `deskgate serve` builds it), `deskgate-unredacted` (the same with
-`UnsafeNoRedaction` in the chain: BENCHMARK ONLY, for redaction's share of a call), `bare` and
+Kinds: `deskgate` (the HTTP app as `deskgate serve` builds it), `deskgate-python` (the same with
+`DESKGATE_NATIVE_SCAN=0`: the Python detectors only, no compiled twins), `deskgate-unredacted` (the
+same with `UnsafeNoRedaction` in the chain: BENCHMARK ONLY, for redaction's share of a call), `bare` and
 `bare-auth` (`bench.bare`: the same backend read with nothing, or only a bearer check, around it).
 
+With `--stdio` a deskgate kind serves MCP over stdio instead, one session with its token from
+DESKGATE_TOKEN, as `deskgate serve --transport stdio` does.
+
 Parent side: `serving(kind, home)` starts the child, reads the port (bounded by a timeout) and
-terminates the child on exit; `connected(target, token)` opens an `mcp.Client` - in memory when
+terminates the child on exit; `connected_stdio(kind, home, policy, token)` starts a stdio child and
+connects to it; `connected(target, token)` opens an `mcp.Client` - in memory when
 given an `MCPServer`, over Streamable HTTP (httpx2) when given a URL; `call_ok` calls a tool and
 stops the run if it did not succeed (a benchmark of refusals measures nothing).
 """
@@ -33,7 +38,7 @@ from typing import Any, Literal, get_args
 import anyio
 import httpx2
 from anyio.abc import Process
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
@@ -41,7 +46,7 @@ from mcp.types import CallToolResult
 from bench._common import apply_bench_environment, bench_environment
 from deskgate.server.redaction.redactor import Redactor
 
-Kind = Literal["deskgate", "deskgate-unredacted", "bare", "bare-auth"]
+Kind = Literal["deskgate", "deskgate-python", "deskgate-unredacted", "bare", "bare-auth"]
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -77,23 +82,44 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
+def _runtime(kind: Kind, home: Path, policy: Path) -> Any:
+    """The deskgate runtime a server kind serves (`deskgate-python` differs only by its environment)."""
+    from deskgate.server.runtime import Runtime
+    from deskgate.server.settings import Paths
+
+    runtime = Runtime.open(Paths(home), policy_path=policy)
+    if kind == "deskgate-unredacted":
+        runtime.redactor = UnsafeNoRedaction()
+        runtime.wire(policy_path=policy)  # the chain rebuilt as `open` built it, over the pass-through
+    return runtime
+
+
+def _serve_stdio(kind: Kind, home: Path, policy: Path) -> None:
+    """As `deskgate serve --transport stdio` serves: one session, its token from DESKGATE_TOKEN."""
+    import os
+
+    from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+
+    runtime = _runtime(kind, home, policy)
+    try:
+        anyio.run(build_mcp_server(runtime.chain, fixed_credential(os.environ["DESKGATE_TOKEN"])).run_stdio_async)
+    finally:
+        anyio.run(runtime.aclose)
+
+
 def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
     import uvicorn
 
     from bench.bare import OneCheckVerifier, build_bare_server
     from deskgate.scopes.keys import SigningKeys
     from deskgate.server.http_app import build_http_app
-    from deskgate.server.runtime import Runtime
     from deskgate.server.settings import Paths, load_settings
     from deskgate.server.store.db import open_database
     from deskgate.tools.backend.sql import SqlSupportBackend
 
     sock = _listening_socket()
-    if kind in ("deskgate", "deskgate-unredacted"):
-        runtime = Runtime.open(Paths(home), policy_path=policy)
-        if kind == "deskgate-unredacted":
-            runtime.redactor = UnsafeNoRedaction()
-            runtime.wire(policy_path=policy)  # the chain rebuilt as `open` built it, over the pass-through
+    if kind.startswith("deskgate"):
+        runtime = _runtime(kind, home, policy)
         app = build_http_app(runtime, host="127.0.0.1")
         close = functools.partial(anyio.run, runtime.aclose)
     else:
@@ -138,9 +164,13 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile here at exit")
+    parser.add_argument("--stdio", action="store_true", help="serve MCP over stdio (deskgate kinds only)")
     args = parser.parse_args()
     apply_bench_environment()
-    _serve(args.kind, args.home, args.policy, args.profile)
+    if args.stdio:
+        _serve_stdio(args.kind, args.home, args.policy)
+    else:
+        _serve(args.kind, args.home, args.policy, args.profile)
 
 
 # --- parent ---------------------------------------------------------------------------------
@@ -151,7 +181,7 @@ async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None 
     command = [sys.executable, "-m", "bench.servers", "--kind", kind, "--home", str(home), "--policy", str(policy)]
     if profile is not None:
         command += ["--profile", str(profile)]
-    process = await anyio.open_process(command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE,
+    process = await anyio.open_process(command, cwd=REPO, env=_environment(kind), stdout=subprocess.PIPE,
                                        stderr=None)
     try:
         with anyio.fail_after(START_TIMEOUT):
@@ -160,6 +190,23 @@ async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None 
     finally:
         await stop(process)
         await process.aclose()
+
+
+def _environment(kind: Kind) -> dict[str, str]:
+    env = bench_environment()
+    if kind == "deskgate-python":
+        env["DESKGATE_NATIVE_SCAN"] = "0"
+    return env
+
+
+@asynccontextmanager
+async def connected_stdio(kind: Kind, home: Path, policy: Path, token: str) -> AsyncIterator[Client]:
+    """An MCP client over stdio to a server child of `kind` it starts (and stops on exit)."""
+    params = StdioServerParameters(
+        command=sys.executable, cwd=str(REPO), env={**_environment(kind), "DESKGATE_TOKEN": token},
+        args=["-m", "bench.servers", "--kind", kind, "--home", str(home), "--policy", str(policy), "--stdio"])
+    async with Client(params) as client:
+        yield client
 
 
 async def announced_url(process: Process) -> str:
