@@ -1,8 +1,8 @@
-"""Compiled twins of the busiest detectors: the same answers, without the interpreter in the loop.
+"""Compiled twins of the detectors: the same answers, without the interpreter in the loop.
 
-`detectors.py` holds the reference: every detector written in Python. Three of them (`_numbers`,
-`_codes`, `_secrets`) also exist in C, as optional extension modules `_c_numbers`, `_c_codes` and
-`_c_secrets` (sources in `c/`), which pip builds when the machine has a C compiler and skips when it
+`detectors.py` holds the reference: every detector written in Python. Each also exists in C, as an
+optional extension module `_c_<name>` (`_c_numbers`, `_c_codes`, `_c_secrets`, `_c_emails`,
+`_c_ipv6s`; sources in `c/`), which pip builds when the machine has a C compiler and skips when it
 has none; so do two per-text steps of `detect` (`_c_text`: fold.py's own-fold check and
 `str.lower`, by tables built from the reference). Each twin returns exactly what its Python detector
 yields, hit for hit, for every text: tests compare the two on the labelled corpus, on held-out
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from types import BuiltinFunctionType, ModuleType
 from typing import Any
 
-TWINS = ("numbers", "codes", "secrets")  # detector names: `_numbers` in Python, `_c_numbers` in C
+TWINS = ("numbers", "codes", "secrets", "emails", "ipv6s")  # `_numbers` in Python, `_c_numbers` in C
 Detector = Callable[[str, str], Iterable[Any]]
 
 

@@ -20,6 +20,8 @@ from deskgate.server.redaction import detectors, fold, native
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.detectors import detect
 from tests.redaction.test_c_codes import _CODES
+from tests.redaction.test_c_emails import EMAILS
+from tests.redaction.test_c_ipv6s import _ADDRESSES
 from tests.redaction.test_c_numbers import _NUMBERS
 from tests.redaction.test_c_secrets import SECRETS
 from tests.redaction.twins import compiled, corpus_texts, low_of, mutations, same
@@ -43,6 +45,8 @@ FOUND = {
     "secrets": Found({"credential", "private_key", "jwt", "bearer_token", "aws_access_key", "github_token",
                       "stripe_key", "slack_token", "google_api_key", "openai_anthropic_key"},
                      per_kind=50, corpus=1000, mutated=2000, seed=23),
+    "emails": Found({"email"}, per_kind=1000, corpus=1000, mutated=4000, seed=7),
+    "ipv6s": Found({"ipv6"}, per_kind=500, corpus=500, mutated=1300, seed=7),
 }
 MUTATIONS = 40_000  # per twin
 
@@ -140,6 +144,15 @@ PINNED = [
     ("codes", "NI AB12 \U0001d7d1\U0001d7d2 34 B", [
         (PiiClass.NATIONAL_ID, "nino", 3, 15, "AB12\U0001d7d1\U0001d7d234B"),
     ]),
+    ("emails", "mail Jo.Doe@Example.COM or jo [at] example [dot] org", [
+        (PiiClass.EMAIL, "email", 5, 23, "jo.doe@example.com"),
+        (PiiClass.EMAIL, "email", 27, 52, "jo@example.org"),
+    ]),
+    ("ipv6s", "ip 2001:0DB8:0000:0000:0000:ff00:0042:8329. and ::ffff:10.0.0.1", [
+        (PiiClass.IP, "ipv6", 3, 42, "2001:db8::ff00:42:8329"),
+        (PiiClass.IP, "ipv6", 48, 63, "::ffff:a00:1"),
+    ]),
+    ("ipv6s", "\U0001f600 host fe80::1ff:fe23:4567:890a", [(PiiClass.IP, "ipv6", 7, 31, "fe80::1ff:fe23:4567:890a")]),
 ]
 
 
@@ -153,6 +166,8 @@ REPEATED = {
     "numbers": [*_NUMBERS, "phone", "x", "é", "\U0001d7d8", ". ", "(", "+"],
     "codes": [*_CODES, " ", "x", "é", "\U0001d7d1", "12"],
     "secrets": [*SECRETS.values(), "password=", "pin is ", "x", "é", "\U0001f600", "_"],
+    "emails": [*EMAILS, " ", "x", "é", "\U0001f600", "@", " at "],
+    "ipv6s": [*_ADDRESSES, "10:30:00", ":", "::", ".", "x", "é", "\U0001d7d1", "abcdef", "_"],
 }
 
 
@@ -173,6 +188,7 @@ SHORT_TEXTS = [
     "5" * 7 + "\U0001f600", ":" + "5" * 7, "1:5555555", "\U0001f600:5555555", "4111111111111111", "+" + "4" * 7,
     "A", "AB", "AB1", "AB12", "AB-1", "AB-12", " AB12", "\U0001d7d1" * 7, "AB12" * 5,
     "eyJ", "ghp_", "sk-", "-----", "-----BEGIN ", "Bearer ", "pin=", "pin is ", "\U0001f600" * 3 + "pin=1",
+    "@", "a@b.co", " at ", "x at y.co", "::", ":::::::", "1:2:3", "\U0001f600::1:2",
 ]
 
 

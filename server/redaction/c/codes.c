@@ -14,6 +14,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "twin.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -411,27 +412,9 @@ static int code_at(const Text *t, Py_ssize_t start, PyObject *hits)
 static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "scan(text, low) takes 2 arguments (%zd given)", nargs);
+    if (twin_arguments(args, nargs, rules.iban_length != NULL, "_c_codes") < 0)
         return NULL;
-    }
-    PyObject *text = args[0], *low = args[1];
-    if (!PyUnicode_Check(text) || !PyUnicode_Check(low)) {
-        PyErr_SetString(PyExc_TypeError, "scan(text, low) takes two str");
-        return NULL;
-    }
-#if PY_VERSION_HEX < 0x030C0000 /* before 3.12 a str may still have to be made canonical */
-    if (PyUnicode_READY(text) < 0 || PyUnicode_READY(low) < 0)
-        return NULL;
-#endif
-    if (PyUnicode_GET_LENGTH(low) != PyUnicode_GET_LENGTH(text)) {
-        PyErr_SetString(PyExc_ValueError, "scan(text, low): low must have the length of text");
-        return NULL;
-    }
-    if (rules.iban_length == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_c_codes.configure(detectors) was not called");
-        return NULL;
-    }
+    PyObject *text = args[0];
     const Text t = {PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)};
     Py_ssize_t (*next)(const Text *, Py_ssize_t *) = t.kind == PyUnicode_1BYTE_KIND   ? next_code_start_1
                                                      : t.kind == PyUnicode_2BYTE_KIND ? next_code_start_2
@@ -454,10 +437,7 @@ failed:
 /* --- configuration -------------------------------------------------------------------------------- */
 
 /* What `configure` takes, as attribute paths from the detectors module, slot by slot. */
-static const struct {
-    const char *path;
-    PyObject **slot;
-} taken_rules[] = {
+static const TakenRule taken_rules[] = {
     {"IBAN_LENGTHS.get", &rules.iban_length},
     {"iban_valid", &rules.iban_valid},
     {"_NINO_FIRST", &rules.nino_first},
@@ -468,44 +448,11 @@ static const struct {
 };
 #define RULES (sizeof taken_rules / sizeof taken_rules[0])
 
-/* `module.<path>`, the path being names joined by dots; NULL with AttributeError naming it. */
-static PyObject *rule(PyObject *module, const char *path)
-{
-    PyObject *names = PyUnicode_FromString(path);
-    PyObject *dot = PyUnicode_FromString(".");
-    PyObject *parts = names && dot ? PyUnicode_Split(names, dot, -1) : NULL;
-    Py_XDECREF(names);
-    Py_XDECREF(dot);
-    if (parts == NULL)
-        return NULL;
-    PyObject *value = Py_NewRef(module);
-    for (Py_ssize_t i = 0; value != NULL && i < PyList_GET_SIZE(parts); i++)
-        Py_SETREF(value, PyObject_GetAttr(value, PyList_GET_ITEM(parts, i)));
-    Py_DECREF(parts);
-    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_AttributeError, "_c_codes.configure: the detectors module has no %s", path);
-    }
-    return value;
-}
-
-/* Takes the reference's rules from the detectors module. Called again, it replaces them: all, or
-   none when one is missing. */
+/* Takes the reference's rules from the detectors module (all, or none when one is missing). */
 static PyObject *configure(PyObject *self, PyObject *module)
 {
     (void)self;
-    PyObject *taken[RULES];
-    for (size_t i = 0; i < RULES; i++) {
-        taken[i] = rule(module, taken_rules[i].path);
-        if (taken[i] == NULL) {
-            while (i-- > 0)
-                Py_DECREF(taken[i]);
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < RULES; i++)
-        Py_XSETREF(*taken_rules[i].slot, taken[i]);
-    Py_RETURN_NONE;
+    return twin_configure(module, taken_rules, RULES, "_c_codes");
 }
 
 static PyMethodDef methods[] = {
