@@ -1,8 +1,8 @@
 """The compiled twin of `_numbers` (`server/redaction/c/numbers.c`) finds exactly what the reference finds.
 
-The twin reads runs, groups, segments, glue and shapes in C (and Luhn, as a quick no before
-`card_valid`); `card_valid`, `ssn_valid`, `country_code`, `_Context` and the context patterns stay
-the reference's Python objects. Its `configure` refuses a reference whose `_RUN`, `_IPV4`,
+The twin reads runs, groups, segments, glue and shapes in C (and `card_valid`'s length and Luhn);
+`card_brand_plausible`, `ssn_valid`, `country_code`, `_Context` and the context patterns stay the
+reference's Python objects. Its `configure` refuses a reference whose `_RUN`, `_IPV4`,
 `_SENTENCE_END` or `_GROUP_SPLIT` is not the pattern the C was written for. What every twin must do
 alike (corpus, mutations, arbitrary, long repeated, short and four-byte texts, pinned values, bad
 arguments) is in `test_native.py`.
@@ -10,13 +10,15 @@ arguments) is in `test_native.py`.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import types
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from deskgate.server.redaction import detectors
+from deskgate.server.redaction import checks, detectors
 from tests.redaction.test_detectors import _NUMBER_PARTS, _SCAN_PARTS
 from tests.redaction.twins import compiled, low_of, same
 
@@ -123,6 +125,15 @@ def test_configure_takes_every_rule_or_none_and_can_be_called_again():
     assert len(module.scan(_TEXT, _TEXT.lower())) == 4
 
 
+# SHA-256 of `inspect.getsource(checks.card_valid)`: the twin reads its length and Luhn itself.
+_CARD_VALID_SOURCE = "c8872867fe9e6963e51e52351408edebbaf77242082432a5f24c78acf1de51a1"
+
+
+def test_card_valid_is_the_composition_the_twin_reads():
+    source = inspect.getsource(checks.card_valid).encode()
+    assert hashlib.sha256(source).hexdigest() == _CARD_VALID_SOURCE, "card_valid changed: port it to numbers.c"
+
+
 @pytest.mark.parametrize("name", ["_RUN", "_IPV4", "_SENTENCE_END", "_GROUP_SPLIT"])
 def test_configure_refuses_patterns_the_twin_was_not_written_for(name):
     """These patterns are read as characters in C: a change in `detectors.py` must be made there too."""
@@ -143,7 +154,7 @@ def test_the_reference_rules_are_the_ones_called():
         return False
 
     try:
-        module.configure(_proxy(card_valid=no_card, ssn_valid=lambda digits: False))
+        module.configure(_proxy(card_brand_plausible=no_card, ssn_valid=lambda digits: False))
         got = module.scan(_TEXT, _TEXT.lower())
         assert calls == ["4111111111111111"]  # asked once: Luhn-valid, and no tail to try
         # Neither a card (16 digits are no phone) nor an SSN (written like one, so no phone either).
@@ -180,15 +191,15 @@ def test_configure_called_back_in_the_middle_of_a_scan_is_safe():
     asked = []
 
     def reconfiguring() -> object:
-        def card_valid(digits: str) -> bool:
+        def card_brand_plausible(digits: str) -> bool:
             module.configure(detectors)
             asked.append(digits)
-            return detectors.card_valid(digits)
+            return detectors.card_brand_plausible(digits)
 
-        return card_valid
+        return card_brand_plausible
 
     try:
-        module.configure(_proxy(card_valid=reconfiguring()))  # only the twin holds that function
+        module.configure(_proxy(card_brand_plausible=reconfiguring()))  # only the twin holds that function
         text = _TEXT + " " + _TEXT
         same(module, NAME, text, text.lower())
         assert asked == ["4111111111111111"] * 2

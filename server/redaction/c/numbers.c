@@ -4,7 +4,7 @@
  * C does what the reference does character by character: the `_RUN` scan, the `_IPV4` matches
  * inside runs, the trailing trim, `_split_run`/`_splits`, the glue rules, the shapes and the
  * numbering rules of `_number`, `_classify` and `_phone`. Every rule that needs more than
- * characters is the reference's own Python object, called on the rare candidate: `card_valid`,
+ * characters is the reference's own Python object, called on the rare candidate: `card_brand_plausible`,
  * `ssn_valid`, `country_code`, `_Context` (built exactly where the reference builds one, so it
  * stays lazy), the context patterns and the `PiiClass` members. `configure(detectors)` hands them
  * over; `scan(text, low)` returns `list(detectors._numbers(text, low))`.
@@ -24,7 +24,7 @@
  * and holds `owner`, so a `configure` run by Python code it calls back cannot free them under it. */
 typedef struct {
     PyObject *owner;
-    PyObject *card_valid, *ssn_valid, *country_code, *context;
+    PyObject *card_brand_plausible, *ssn_valid, *country_code, *context;
     PyObject *ssn_context, *phone_context, *not_phone_search, *version_search;
     PyObject *before_number, *after_number; /* the frozensets `_BEFORE_NUMBER`, `_AFTER_NUMBER` */
     PyObject *card, *national_id, *phone, *ip; /* PiiClass members */
@@ -579,14 +579,15 @@ static int luhn_valid(const char *digits, Py_ssize_t n)
     return total == 0;
 }
 
-/* `card_valid(digits[:n])`. `card_valid` is a length, an issuer check and Luhn: most candidates
- * (order and tracking numbers) fail Luhn, decided here; the others ask the reference, which
- * checks its length and issuer ranges (and Luhn again). */
+/* `card_valid(digits[:n])` of checks.py: `13 <= len(digits) <= 19 and card_brand_plausible(digits) and
+ * luhn_valid(digits)`. The length and Luhn are characters, read here (most candidates, order and
+ * tracking numbers, fail Luhn); the issuer ranges are the reference's rule, asked last. (Both only say
+ * no, so the order changes nothing; `test_c_numbers.py` pins `card_valid`'s source.) */
 static int card_valid(Candidate *c, Py_ssize_t n)
 {
-    if (!luhn_valid(c->digits, n))
+    if (n < 13 || n > 19 || !luhn_valid(c->digits, n))
         return 0;
-    return call_truth(c->t->rules->card_valid, n == c->n ? digits_str(c) : ascii_str(0, c->digits, n));
+    return call_truth(c->t->rules->card_brand_plausible, n == c->n ? digits_str(c) : ascii_str(0, c->digits, n));
 }
 
 /* `ssn_valid(digits) and (shape == [3, 2, 4] or _Context(...).has(_SSN_CONTEXT))` */
@@ -847,7 +848,7 @@ static int take_rules(PyObject *module, Rules *fresh)
     if (fresh->owner == NULL)
         return -1;
     PyObject *o = fresh->owner, *not_phone = NULL, *version = NULL, *classes = NULL;
-    int failed = take(o, &at, module, "card_valid", &fresh->card_valid) < 0
+    int failed = take(o, &at, module, "card_brand_plausible", &fresh->card_brand_plausible) < 0
                  || take(o, &at, module, "ssn_valid", &fresh->ssn_valid) < 0
                  || take(o, &at, module, "country_code", &fresh->country_code) < 0
                  || take(o, &at, module, "_Context", &fresh->context) < 0
