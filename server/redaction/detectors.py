@@ -31,6 +31,9 @@ from deskgate.server.redaction.checks import (
     nino_prefix_valid,
     ssn_valid,
 )
+
+# Re-exported for the compiled numbers twin (c/numbers.c), which reads a card's length and Luhn itself.
+from deskgate.server.redaction.checks import card_brand_plausible as card_brand_plausible
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fold import fold, lower
 
