@@ -10,6 +10,8 @@ calls) is in `test_c_<name>.py`.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import NamedTuple
 
 import pytest
@@ -223,3 +225,28 @@ def test_arguments_that_are_not_two_strings_of_one_length_are_refused(name):
         with pytest.raises(ValueError):
             module.scan(*args)
     assert module.scan("", "") == []
+
+
+def test_the_twins_give_the_same_answers_from_many_threads_at_once():
+    """Redaction runs on the event loop, in worker threads and in log filters at once. The twins keep no
+    state between calls but the rules, and call back into Python (where another thread may take over)
+    mid-scan: with a thread switch forced as often as possible, four threads find what one finds."""
+    _built()
+    texts = list(corpus_texts())
+    expected = [detect(text) for text in texts]
+    results: dict[int, list] = {}
+
+    def work(worker: int) -> None:
+        results[worker] = [detect(text) for text in texts[worker::4]]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert [results[worker] for worker in range(4)] == [expected[worker::4] for worker in range(4)]
