@@ -68,6 +68,8 @@ def _compiler() -> str:
 def _runtime(cc: str, library: str) -> str:
     path = subprocess.run([cc, f"-print-file-name={library}"], capture_output=True, text=True, check=True).stdout
     if not Path(path.strip()).is_file():
+        if os.environ.get("DESKGATE_REQUIRE_NATIVE") == "1":
+            pytest.fail(f"{library} (the sanitizer runtime) is missing, but DESKGATE_REQUIRE_NATIVE=1")
         pytest.skip(f"{library} (the sanitizer runtime) is not installed with this compiler")
     return path.strip()
 
