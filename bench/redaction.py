@@ -54,20 +54,40 @@ def deskgate() -> Detector:
     return Detector("deskgate", corpus.LABELS, corpus.predict_deskgate)
 
 
+Scanners = tuple[Any, Any, Any]  # what `detect` runs: the detectors, its lower-casing, fold's own-fold check
+
+
+def scanners_in_use() -> Scanners:
+    from deskgate.server.redaction import detectors, fold
+
+    return detectors._DETECTORS, detectors.lower, fold.its_own_fold
+
+
+def python_scanners() -> Scanners:
+    """The Python reference of each, as DESKGATE_NATIVE_SCAN=0 gives them."""
+    from deskgate.server.redaction import detectors, fold
+
+    return detectors.PYTHON_DETECTORS, str.lower, fold._its_own_fold
+
+
+def use_scanners(scanners: Scanners) -> None:
+    from deskgate.server.redaction import detectors, fold
+
+    detectors._DETECTORS, detectors.lower, fold.its_own_fold = scanners
+
+
 def deskgate_python() -> Detector | None:
     """deskgate with its Python detectors only (no compiled twins): None when no twin is built here."""
-    from deskgate.server.redaction import detectors
-
-    if detectors._DETECTORS == detectors.PYTHON_DETECTORS:
+    compiled, python = scanners_in_use(), python_scanners()
+    if compiled == python:
         return None
-    compiled = detectors._DETECTORS
 
     def predict(text: str) -> list[Span]:
-        detectors._DETECTORS = detectors.PYTHON_DETECTORS
+        use_scanners(python)
         try:
             return corpus.predict_deskgate(text)
         finally:
-            detectors._DETECTORS = compiled
+            use_scanners(compiled)
 
     return Detector("deskgate-python", corpus.LABELS, predict)
 
@@ -290,13 +310,12 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
     from bench._common import Summary
     from bench.servers import UnsafeNoRedaction, call_ok, connected
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
-    from deskgate.server.redaction import detectors
 
     runtime = home.open_runtime()
-    redactor, built = runtime.chain._redactor, detectors._DETECTORS
-    variants = {"with redaction": (redactor, built)}  # variant: (redactor, detectors)
-    if built != detectors.PYTHON_DETECTORS:
-        variants["with redaction, Python only"] = (redactor, detectors.PYTHON_DETECTORS)
+    redactor, built = runtime.chain._redactor, scanners_in_use()
+    variants = {"with redaction": (redactor, built)}  # variant: (redactor, scanners)
+    if built != python_scanners():
+        variants["with redaction, Python only"] = (redactor, python_scanners())
     variants["pass-through"] = (UnsafeNoRedaction(), built)
     wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
     cpu: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
@@ -306,15 +325,16 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
             for i in range(warmup + calls):
                 for ticket in placed:
                     for kind in variants if i % 2 else reversed(variants):
-                        # the only change between the variants
-                        runtime.chain._redactor, detectors._DETECTORS = variants[kind]
+                        runtime.chain._redactor = variants[kind][0]  # the only change between the variants
+                        use_scanners(variants[kind][1])
                         began, began_cpu = time.perf_counter(), time.process_time()
                         await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket.id})
                         if i >= warmup:
                             wall[ticket.id, kind].append(time.perf_counter() - began)
                             cpu[ticket.id, kind].append(time.process_time() - began_cpu)
     finally:
-        runtime.chain._redactor, detectors._DETECTORS = redactor, built
+        runtime.chain._redactor = redactor
+        use_scanners(built)
         await runtime.aclose()
     table = Table("Redaction share of a get_ticket read (about 2 KB of ticket data), in memory",
                   ["ticket", "bytes", "variant", "calls", "median ms", "p95 ms", "median CPU ms",
@@ -335,10 +355,8 @@ async def latency_processes(home: Home, placed: Sequence[Ticket], *, transport: 
     built, `deskgate-unredacted` - called in turn call by call."""
     from bench._common import Summary
     from bench.servers import Kind, UnexpectedResult, call_ok, connected, connected_stdio, serving
-    from deskgate.server.redaction import detectors
-
     servers: dict[str, Kind] = {"with redaction": "deskgate"}  # variant: server kind
-    if detectors._DETECTORS != detectors.PYTHON_DETECTORS:
+    if scanners_in_use() != python_scanners():
         servers["with redaction, Python only"] = "deskgate-python"
     servers["pass-through"] = "deskgate-unredacted"
     wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in servers}
