@@ -32,18 +32,6 @@ static struct {
 static PyObject *kind_iban; /* "iban" */
 static PyObject *kind_nino; /* "nino" */
 
-/* The text as the detectors read it: any str kind, read through `PyUnicode_READ`. */
-typedef struct {
-    int kind;
-    const void *data;
-    Py_ssize_t n;
-} Text;
-
-static inline Py_ALWAYS_INLINE Py_UCS4 at(const Text *t, Py_ssize_t i)
-{
-    return PyUnicode_READ(t->kind, t->data, i);
-}
-
 /* --- characters, as the reference's regexes read them ----------------------------------------- */
 
 static inline int is_digit(Py_UCS4 c) { return c - '0' < 10u; }                        /* [0-9] */
@@ -158,25 +146,6 @@ static Py_ssize_t next_code_start_4(const Text *t, Py_ssize_t *p)
 {
     const Text t4 = {PyUnicode_4BYTE_KIND, t->data, t->n};
     return next_code_start(&t4, p);
-}
-
-/* A detector's hit `(cls, kind, start, end, value)`, taking `value`'s reference; NULL on error. */
-static PyObject *hit_tuple(PyObject *cls, PyObject *kind, Py_ssize_t start, Py_ssize_t end, PyObject *value)
-{
-    PyObject *hit = PyTuple_New(5), *from = PyLong_FromSsize_t(start), *to = PyLong_FromSsize_t(end);
-    if (hit == NULL || from == NULL || to == NULL) {
-        Py_XDECREF(hit);
-        Py_XDECREF(from);
-        Py_XDECREF(to);
-        Py_DECREF(value);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(hit, 0, Py_NewRef(cls));
-    PyTuple_SET_ITEM(hit, 1, Py_NewRef(kind));
-    PyTuple_SET_ITEM(hit, 2, from);
-    PyTuple_SET_ITEM(hit, 3, to);
-    PyTuple_SET_ITEM(hit, 4, value);
-    return hit;
 }
 
 /* --- IBAN (twins of `_IBAN` and `_iban`) --------------------------------------------------------- */
@@ -446,26 +415,8 @@ static const TakenRule taken_rules[] = {
     {"PiiClass.IBAN", &rules.iban_class},
     {"PiiClass.NATIONAL_ID", &rules.national_id},
 };
-#define RULES (sizeof taken_rules / sizeof taken_rules[0])
 
-/* Takes the reference's rules from the detectors module (all, or none when one is missing). */
-static PyObject *configure(PyObject *self, PyObject *module)
-{
-    (void)self;
-    return twin_configure(module, taken_rules, RULES, "_c_codes");
-}
-
-static PyMethodDef methods[] = {
-    {"configure", configure, METH_O, "configure(detectors): take the reference's rules from its module."},
-    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(text, low) -> list: exactly list(detectors._codes(text, low))."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef codes_module = {
-    PyModuleDef_HEAD_INIT, "_c_codes", "The compiled twin of detectors._codes (IBANs, UK NINOs).", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
+TWIN_MODULE(codes, "The compiled twin of detectors._codes (IBANs, UK NINOs).");
 
 PyMODINIT_FUNC PyInit__c_codes(void)
 {
@@ -473,5 +424,5 @@ PyMODINIT_FUNC PyInit__c_codes(void)
     kind_nino = PyUnicode_InternFromString("nino");
     if (kind_iban == NULL || kind_nino == NULL)
         return NULL;
-    return PyModule_Create(&codes_module);
+    return PyModule_Create(&twin_module);
 }

@@ -34,15 +34,6 @@ static PyObject *name_lower; /* "lower" */
 static PyObject *dot;        /* "." */
 static PyObject *at_sign;    /* "@" */
 
-/* A str as the detector reads it: any kind, read through `PyUnicode_READ`. */
-typedef struct {
-    int kind;
-    const void *data;
-    Py_ssize_t n;
-} Text;
-
-static inline Py_UCS4 at(const Text *t, Py_ssize_t i) { return PyUnicode_READ(t->kind, t->data, i); }
-
 /* --- characters, as the reference's regexes read them --------------------------------------------- */
 
 static inline int is_ascii_letter(Py_UCS4 c) { return (c | 0x20) - 'a' < 26u; } /* [A-Za-z] */
@@ -474,26 +465,8 @@ static const TakenRule taken_rules[] = {
     {"_FREEMAIL", &rules.freemail},
     {"PiiClass.EMAIL", &rules.email},
 };
-#define RULES (sizeof taken_rules / sizeof taken_rules[0])
 
-/* Takes the reference's rules from the detectors module (all, or none when one is missing). */
-static PyObject *configure(PyObject *self, PyObject *module)
-{
-    (void)self;
-    return twin_configure(module, taken_rules, RULES, "_c_emails");
-}
-
-static PyMethodDef methods[] = {
-    {"configure", configure, METH_O, "configure(detectors): take the reference's rules from its module."},
-    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(text, low) -> list: exactly list(detectors._emails(text, low))."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef emails_module = {
-    PyModuleDef_HEAD_INIT, "_c_emails", "The compiled twin of detectors._emails (email addresses).", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
+TWIN_MODULE(emails, "The compiled twin of detectors._emails (email addresses).");
 
 PyMODINIT_FUNC PyInit__c_emails(void)
 {
@@ -504,5 +477,5 @@ PyMODINIT_FUNC PyInit__c_emails(void)
     at_sign = PyUnicode_InternFromString("@");
     if (kind_email == NULL || name_end == NULL || name_lower == NULL || dot == NULL || at_sign == NULL)
         return NULL;
-    return PyModule_Create(&emails_module);
+    return PyModule_Create(&twin_module);
 }

@@ -26,15 +26,6 @@ static struct {
 static PyObject *kind_ipv6;       /* "ipv6" */
 static PyObject *name_compressed; /* "compressed" */
 
-/* The text as the detectors read it: any str kind, read through `PyUnicode_READ`. */
-typedef struct {
-    int kind;
-    const void *data;
-    Py_ssize_t n;
-} Text;
-
-static inline Py_UCS4 at(const Text *t, Py_ssize_t i) { return PyUnicode_READ(t->kind, t->data, i); }
-
 /* --- characters, as the reference reads them ------------------------------------------------------ */
 
 /* `[0-9A-Fa-f]` in a str pattern without IGNORECASE: ASCII only. */
@@ -157,25 +148,6 @@ static int neighbours_free(const Text *t, Py_ssize_t start, Py_ssize_t end)
     return !(is_ascii_alnum(before) || before == '_' || before == ':') && !is_ascii_alnum(after);
 }
 
-/* A detector's hit `(cls, kind, start, end, value)`, taking `value`'s reference; NULL on error. */
-static PyObject *hit_tuple(PyObject *cls, PyObject *kind, Py_ssize_t start, Py_ssize_t end, PyObject *value)
-{
-    PyObject *hit = PyTuple_New(5), *from = PyLong_FromSsize_t(start), *to = PyLong_FromSsize_t(end);
-    if (hit == NULL || from == NULL || to == NULL) {
-        Py_XDECREF(hit);
-        Py_XDECREF(from);
-        Py_XDECREF(to);
-        Py_DECREF(value);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(hit, 0, Py_NewRef(cls));
-    PyTuple_SET_ITEM(hit, 1, Py_NewRef(kind));
-    PyTuple_SET_ITEM(hit, 2, from);
-    PyTuple_SET_ITEM(hit, 3, to);
-    PyTuple_SET_ITEM(hit, 4, value);
-    return hit;
-}
-
 /* `ipaddress.IPv6Address(candidate).compressed` into `*value`: 1; 0 where it raises ValueError
    (the reference's `except ValueError`); -1 on any other error. */
 static int compressed(PyObject *candidate, PyObject **value)
@@ -255,26 +227,8 @@ static const TakenRule taken_rules[] = {
     {"ipaddress.IPv6Address", &rules.address},
     {"PiiClass.IP", &rules.ip},
 };
-#define RULES (sizeof taken_rules / sizeof taken_rules[0])
 
-/* Takes the reference's rules from the detectors module (all, or none when one is missing). */
-static PyObject *configure(PyObject *self, PyObject *module)
-{
-    (void)self;
-    return twin_configure(module, taken_rules, RULES, "_c_ipv6s");
-}
-
-static PyMethodDef methods[] = {
-    {"configure", configure, METH_O, "configure(detectors): take the reference's rules from its module."},
-    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(text, low) -> list: exactly list(detectors._ipv6s(text, low))."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef ipv6s_module = {
-    PyModuleDef_HEAD_INIT, "_c_ipv6s", "The compiled twin of detectors._ipv6s (IPv6 addresses).", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
+TWIN_MODULE(ipv6s, "The compiled twin of detectors._ipv6s (IPv6 addresses).");
 
 PyMODINIT_FUNC PyInit__c_ipv6s(void)
 {
@@ -282,5 +236,5 @@ PyMODINIT_FUNC PyInit__c_ipv6s(void)
     name_compressed = PyUnicode_InternFromString("compressed");
     if (kind_ipv6 == NULL || name_compressed == NULL)
         return NULL;
-    return PyModule_Create(&ipv6s_module);
+    return PyModule_Create(&twin_module);
 }

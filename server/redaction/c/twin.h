@@ -1,12 +1,25 @@
-/* What the compiled twins codes.c, emails.c and ipv6s.c share: checking `scan(text, low)`'s
- * arguments, and taking the reference's rules in `configure`, all or none. Static functions in a
- * header: each extension module compiles its own copy, from this one source. */
+/* What the compiled twins codes.c, emails.c and ipv6s.c share: reading the text, checking
+ * `scan(text, low)`'s arguments, building a hit, taking the reference's rules in `configure` (all
+ * or none), and the module definition. Static functions in a header: each extension module
+ * compiles its own copy, from this one source. */
 
 #ifndef DESKGATE_TWIN_H
 #define DESKGATE_TWIN_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* The text as the detectors read it: any str kind, read through `PyUnicode_READ`. */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t n;
+} Text;
+
+static inline Py_ALWAYS_INLINE Py_UCS4 at(const Text *t, Py_ssize_t i)
+{
+    return PyUnicode_READ(t->kind, t->data, i);
+}
 
 /* A rule `configure` takes: an attribute path from the detectors module ("PiiClass.IP"), and the
  * module-state slot that holds it. */
@@ -84,5 +97,44 @@ static PyObject *twin_configure(PyObject *module, const TakenRule *rules, size_t
     PyMem_Free(taken);
     Py_RETURN_NONE;
 }
+
+/* A detector's hit `(cls, kind, start, end, value)`, taking `value`'s reference; NULL on error. */
+static inline PyObject *hit_tuple(PyObject *cls, PyObject *kind, Py_ssize_t start, Py_ssize_t end, PyObject *value)
+{
+    PyObject *hit = PyTuple_New(5), *from = PyLong_FromSsize_t(start), *to = PyLong_FromSsize_t(end);
+    if (hit == NULL || from == NULL || to == NULL) {
+        Py_XDECREF(hit);
+        Py_XDECREF(from);
+        Py_XDECREF(to);
+        Py_DECREF(value);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(hit, 0, Py_NewRef(cls));
+    PyTuple_SET_ITEM(hit, 1, Py_NewRef(kind));
+    PyTuple_SET_ITEM(hit, 2, from);
+    PyTuple_SET_ITEM(hit, 3, to);
+    PyTuple_SET_ITEM(hit, 4, value);
+    return hit;
+}
+
+/* The module of a twin named `_c_<name>`: its `configure` over the file's `taken_rules`, its method
+ * table (`configure` and the file's `scan`), and its definition `twin_module`, which the file's
+ * init function creates after interning what its scan needs. */
+#define TWIN_MODULE(name, doc)                                                                          \
+    static PyObject *configure(PyObject *self, PyObject *module)                                       \
+    {                                                                                                   \
+        (void)self;                                                                                     \
+        return twin_configure(module, taken_rules, sizeof taken_rules / sizeof taken_rules[0],          \
+                              "_c_" #name);                                                             \
+    }                                                                                                   \
+    static PyMethodDef twin_methods[] = {                                                               \
+        {"configure", configure, METH_O, "configure(detectors): take the reference's rules from its module."}, \
+        {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,                                      \
+         "scan(text, low) -> list: exactly list(detectors._" #name "(text, low))."},                    \
+        {NULL, NULL, 0, NULL},                                                                          \
+    };                                                                                                  \
+    static struct PyModuleDef twin_module = {                                                           \
+        PyModuleDef_HEAD_INIT, "_c_" #name, doc, -1, twin_methods, NULL, NULL, NULL, NULL,              \
+    }
 
 #endif
