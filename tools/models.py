@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.spec import pii
@@ -39,21 +39,30 @@ NoteId = _ident("N", "Ticket note")
 OutboxId = _ident("M", "Outbox email")
 ActionId = _ident("ACT", "Reversible action")
 
-# Money: a positive decimal with cents, capped well above any single support action.
+# Money: a positive decimal with cents, capped well above any single support action. Sent as a JSON
+# number, or as text in one plain spelling (ASCII digits, no sign, no leading zeros, at most two
+# decimals: Decimal() would also read full-width digits, '1_0' or '1e3'). The schema says exactly
+# what the validators below accept, in standard keywords, so a client's validator and the server agree.
 MAX_AMOUNT = Decimal("1000000.00")
-_AMOUNT_TEXT = re.compile(r"^[0-9]{1,7}(\.[0-9]{1,2})?$")
+AMOUNT_PATTERN = r"^(?:1000000(?:\.00?)?|(?!0(?:\.00?)?$)(?:0|[1-9][0-9]{0,5})(?:\.[0-9]{1,2})?)$"
+_AMOUNT_TEXT = re.compile(AMOUNT_PATTERN)
+_AMOUNT_SCHEMA = {
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_AMOUNT), "multipleOf": 0.01},
+              {"type": "string", "pattern": AMOUNT_PATTERN}],
+    "description": "Amount in the order's or account's currency, e.g. 42.10",
+}
 
 
 def _plain_amount(value: Any) -> Any:
-    """Amounts as text must be plain ASCII decimals: Decimal() would also read full-width digits or '1_0' as 10."""
-    if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.match(value)):
-        raise ValueError("an amount like 42.10 (digits, at most two decimals)")
+    """Amounts as text must be spelled as AMOUNT_PATTERN says (the whole string, no trailing newline)."""
+    if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value)):
+        raise ValueError("an amount like 42.10 (digits, at most two decimals, more than 0, at most 1000000)")
     return value
 
 
 Amount = Annotated[Decimal, BeforeValidator(_plain_amount),
-                   Field(gt=0, le=MAX_AMOUNT, decimal_places=2, max_digits=9,
-                         description="Amount in the order's or account's currency, e.g. 42.10")]
+                   Field(gt=0, le=MAX_AMOUNT, decimal_places=2, max_digits=9),
+                   WithJsonSchema(_AMOUNT_SCHEMA, mode="validation")]
 Money = Annotated[Decimal, Field(description="Amount in `currency`, two decimal places")]
 Currency = Annotated[str, pii(NONE, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 # The allowed codes are policy (config/policy.toml); here only their shape.
