@@ -51,17 +51,17 @@ def parse_authority(text: str, *, wildcard: bool = False) -> tuple[str, Port]:
     match = _AUTHORITY.match(text.strip().lower())
     if not match or (match.group(2) == "*" and not wildcard):
         raise ValueError(f"not a host[:port]{' or host:*' if wildcard else ''}: {text!r}")
-    host, port = match.group(1), match.group(2)
+    host, written = match.group(1), match.group(2)
     if host.startswith("["):
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             raise ValueError(f"not an IPv6 address: {text!r}") from None
-    if port is None or port == "*":
-        return host, port
-    if not 0 < int(port) < 65536:
+    if written is None or written == "*":
+        return host, "*" if written else None
+    if not 0 < int(written) < 65536:
         raise ValueError(f"port out of range: {text!r}")
-    return host, int(port)
+    return host, int(written)
 
 
 def parse_origin(text: str, *, wildcard: bool = False) -> tuple[str, str, Port]:

@@ -125,7 +125,7 @@ class StdioCredential:
             info = self._path.stat()
             seen = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
             if seen != self._seen:
-                self._token = self._read(info)
+                self._token = self._read(self._path, info)
                 self._seen = seen
         except OSError as exc:
             self._seen = None
@@ -133,14 +133,14 @@ class StdioCredential:
                                       f"Fix: {self._fix()}", code="missing_token") from None
         return self._token
 
-    def _read(self, info: os.stat_result) -> str:
+    def _read(self, path: Path, info: os.stat_result) -> str:
         if not stat.S_ISREG(info.st_mode):
-            raise AuthenticationError(f"DESKGATE_TOKEN_FILE ({self._path}) is not a regular file. Fix: {self._fix()}",
+            raise AuthenticationError(f"DESKGATE_TOKEN_FILE ({path}) is not a regular file. Fix: {self._fix()}",
                                       code="missing_token")
         if info.st_mode & 0o077:
-            raise AuthenticationError(f"DESKGATE_TOKEN_FILE ({self._path}) is readable or writable by others. "
-                                      f"Fix: chmod 600 {self._path}", code="token_file_exposed")
-        with self._path.open("rb") as file:
+            raise AuthenticationError(f"DESKGATE_TOKEN_FILE ({path}) is readable or writable by others. "
+                                      f"Fix: chmod 600 {path}", code="token_file_exposed")
+        with path.open("rb") as file:
             raw = file.read(self._max_bytes + 64)  # a token and its line ending; more is not a token
         return raw.decode("utf-8", "replace").strip()
 
@@ -153,7 +153,7 @@ def tool_listing(spec: ToolSpec) -> Tool:
         input_schema=spec.input_schema(),
         output_schema=spec.output_schema(),
         annotations=spec.annotations(),
-        meta={META_PII: spec.pii_annotation()},
+        _meta={META_PII: spec.pii_annotation()},
     )
 
 
