@@ -126,6 +126,21 @@ async def test_a_forged_host_or_origin_is_refused_however_it_is_spelled(configur
                                      "X-Forwarded-Proto": "https"}, token)).status_code == 200, origin
 
 
+async def test_on_loopback_by_default_the_wildcard_prefix_attack_is_refused(deployment: Deployment) -> None:
+    """Issue 14 finding 10, with no configuration at all: the loopback defaults (`localhost`, any port) admit
+    neither a Host nor an Origin that merely starts with `localhost:PORT` (the SDK's check let both in)."""
+    token = deployment.token("tier1-agent")
+    with serving(deployment, "127.0.0.1") as port:
+        url = f"http://127.0.0.1:{port}"
+        assert (await post(url, {"Host": f"localhost:{port}"}, token)).status_code == 200
+        assert (await post(url, {"Host": f"localhost:{port}.evil.example"}, token)).status_code == 421
+        assert (await post(url, {"Host": f"127.0.0.1:{port}.evil.example"}, token)).status_code == 421
+        for origin in (f"http://localhost:{port}.evil.example", f"http://127.0.0.1:{port}.evil.example",
+                       "http://localhost:5173"):  # another local page is not this server's origin either
+            assert (await post(url, {"Origin": origin}, token)).status_code == 403, origin
+        assert (await post(url, {"Origin": f"http://127.0.0.1:{port}"}, token)).status_code == 200
+
+
 async def test_forwarded_headers_count_only_from_a_trusted_proxy(configured: Deployment) -> None:
     """From 127.0.0.1 (a trusted proxy here) X-Forwarded-Host/-Proto are applied - and checked like a Host."""
     token = configured.token("tier1-agent")
