@@ -2,21 +2,31 @@
 
 Stateless Streamable HTTP: every request carries its bearer token and needs nothing a previous
 request left in this process, so any request can reach any process behind a load balancer.
+
+A request passes, outermost first:
+
+    RefuseQueryTokens   400 for a token in the URL
+    HttpGuard           trusted proxies' X-Forwarded-*, then Host (421) and Origin (403): http_security.py
+    CORS                only with [server] allowed_origins: preflights answered before authentication
+    RefusalReasons      a refused token's 401 says expired / revoked / malformed: scopes/mcp_auth.py
+    the SDK's app       bearer auth (401), /mcp, RFC 9728 metadata, and the routes below
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deskgate.scopes.mcp_auth import McpTokenVerifier
+from deskgate.scopes.mcp_auth import McpTokenVerifier, RefusalReasons
+from deskgate.server.http_security import HttpGuard, Reception, cors
 from deskgate.server.mcp_app import build_mcp_server, http_credential
 from deskgate.server.runtime import Runtime
-from deskgate.server.settings import ServerSection
 
 # RFC 6750 §2.3 allows tokens in the query string; we do not: URLs end up in logs and histories.
 _QUERY_TOKEN_PARAMS = (b"access_token", b"token", b"bearer")
@@ -41,15 +51,15 @@ class RefuseQueryTokens:
         await self.app(scope, receive, send)
 
 
-def public_url(runtime: Runtime, host: str, port: int) -> str:
-    """The configured public URL; the default one follows the address actually served."""
-    configured = runtime.settings.server.public_url
-    return f"http://{host}:{port}" if configured == ServerSection().public_url else configured
-
-
-def build_http_app(runtime: Runtime, *, host: str, port: int | None = None) -> Any:
+def build_http_app(runtime: Runtime, *, host: str, port: int | None = None,
+                   extra_hosts: tuple[str, ...] = ()) -> Any:
+    """The whole HTTP face for `deskgate serve` bound to `host:port`; `extra_hosts` from `--allowed-host`."""
     server = runtime.settings.server
-    url = public_url(runtime, host, port or server.port)
+    port = port or server.port
+    url = server.served_url(host, port)
+    reception = Reception.build(public_url=url, bind_host=host, port=port,
+                                allowed_hosts=(*server.allowed_hosts, *extra_hosts),
+                                allowed_origins=server.allowed_origins, trusted_proxies=server.trusted_proxies)
     verifier = McpTokenVerifier(runtime.verifier, runtime.audit)
     mcp = build_mcp_server(runtime.chain, http_credential, name=server.name, token_verifier=verifier,
                            public_url=url)
@@ -62,10 +72,9 @@ def build_http_app(runtime: Runtime, *, host: str, port: int | None = None) -> A
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    security = None
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        public = url.split("://", 1)[-1].rstrip("/")
-        security = TransportSecuritySettings(allowed_hosts=[public, f"{host}:*"], allowed_origins=[url.rstrip("/")])
+    # The SDK's Host/Origin check matches `:*` entries as string prefixes: HttpGuard does it instead.
+    unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app = mcp.streamable_http_app(stateless_http=True, json_response=True, host=host,
-                                  max_request_body_size=server.max_request_bytes, transport_security=security)
-    return RefuseQueryTokens(app)
+                                  max_request_body_size=server.max_request_bytes, transport_security=unchecked)
+    metadata = str(build_resource_metadata_url(AnyHttpUrl(f"{url}/mcp")))
+    return RefuseQueryTokens(HttpGuard(cors(RefusalReasons(app, metadata), reception), reception))

@@ -4,6 +4,7 @@ Environment variables that matter:
     DESKGATE_HOME           state directory (default ~/.deskgate)
     DESKGATE_DATABASE_URL   postgresql://... moves all shared state (and the demo backend) there
     DESKGATE_TOKEN          the session token on stdio (there are no headers there)
+    DESKGATE_TOKEN_FILE     or a file holding it, read again whenever it changes (rotation without a restart)
     DESKGATE_SIGNING_KEY    the token signing key, for containers without a keyring
     DESKGATE_AUDIT_KEY      the audit checkpoint signing key (must differ from the token key)
     DESKGATE_FINGERPRINT_KEY  the HMAC key of PII fingerprints in audit records (base64url, 32 bytes)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deskgate.config import load_model, packaged, read_toml
 from deskgate.server.errors import ConfigError
+from deskgate.server.http_security import WILDCARD_ADDRESSES, HostPattern, OriginPattern, Proxies, origin_of
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,13 +44,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _checked(parse: Callable[[str], object]) -> Callable[[list[str]], list[str]]:
+    def check(entries: list[str]) -> list[str]:
+        for entry in entries:
+            parse(entry)  # ValueError names the entry; load_model turns it into a ConfigError with file and line
+        return entries
+    return check
+
+
+def _public_url(value: str) -> str:
+    if value:
+        origin_of(value)  # scheme://host[:port] and nothing after it
+    return value.rstrip("/")
+
+
 class ServerSection(_Strict):
     name: str = "deskgate"
     host: str = "127.0.0.1"
     port: int = Field(8750, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8750"
+    # "": http://<bound address>:<port> (http://127.0.0.1:<port> when bound to every address).
+    public_url: Annotated[str, AfterValidator(_public_url)] = ""
+    allowed_hosts: Annotated[list[str], AfterValidator(_checked(HostPattern.parse))] = []
+    allowed_origins: Annotated[list[str], AfterValidator(_checked(OriginPattern.parse))] = []
+    trusted_proxies: Annotated[list[str], AfterValidator(_checked(lambda e: Proxies([e])))] = []
     max_request_bytes: int = Field(262144, ge=1024)
     max_argument_bytes: int = Field(65536, ge=256)
+
+    def served_url(self, host: str, port: int) -> str:
+        """The URL clients reach this server at: `public_url`, else the address actually served."""
+        if self.public_url:
+            return self.public_url
+        if host in WILDCARD_ADDRESSES:
+            host = "127.0.0.1"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class TokensSection(_Strict):

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.spec import pii
@@ -39,27 +39,46 @@ NoteId = _ident("N", "Ticket note")
 OutboxId = _ident("M", "Outbox email")
 ActionId = _ident("ACT", "Reversible action")
 
-# Money: a positive decimal with cents, capped well above any single support action.
+# Money: a positive decimal with cents, capped well above any single support action. Sent as a JSON
+# number, or as text in one plain spelling (ASCII digits, no sign, no leading zeros, at most two
+# decimals: Decimal() would also read full-width digits, '1_0' or '1e3'). The schema says exactly
+# what the validators below accept, in standard keywords, so a client's validator and the server agree.
 MAX_AMOUNT = Decimal("1000000.00")
-_AMOUNT_TEXT = re.compile(r"^[0-9]{1,7}(\.[0-9]{1,2})?$")
+AMOUNT_PATTERN = r"^(?:1000000(?:\.00?)?|(?!0(?:\.00?)?$)(?:0|[1-9][0-9]{0,5})(?:\.[0-9]{1,2})?)$"
+_AMOUNT_TEXT = re.compile(AMOUNT_PATTERN)
+_AMOUNT_SCHEMA = {
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_AMOUNT), "multipleOf": 0.01},
+              {"type": "string", "pattern": AMOUNT_PATTERN}],
+    "description": "Amount in the order's or account's currency, e.g. 42.10",
+}
 
 
 def _plain_amount(value: Any) -> Any:
-    """Amounts as text must be plain ASCII decimals: Decimal() would also read full-width digits or '1_0' as 10."""
-    if isinstance(value, bool) or (isinstance(value, str) and not _AMOUNT_TEXT.match(value)):
-        raise ValueError("an amount like 42.10 (digits, at most two decimals)")
+    """A JSON number, or text spelled as AMOUNT_PATTERN says (the whole string), as an exact Decimal.
+
+    A float becomes the Decimal of its shortest spelling (0.07, not 0.0700000000000000066...); the
+    Field's bounds and places then apply to every form alike. Anything else is left for the strict
+    Decimal check to refuse.
+    """
+    if isinstance(value, str) and _AMOUNT_TEXT.fullmatch(value):
+        return Decimal(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(repr(value))
+    if isinstance(value, str | bool):
+        raise ValueError("an amount like 42.10 (digits, at most two decimals, more than 0, at most 1000000)")
     return value
 
 
 Amount = Annotated[Decimal, BeforeValidator(_plain_amount),
-                   Field(gt=0, le=MAX_AMOUNT, decimal_places=2, max_digits=9,
-                         description="Amount in the order's or account's currency, e.g. 42.10")]
+                   Field(gt=0, le=MAX_AMOUNT, decimal_places=2, max_digits=9, strict=True),
+                   WithJsonSchema(_AMOUNT_SCHEMA, mode="validation")]
 Money = Annotated[Decimal, Field(description="Amount in `currency`, two decimal places")]
 Currency = Annotated[str, pii(NONE, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 # The allowed codes are policy (config/policy.toml); here only their shape.
 ReasonCode = Annotated[str, pii(NONE, pattern=r"^[a-z][a-z0-9_]{1,39}$",
                                 description="A reason code from the policy's list, e.g. damaged_item")]
-Limit = Annotated[int, Field(ge=1, le=50, description="Most results to return (newest first)")]
+# strict: a JSON integer only, as its schema says (never "5", true or 5.5)
+Limit = Annotated[int, Field(ge=1, le=50, strict=True, description="Most results to return (newest first)")]
 Priority = Literal["low", "normal", "high", "urgent"]
 
 OrderStatus = Literal["pending", "shipped", "delivered"]
@@ -71,6 +90,9 @@ ReversibleTool = Literal["change_shipping_address", "apply_account_credit", "upd
 
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# What `normalise_phone` accepts, as a schema pattern: separators anywhere, then + or 00, then E.164 digits.
+_SEP = r"[\s().\-/]*"
+PHONE_PATTERN = rf"^{_SEP}(?:\+|0{_SEP}0){_SEP}[1-9](?:{_SEP}[0-9]){{6,14}}{_SEP}$"
 
 
 def normalise_phone(raw: str) -> str:
@@ -85,7 +107,8 @@ def normalise_phone(raw: str) -> str:
 
 Email = Annotated[str, pii(PiiClass.EMAIL, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
                   AfterValidator(str.lower)]
-Phone = Annotated[str, pii(PiiClass.PHONE, min_length=6, max_length=32), AfterValidator(normalise_phone)]
+Phone = Annotated[str, pii(PiiClass.PHONE, min_length=6, max_length=32, pattern=PHONE_PATTERN),
+                  AfterValidator(normalise_phone)]
 
 
 class Record(BaseModel):
@@ -95,7 +118,12 @@ class Record(BaseModel):
 
 
 class WriteInput(Record):
-    """Fields every write tool accepts and the guard chain consumes; handlers ignore them."""
+    """Fields every write tool accepts and the guard chain consumes; handlers ignore them.
+
+    Strict: a value is taken only in the JSON type its schema states (`true`, never `1` or "yes").
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     idempotency_key: str | None = pii(NONE, default=None, pattern=r"^[A-Za-z0-9_-]{8,128}$",
                                       description="Repeat a write with the same key to get its first result back.")

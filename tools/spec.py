@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 
 from deskgate.server.errors import ConfigError
+from deskgate.server.outcome import envelope_schema
 from deskgate.server.redaction.classes import PiiClass
 
 if TYPE_CHECKING:
@@ -30,11 +31,25 @@ OBJECT_ARGUMENTS = ("customer_id", "account_id", "order_id", "ticket_id", "subsc
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 
 
+class _PiiMark:
+    """The PII class of a field, kept on its `FieldInfo` (as `json_schema_extra`) and left out of schemas.
+
+    Schemas stay standard JSON Schema 2020-12: no `x-` keywords. The classes reach clients in the
+    manifest and in each tool's `_meta` (`ToolSpec.pii_annotation`), never as schema keywords.
+    """
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: PiiClass) -> None:
+        self.cls = cls
+
+    def __call__(self, schema: dict[str, Any]) -> None:
+        """Called by pydantic while it writes the field's schema: it adds nothing."""
+
+
 def pii(cls: PiiClass, **kwargs: Any) -> Any:
-    """A pydantic `Field` that declares the PII class of an output field."""
-    extra = dict(kwargs.pop("json_schema_extra", None) or {})
-    extra["x-pii"] = cls.value
-    return Field(json_schema_extra=extra, **kwargs)
+    """A pydantic `Field` that declares the PII class of a field."""
+    return Field(json_schema_extra=_PiiMark(cls), **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +86,22 @@ class ToolSpec:
         """Dotted input field path -> declared PII class (redacts arguments in audit records)."""
         return dict(_pii_fields(self.input_model, ""))
 
+    def pii_annotation(self) -> dict[str, dict[str, str]]:
+        """The PII classes as plain JSON, for the manifest and the tool's `_meta`."""
+        return {"inputs": {path: cls.value for path, cls in self.input_pii_classes().items()},
+                "outputs": {path: cls.value for path, cls in self.pii_classes().items()}}
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON Schema (2020-12) of the arguments, as `tools/list` serves it."""
+        return self.input_model.model_json_schema(mode="validation")
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON Schema of what a call answers: the `Outcome` envelope, `data` as this tool's output.
+
+        Serialization mode: it describes the JSON actually sent (a `Decimal` is sent as a string).
+        """
+        return envelope_schema(self.output_model.model_json_schema(mode="serialization"))
+
     def object_arguments(self) -> tuple[str, ...]:
         return tuple(a for a in OBJECT_ARGUMENTS if a in self.input_model.model_fields)
 
@@ -90,7 +121,7 @@ class ToolSpec:
             problems.append("an irreversible tool cannot name a reversing tool")
         problems += [f"output field {p!r}: no PII class declared" for p in _unclassified(self.output_model, "")]
         problems += [f"output field {p!r}: a PII field must be a plain string (masking changes its shape)"
-                     for p in _constrained_pii(self.output_model.model_json_schema())]
+                     for p in _constrained_pii(self.output_model, "")]
         if problems:
             raise ConfigError(f"tool {self.name!r} cannot be registered: " + "; ".join(problems))
 
@@ -132,9 +163,7 @@ class Catalogue:
 
 def _field_pii(info: FieldInfo) -> PiiClass | None:
     extra = info.json_schema_extra
-    if isinstance(extra, dict) and "x-pii" in extra:
-        return PiiClass(str(extra["x-pii"]))
-    return None
+    return extra.cls if isinstance(extra, _PiiMark) else None
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
@@ -176,22 +205,15 @@ def _unclassified(model: type[BaseModel], prefix: str) -> Iterator[str]:
 _SHAPE_KEYWORDS = ("pattern", "minLength", "maxLength", "format", "enum", "const")
 
 
-def _constrained_pii(schema: dict[str, Any]) -> Iterator[str]:
+def _constrained_pii(model: type[BaseModel], prefix: str) -> Iterator[str]:
     """PII fields whose schema constrains their shape: a masked value would fail client validation."""
-    defs = schema.get("$defs", {})
-
-    def walk(node: dict[str, Any], path: str) -> Iterator[str]:
-        if "$ref" in node:
-            node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
-        pii_class = node.get("x-pii")
-        if pii_class not in (None, PiiClass.NONE.value):
-            variants = [node, *node.get("anyOf", []), *[node.get("items", {})]]
+    properties = model.model_json_schema(mode="serialization").get("properties", {})
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if _field_pii(info) not in (None, PiiClass.NONE):
+            node = properties.get(info.serialization_alias or name, {})
+            variants = [node, *node.get("anyOf", []), node.get("items", {})]
             if any(k in v for v in variants for k in _SHAPE_KEYWORDS):
                 yield path
-        for name, child in node.get("properties", {}).items():
-            yield from walk(child, f"{path}.{name}" if path else name)
-        for child in [*node.get("anyOf", []), node.get("items", {})]:
-            if isinstance(child, dict) and child:
-                yield from walk(child, path)
-
-    yield from walk(schema, "")
+        for nested in _nested_models(info.annotation):
+            yield from _constrained_pii(nested, f"{path}.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deskgate.server.errors import AuthenticationError, ConfigError
+from deskgate.server.errors import ConfigError
 from deskgate.server.settings import Paths, parse_duration
 
 if TYPE_CHECKING:
@@ -73,16 +72,28 @@ def serve(
     port: Annotated[int | None, typer.Option(help="HTTP port (default from config, 8750).")] = None,
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: serve even if the manifest differs "
                                       "from the pinned one (says what changed).")] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="Also accept this Host header (name, name:port or name:*); repeatable. "
+                               "Adds to [server] allowed_hosts.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
-    """Serve MCP over stdio (token from DESKGATE_TOKEN) or Streamable HTTP at /mcp (bearer tokens)."""
+    """Serve MCP over stdio (token from DESKGATE_TOKEN or DESKGATE_TOKEN_FILE) or Streamable HTTP at /mcp."""
+    from deskgate.server.http_security import HostPattern
+
     if transport not in ("stdio", "http"):
         raise ConfigError("--transport must be stdio or http")
+    extra_hosts = tuple(allowed_host or ())
+    for entry in extra_hosts:
+        try:
+            HostPattern.parse(entry)
+        except ValueError as exc:
+            raise ConfigError(f"--allowed-host: {exc}") from None
     _logging(verbose)
-    _serve(transport, host, port, dev)  # type: ignore[arg-type]
+    _serve(transport, host, port, dev, extra_hosts)  # type: ignore[arg-type]
 
 
-def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | None, dev: bool) -> None:
+def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | None, dev: bool,
+           extra_hosts: tuple[str, ...] = ()) -> None:
     from deskgate.server.manifest.lock import check_served
     from deskgate.server.runtime import Runtime
 
@@ -94,34 +105,45 @@ def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | No
         if transport == "stdio":
             _serve_stdio(runtime)
         else:
-            _serve_http(runtime, host or runtime.settings.server.host, port or runtime.settings.server.port)
+            _serve_http(runtime, host or runtime.settings.server.host, port or runtime.settings.server.port,
+                        extra_hosts)
     finally:
         anyio.run(runtime.aclose)
 
 
 def _serve_stdio(runtime: Runtime) -> None:
-    from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+    from deskgate.scopes.mcp_auth import McpTokenVerifier
+    from deskgate.server.mcp_app import StdioCredential, build_mcp_server
 
-    token = os.environ.get("DESKGATE_TOKEN", "")
-    try:
-        runtime.verifier.verify_sync(token)  # refuse to start without a valid token
-    except AuthenticationError as exc:
-        raise AuthenticationError(f"stdio needs a valid session token in DESKGATE_TOKEN ({exc.code})") from None
-    mcp = build_mcp_server(runtime.chain, fixed_credential(token), name=runtime.settings.server.name)
-    anyio.run(mcp.run_stdio_async)
+    door = McpTokenVerifier(runtime.verifier, runtime.audit)
+    credential = StdioCredential.from_env(door, runtime.settings.tokens.max_token_bytes)
+    mcp = build_mcp_server(runtime.chain, credential, name=runtime.settings.server.name)
+
+    async def serve() -> None:
+        await credential()  # refuse to start without a valid token (the error says why and what fixes it)
+        await mcp.run_stdio_async()
+
+    anyio.run(serve)
 
 
-def _serve_http(runtime: Runtime, host: str, port: int) -> None:
+def _serve_http(runtime: Runtime, host: str, port: int, extra_hosts: tuple[str, ...]) -> None:
     import uvicorn
 
     from deskgate.server.http_app import build_http_app
+    from deskgate.server.http_security import WILDCARD_ADDRESSES
 
-    app = build_http_app(runtime, host=host, port=port)
-    err.print(f"deskgate: MCP at http://{host}:{port}/mcp (JWKS at /.well-known/jwks.json)")
+    app = build_http_app(runtime, host=host, port=port, extra_hosts=extra_hosts)
+    url = runtime.settings.server.served_url(host, port)
+    err.print(f"deskgate: MCP at {url}/mcp, listening on {host}:{port} (JWKS at /.well-known/jwks.json)")
+    if host in WILDCARD_ADDRESSES and not runtime.settings.server.public_url:
+        err.print("[yellow]serving on every address without [server] public_url: set it to the URL clients use "
+                  "(it is the RFC 9728 resource), or add their Host names with --allowed-host[/]")
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: make that
     # handler an orderly exit, so the caller's `finally` closes the runtime (shutdown audit checkpoint).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+    # proxy_headers=False: uvicorn would believe X-Forwarded-* from 127.0.0.1; HttpGuard decides instead.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                proxy_headers=False)
 
 
 def demo(

@@ -27,7 +27,6 @@ import rfc8785
 
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.scan import scan_tool
-from deskgate.server.outcome import envelope_schema
 from deskgate.tools.spec import Catalogue, ToolSpec
 
 FORMAT = "deskgate-manifest/1"
@@ -121,8 +120,8 @@ def _tool_entry(
     policy = policy_for(spec.name)
     if not isinstance(policy, Mapping):
         raise ConfigError(f"tool {spec.name!r}: the policy entry must be a table, not {type(policy).__name__}")
-    input_schema = spec.input_model.model_json_schema()
-    output_schema = envelope_schema(spec.output_model.model_json_schema())
+    input_schema = spec.input_schema()
+    output_schema = spec.output_schema()
     entry: dict[str, Any] = {
         "name": spec.name,
         "title": spec.title,
@@ -137,10 +136,7 @@ def _tool_entry(
         "money": spec.money,
         "reversible_by": spec.reversible_by,
         "policy": policy,
-        "pii": {
-            "outputs": {path: cls.value for path, cls in spec.pii_classes().items()},
-            "inputs": {path: cls.value for path, cls in spec.input_pii_classes().items()},
-        },
+        "pii": spec.pii_annotation(),
         "roles": sorted(role for role, granted in roles.items() if spec.scope in granted),
         "flags": [asdict(f) for f in scan_tool(spec.title, spec.description, input_schema, output_schema, policy)],
     }

@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import Deployment, call
 
@@ -57,10 +58,12 @@ async def test_tools_list_shows_only_the_tools_the_session_may_call(deployment: 
 
 
 async def test_a_call_without_a_valid_token_is_refused_and_lists_nothing(deployment: Deployment) -> None:
-    """No token and a forged token both get no tools and a denied result; nothing runs."""
+    """No token and a forged token both get an error from tools/list (never an empty list) and a denied result."""
     for token in (None, deployment.token() + "x"):
         async with deployment.client(token) as client:
-            assert (await client.list_tools()).tools == []
+            with pytest.raises(MCPError) as refused:
+                await client.list_tools()
+            assert refused.value.error.data["code"] in ("missing_token", "malformed")
             result = await call(client, "get_order", order_id=deployment.demo.delivered_order)
             assert result["status"] == "denied"
             assert "invalid" in result["reason"] or "required" in result["reason"]

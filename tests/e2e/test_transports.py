@@ -6,8 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import anyio
@@ -17,6 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from deskgate.config import packaged
+from deskgate.scopes.tokens import TokenIssuer
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 from deskgate.server.redaction.detectors import scanners
 from deskgate.server.runtime import Runtime
@@ -105,7 +108,7 @@ async def test_http_refuses_missing_invalid_revoked_and_query_string_tokens(depl
             assert response.headers["www-authenticate"].startswith("Bearer")
         in_url = await http.post(f"{http_server}/mcp?access_token={token}", json=body, headers=headers)
         assert in_url.status_code == 400
-        deployment.runtime.state.tokens.revoke_sync("sub", "revokee", "test", int(__import__("time").time()))
+        deployment.runtime.state.tokens.revoke_sync("sub", "revokee", "test", int(time.time()))
         revoked = await http.post(f"{http_server}/mcp", json=body,
                                   headers={**headers, "Authorization": f"Bearer {token}"})
         assert revoked.status_code == 401
@@ -205,3 +208,50 @@ async def test_an_oversized_http_request_body_is_refused_before_it_reaches_the_c
             "Content-Type": "application/json", "MCP-Protocol-Version": "2025-11-25"})
     assert response.status_code == 413
     assert deployment.rows("SELECT COUNT(*) FROM ticket_notes")[0][0] == notes
+
+
+def expired_token(d: Deployment, role: str = "tier1-agent") -> str:
+    """A real token, signed an hour ago for ten minutes (the issuer's clock, not a sleep)."""
+    runtime = d.runtime
+    issuer = TokenIssuer(runtime.keys, runtime.state.tokens, runtime.settings.tokens, clock=lambda: time.time() - 3600)
+    token, _ = issuer.issue("agent-past", runtime.roles.scopes_of(role), 600)
+    return token
+
+
+async def test_a_refused_token_is_told_why_expired_revoked_or_malformed_and_never_echoed(
+        deployment: Deployment, http_server: str) -> None:
+    """RFC 6750: 401 with error="invalid_token" and error_description expired / revoked / malformed."""
+    revoked = deployment.token("tier1-agent", sub="revokee")
+    deployment.runtime.state.tokens.revoke_sync("sub", "revokee", "test", int(time.time()))
+    good = deployment.token("tier1-agent")
+    forged = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB")
+    cases = [("expired", expired_token(deployment)), ("revoked", revoked), ("malformed", "not.a-token"),
+             ("malformed", forged)]  # a bad signature is told no more than "malformed"
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for told, token in cases:
+            response = await http.post(f"{http_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                       headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                                                "Accept": "application/json, text/event-stream"})
+            assert response.status_code == 401
+            challenge = response.headers["www-authenticate"]
+            assert challenge.startswith('Bearer error="invalid_token", ')
+            assert f'error_description="{told}"' in challenge
+            assert f'resource_metadata="{http_server}/.well-known/oauth-protected-resource/mcp"' in challenge
+            assert response.json() == {"error": "invalid_token", "error_description": told}
+            assert token not in challenge and token not in response.text
+            for part in token.split("."):
+                assert len(part) < 8 or part not in challenge + response.text
+        missing = await http.post(f"{http_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                  headers={"Content-Type": "application/json"})
+        assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_server_info_names_the_package_version_in_both_protocol_eras(deployment: Deployment, http_server: str,
+                                                                         mode: str) -> None:
+    """serverInfo.version is deskgate's own version, never empty (initialize, and the 2026-era stamp)."""
+    async with http_client(http_server, deployment.token("tier1-agent"), mode) as client:
+        await client.list_tools()
+        assert client.server_info is not None
+        assert (client.server_info.name, client.server_info.version) == ("deskgate", version("deskgate"))
+        assert version("deskgate")

@@ -6,13 +6,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import pytest
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend, RequireAuthMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from deskgate.scopes.mcp_auth import McpTokenVerifier
+from deskgate.scopes.keys import SigningKeys
+from deskgate.scopes.mcp_auth import McpTokenVerifier, RefusalReasons
 from deskgate.scopes.tokens import TokenIssuer, TokenVerifier, token_fingerprint
 from deskgate.server.errors import AuditUnavailable
+from deskgate.server.settings import Settings
 from deskgate.server.store.state import StateStore
 
 
@@ -97,3 +106,45 @@ async def test_an_unreachable_store_refuses_instead_of_skipping_revocation(
     store.close()
     assert await McpTokenVerifier(verifier, audit).verify_token(token) is None
     assert audit.events[0]["code"] == "unverifiable:store_unavailable"
+
+
+def door(adapter: McpTokenVerifier) -> RefusalReasons:
+    """The SDK's bearer stack (as `streamable_http_app` builds it) around a plain endpoint, inside ours."""
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("in")(scope, receive, send)
+
+    app = Starlette(routes=[Route("/mcp", endpoint=RequireAuthMiddleware(endpoint, [], None))],
+                    middleware=[Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(adapter))])
+    return RefusalReasons(app, "https://desk.example/.well-known/oauth-protected-resource/mcp")
+
+
+async def knock(app: RefusalReasons, token: str) -> httpx2.Response:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="https://desk.example") as http:
+        return await http.post("/mcp", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_store_is_a_503_to_retry_not_a_401_to_give_up(
+        issuer: TokenIssuer, verifier: TokenVerifier, store: StateStore) -> None:
+    """The token may be fine: the client is told to retry, and is not told to throw its credential away."""
+    token, _ = issuer.issue("agent-7", ["orders:read"], 600)
+    app = door(McpTokenVerifier(verifier, RecordingAudit()))
+    assert (await knock(app, token)).text == "in"
+    store.close()
+    response = await knock(app, token)
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "temporarily_unavailable" and "www-authenticate" not in response.headers
+
+
+@pytest.mark.anyio
+async def test_a_token_past_exp_but_within_the_leeway_is_told_expired(
+        keys: SigningKeys, store: StateStore, verifier: TokenVerifier, settings: Settings) -> None:
+    """Our verifier's leeway would accept it, the SDK refuses it: the answer says why, the same as ours would."""
+    past = TokenIssuer(keys, store.tokens, settings.tokens, clock=lambda: time.time() - 610)
+    token, _ = past.issue("agent-7", ["orders:read"], 600)  # expired 10 s ago: inside the 30 s leeway
+    audit = RecordingAudit()
+    response = await knock(door(McpTokenVerifier(verifier, audit)), token)
+    assert response.status_code == 401
+    assert 'error_description="expired"' in response.headers["www-authenticate"]
+    assert audit.events[-1]["code"] == "expired"

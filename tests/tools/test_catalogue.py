@@ -19,19 +19,6 @@ ORDER = [
 ]
 
 
-def _input_pii(model: type, prefix: str = "") -> dict[str, str]:
-    """Dotted input field path -> declared PII class, through nested models."""
-    found: dict[str, str] = {}
-    for name, info in model.model_fields.items():  # type: ignore[attr-defined]
-        extra = info.json_schema_extra
-        if isinstance(extra, dict) and "x-pii" in extra:
-            found[f"{prefix}{name}"] = str(extra["x-pii"])
-        nested = info.annotation
-        if isinstance(nested, type) and hasattr(nested, "model_fields"):
-            found.update(_input_pii(nested, f"{prefix}{name}."))
-    return found
-
-
 def test_build_catalogue_registers_all_21_tools_in_a_fixed_order() -> None:
     """Reads first, then writes; two builds agree exactly."""
     assert [t.name for t in build_catalogue()] == ORDER
@@ -77,14 +64,14 @@ def test_object_arguments_use_the_shared_vocabulary() -> None:
 def test_inputs_carrying_personal_data_or_secrets_declare_it() -> None:
     """Redaction of audit records reads these classes from the input models."""
     by_name = {t.name: t for t in build_catalogue()}
-    assert _input_pii(by_name["find_customer"].input_model)["email"] == PiiClass.EMAIL
-    assert _input_pii(by_name["find_customer"].input_model)["phone"] == PiiClass.PHONE
-    assert _input_pii(by_name["verify_identity"].input_model)["value"] == PiiClass.SECRET
-    address = _input_pii(by_name["change_shipping_address"].input_model)
+    assert by_name["find_customer"].input_pii_classes()["email"] == PiiClass.EMAIL
+    assert by_name["find_customer"].input_pii_classes()["phone"] == PiiClass.PHONE
+    assert by_name["verify_identity"].input_pii_classes()["value"] == PiiClass.SECRET
+    address = by_name["change_shipping_address"].input_pii_classes()
     assert {address[f"address.{f}"] for f in ("line1", "line2", "city", "postcode", "country")} == {PiiClass.ADDRESS}
     for spec in by_name.values():
         if not spec.read_only:
-            classes = _input_pii(spec.input_model)
+            classes = spec.input_pii_classes()
             assert classes["confirmation_token"] == classes["customer_code"] == PiiClass.SECRET
 
 
@@ -97,8 +84,9 @@ def test_customer_owned_outputs_carry_the_customer_id() -> None:
         assert any(p == "customer_id" or p.endswith(".customer_id") for p in paths), spec.name
 
 
-def test_every_tool_has_json_schemas_for_mcp() -> None:
-    """Input and output models render to JSON schema with the PII classes on the output fields."""
+def test_every_tool_has_json_schemas_for_mcp_and_its_pii_classes_beside_them() -> None:
+    """Input and output models render to JSON schema; the PII classes are carried beside, not in, them."""
     for spec in build_catalogue():
-        assert spec.input_model.model_json_schema()["type"] == "object"
-        assert "x-pii" in str(spec.output_model.model_json_schema()) or spec.name == "verify_identity"
+        assert spec.input_schema()["type"] == "object"
+        assert "x-pii" not in str(spec.input_schema()) + str(spec.output_schema())
+        assert spec.pii_annotation()["outputs"] or spec.name == "verify_identity"
