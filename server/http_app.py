@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deskgate.scopes.mcp_auth import McpTokenVerifier
 from deskgate.server.mcp_app import build_mcp_server, http_credential
+from deskgate.server.oauth import mount_oauth
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import ServerSection
 
@@ -61,6 +62,8 @@ def build_http_app(runtime: Runtime, *, host: str, port: int | None = None) -> A
     @mcp.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    mount_oauth(mcp, runtime, url)
 
     security = None
     if host not in ("127.0.0.1", "localhost", "::1"):
