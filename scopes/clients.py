@@ -26,13 +26,15 @@ Client authentication protocol. Each failure raises `AuthenticationError` (the t
     2b. assertion at most MAX_ASSERTION_BYTES; no `crit`, no key or key location in the    bad_assertion,
                   header; `alg` exactly the client's pinned algorithm, never the           alg_not_allowed,
                   assertion's choice; a key of this client by `kid` (or its only key);     unknown_key,
-                  signature and exp/nbf/iat by PyJWT with that one algorithm;              bad_signature,
-                  iss = sub = client_id; aud one string, exactly the token endpoint or     wrong_issuer,
-                  the issuer identifier; exp at most ASSERTION_MAX_LIFETIME ahead          wrong_audience,
-                  (and after iat); jti used once (remembered until exp)                    too_long, replayed
+                  the signature by PyJWT with that one algorithm; iss = sub = client_id;   bad_signature,
+                  aud one string, exactly the token endpoint or the issuer identifier;     wrong_issuer,
+                  exp/nbf/iat integers, against our clock with ASSERTION_LEEWAY; exp at    wrong_audience,
+                  most ASSERTION_MAX_LIFETIME ahead (and after iat); jti used once         expired, too_long,
+                  (remembered until exp)                                                   replayed
 
 Every failure of steps 1-2 counts against the client id (ids of no registered client share one
-bucket), so guessing a secret costs FAILURE_WINDOW per FAILURES_ALLOWED attempts. Nothing here ever
+bucket; the counters are the state store's `Counters`), so guessing a secret costs FAILURE_WINDOW per
+FAILURES_ALLOWED attempts. Nothing here ever
 logs, stores or repeats a secret or an assertion.
 """
 
@@ -406,22 +408,26 @@ def _verified_assertion(client: Client, assertion: str, audiences: frozenset[str
     if key is None:
         raise _refuse("unknown_key")
     try:
+        # The signature, by PyJWT with the one pinned algorithm; the times below, against our clock.
         claims: dict[str, Any] = jwt.decode(
-            assertion, key, algorithms=[client.jwt_alg], leeway=ASSERTION_LEEWAY,
-            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_aud": False})
+            assertion, key, algorithms=[client.jwt_alg],
+            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_aud": False, "verify_exp": False,
+                     "verify_nbf": False, "verify_iat": False})
     except jwt.InvalidSignatureError:
         raise _refuse("bad_signature") from None
-    except jwt.ExpiredSignatureError:
-        raise _refuse("expired") from None
     except jwt.PyJWTError:
         raise _refuse("bad_assertion") from None
     if claims["iss"] != client.client_id or claims["sub"] != client.client_id:
         raise _refuse("wrong_issuer")
     if not isinstance(claims["aud"], str) or claims["aud"] not in audiences:
         raise _refuse("wrong_audience")
-    exp, iat = claims["exp"], claims.get("iat", now)
-    if type(exp) is not int or type(iat) is not int:  # PyJWT accepts floats; a replay record needs an int
+    exp, iat, nbf = claims["exp"], claims.get("iat", now), claims.get("nbf", now)
+    if any(type(t) is not int for t in (exp, iat, nbf)):  # integers only: no "123", 1.5 or true
         raise _refuse("bad_assertion")
+    if exp <= now - ASSERTION_LEEWAY:
+        raise _refuse("expired")
+    if iat > now + ASSERTION_LEEWAY or nbf > now + ASSERTION_LEEWAY:
+        raise _refuse("not_yet_valid")
     if exp - now > ASSERTION_MAX_LIFETIME + ASSERTION_LEEWAY or exp - iat > ASSERTION_MAX_LIFETIME:
         raise _refuse("too_long")
     jti = claims["jti"]
