@@ -12,7 +12,7 @@ Token request protocol. Each step refuses with `TokenRequestRefused` (an RFC 674
 or 401 with `WWW-Authenticate` for `invalid_client`); nothing after a refusal runs and nothing is issued:
 
     1. body     POST, `application/x-www-form-urlencoded` (UTF-8), at most MAX_BODY_BYTES,     invalid_request
-                well-formed, no parameter twice; an empty value counts as absent (§3.1)
+                well-formed, no parameter twice but `resource`; an empty value counts as absent
     2. client   exactly one method: `client_secret_basic`, `client_secret_post` or          invalid_request,
                 `private_key_jwt`; then `ClientRegistry` (lockout, client, credential)     invalid_client (401),
                                                                                            429 when locked out
@@ -111,14 +111,14 @@ class TokenEndpoint:
     async def handle(self, request: Request) -> Response:
         presented: dict[str, Any] = {}
         try:
-            form = await _form(request)                                    # 1. body
+            form, resource = await _form(request)                          # 1. body
             client, method = await self._authenticate(request, form, presented)  # 2. client
             presented["auth_method"] = method
             if form.get("grant_type") is None:                             # 3. grant
                 raise _invalid_request("grant_type is required", "missing_grant_type")
             if form["grant_type"] != "client_credentials":
                 raise TokenRequestRefused("unsupported_grant_type", "the only grant here is client_credentials")
-            session = self._session(client, form)                          # 4. session
+            session = self._session(client, form, resource)                # 4. session
             return await self._issue(client, method, session)              # 5. issue
         except TokenRequestRefused as refusal:
             return await self._refused(refusal, presented)
@@ -156,13 +156,12 @@ class TokenEndpoint:
         except AuthenticationError as exc:
             raise TokenRequestRefused("invalid_client", "client authentication failed", code=exc.code) from None
 
-    def _session(self, client: Client, form: dict[str, str]) -> SessionGrant:
+    def _session(self, client: Client, form: dict[str, str], resource: list[str]) -> SessionGrant:
         try:
             role_scopes = self._runtime.roles.scopes_of(client.role)
         except InvalidArguments:
             raise TokenRequestRefused("unauthorized_client", "this client's role no longer exists",
                                       code="unknown_role") from None
-        resource = [form["resource"]] if "resource" in form else []
         return grant(client, role_scopes, scope=form.get("scope"),
                      authorization_details=form.get("authorization_details"), resource=resource,
                      mcp_url=self.mcp_url)
@@ -223,8 +222,8 @@ class TokenEndpoint:
                             headers=headers)
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """1. The request's form parameters, or `invalid_request`."""
+async def _form(request: Request) -> tuple[dict[str, str], list[str]]:
+    """1. The request's form parameters and its `resource` values, or `invalid_request`."""
     media_type, *params = [part.strip().lower() for part in request.headers.get("content-type", "").split(";")]
     if media_type != _FORM or any(p.startswith("charset=") and p not in ("charset=utf-8", 'charset="utf-8"')
                                   for p in params):
@@ -235,10 +234,11 @@ async def _form(request: Request) -> dict[str, str]:
                           errors="strict", max_num_fields=_MAX_FIELDS)
     except ValueError:  # UnicodeDecodeError included
         raise _invalid_request("the body is not a well-formed form", "malformed_body") from None
-    names = [name for name, _ in pairs]
+    names = [name for name, _ in pairs if name != "resource"]  # RFC 8707 lets `resource` repeat
     if len(set(names)) != len(names):
         raise _invalid_request("a parameter is repeated", "repeated_parameter")
-    return {name: value for name, value in pairs if value != ""}
+    form = {name: value for name, value in pairs if value != "" and name != "resource"}
+    return form, [value for name, value in pairs if name == "resource" and value != ""]
 
 
 async def _body(stream: AsyncIterator[bytes], declared: str | None) -> bytes:
