@@ -6,6 +6,7 @@ tokens over Streamable HTTP. Runs on SQLite and, with DESKGATE_TEST_DATABASE_URL
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import uuid
@@ -290,3 +291,21 @@ async def test_the_mcp_sdk_client_credentials_providers_discover_us_get_a_token_
     assert record.client_id == client.client_id and record.customer is None
     (event,) = [r for r in deployment.audit_records() if r.get("action") == "token.issued"]
     assert event["auth_method"] == method
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_a_token_whose_issuance_cannot_be_audited_is_revoked_and_not_handed_out(
+        deployment: Deployment, server: str) -> None:
+    """Fail closed: with the audit log unwritable the request answers server_error, and the token the issuer
+    already recorded is revoked, so no unaudited token can work."""
+    client, secret = register(deployment)
+    assert secret is not None
+    shutil.rmtree(deployment.home / "audit")
+    (deployment.home / "audit").write_text("not a directory")
+    response = await token_request(server, {"grant_type": "client_credentials",
+                                            "authorization_details": session(customer_id="C-1")},
+                                   auth=(client.client_id, secret))
+    assert (response.status_code, response.json()["error"]) == (500, "server_error")
+    assert "access_token" not in response.text
+    (record,) = issued(deployment)
+    assert record.revoked
