@@ -62,7 +62,8 @@ from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 from deskgate.server.store.state import Counters
 
-__all__ = ["ASSERTION_ALGORITHMS", "CLIENT_ID", "Client", "ClientRegistry", "client_keys", "unique_members"]
+__all__ = ["ASSERTION_ALGORITHMS", "CLIENT_ID", "OAUTH_MIGRATIONS", "Client", "ClientRegistry", "client_keys",
+           "unique_members"]
 
 CLIENT_ID = re.compile(r"^dgc_[A-Za-z0-9_-]{24}$")
 CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
