@@ -62,8 +62,8 @@ from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 from deskgate.server.store.state import Counters
 
-__all__ = ["ASSERTION_ALGORITHMS", "CLIENT_ID", "OAUTH_MIGRATIONS", "Client", "ClientRegistry", "client_keys",
-           "unique_members"]
+__all__ = ["ASSERTION_ALGORITHMS", "CLIENT_ID", "OAUTH_MIGRATIONS", "Client", "ClientRegistry", "claimed_client",
+           "client_keys", "unique_members"]
 
 CLIENT_ID = re.compile(r"^dgc_[A-Za-z0-9_-]{24}$")
 CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -303,7 +303,7 @@ class ClientRegistry:
     async def authenticate_assertion(self, assertion: str, *, audiences: frozenset[str],
                                      client_id: str | None) -> Client:
         """`private_key_jwt` (RFC 7523 §2.2): the client, or `AuthenticationError`."""
-        claimed = _claimed_client(assertion)
+        claimed = claimed_client(assertion)
         client = await self._lookup(claimed) if claimed is not None else None
         bucket = client.client_id if client else "unknown"
         await self._not_locked_out(bucket)
@@ -383,7 +383,7 @@ def _matches(stored: str, secret: str) -> bool:
         return False
 
 
-def _claimed_client(assertion: str) -> str | None:
+def claimed_client(assertion: str) -> str | None:
     """The client an assertion says it comes from (its `iss`, unverified): only to find the keys."""
     if not isinstance(assertion, str) or len(assertion) > MAX_ASSERTION_BYTES:
         return None

@@ -46,7 +46,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from deskgate.scopes.clients import ASSERTION_ALGORITHMS, CLIENT_ID, Client, ClientRegistry
+from deskgate.scopes.clients import ASSERTION_ALGORITHMS, CLIENT_ID, Client, ClientRegistry, claimed_client
 from deskgate.scopes.grants import SESSION_TYPE, SessionGrant, grant
 from deskgate.server.errors import (
     AuthenticationError,
@@ -144,7 +144,7 @@ class TokenEndpoint:
                 if form.get("client_assertion_type") != JWT_BEARER or "client_assertion" not in form:
                     raise TokenRequestRefused("invalid_client", f"private_key_jwt needs client_assertion_type "
                                               f"{JWT_BEARER} and a client_assertion", code="bad_assertion_type")
-                presented["client"] = form.get("client_id")
+                presented["client"] = form.get("client_id") or claimed_client(form["client_assertion"])
                 client = await self._clients.authenticate_assertion(
                     form["client_assertion"], audiences=self._audiences, client_id=form.get("client_id"))
                 return client, method

@@ -6,12 +6,14 @@ tokens over Streamable HTTP. Runs on SQLite and, with DESKGATE_TEST_DATABASE_URL
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -214,8 +216,9 @@ async def test_a_private_key_jwt_client_gets_a_token_once_per_assertion(deployme
     assert (replayed.status_code, replayed.json()["error"]) == (401, "invalid_client")
     forged = assertion_for(client, Ed25519PrivateKey.generate(), f"{server}/oauth/token")
     assert (await token_request(server, {**request, "client_assertion": forged})).status_code == 401
-    codes = [r["code"] for r in deployment.audit_records() if r.get("action") == "oauth.token_refused"]
-    assert codes == ["replayed", "bad_signature"]
+    refusals = [r for r in deployment.audit_records() if r.get("action") == "oauth.token_refused"]
+    assert [(r["code"], r["client_id"]) for r in refusals] == [("replayed", client.client_id),
+                                                               ("bad_signature", client.client_id)]
     assert len(issued(deployment)) == 1
 
 
@@ -309,3 +312,41 @@ async def test_a_token_whose_issuance_cannot_be_audited_is_revoked_and_not_hande
     assert "access_token" not in response.text
     (record,) = issued(deployment)
     assert record.revoked
+
+
+NODE_SDK = "@modelcontextprotocol/sdk@1.32.2"  # v1, whose auth-extensions offer ClientCredentialsProvider
+NODE_CLIENT = Path(__file__).parent / "node" / "oauth_client.mjs"
+
+
+@pytest.fixture(scope="session")
+def node_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TypeScript SDK installed from the npm registry next to our client script (once per run)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js is not installed")
+    where = tmp_path_factory.mktemp("node-client")
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", NODE_SDK], cwd=where, check=True,
+                   timeout=600, capture_output=True)
+    shutil.copy(NODE_CLIENT, where / NODE_CLIENT.name)
+    return where / NODE_CLIENT.name
+
+
+async def test_the_typescript_sdk_client_credentials_provider_gets_a_bound_session_and_calls_tools(
+        deployment: Deployment, server: str, node_client: Path) -> None:
+    """@modelcontextprotocol/sdk's ClientCredentialsProvider (its token request extended with a
+    deskgate_session) discovers us from a 401, gets a token bound to C-1, and that token reaches C-1's
+    order and is refused another customer's."""
+    client, secret = register(deployment, role="tier1-agent")
+    assert secret is not None
+    foreign = deployment.rows("SELECT id FROM orders WHERE customer_id <> ? ORDER BY id LIMIT 1",
+                              (deployment.demo.customer_id,))[0][0]
+    with anyio.fail_after(120):
+        done = await anyio.run_process(
+            ["node", str(node_client), f"{server}/mcp", server, client.client_id, deployment.demo.customer_id,
+             deployment.demo.delivered_order, foreign], env={**os.environ, "CLIENT_SECRET": secret}, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    answer = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert "get_order" in answer["tools"] and "issue_refund" not in answer["tools"]
+    assert answer["own"]["status"] == "ok"
+    assert (answer["foreign"]["status"], answer["foreign"]["code"]) == ("denied", "binding")
+    (record,) = issued(deployment)
+    assert (record.client_id, record.customer) == (client.client_id, deployment.demo.customer_id)
