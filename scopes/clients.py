@@ -185,8 +185,8 @@ def _check_public_key(key: Any, algorithm: str | None) -> str:
         raise InvalidArguments("each key must be a JWK object")
     if key.keys() & _PRIVATE_MEMBERS:
         raise InvalidArguments("the JWKS holds private or symmetric key material; give only the public key")
-    kind = (key.get("kty"), key.get("crv") if key.get("kty") != "RSA" else None)
-    possible = _ALGORITHMS_OF_KEY.get(kind)  # type: ignore[call-overload]  # kty/crv may be any JSON here
+    kind = (str(key.get("kty")), None if key.get("kty") == "RSA" else str(key.get("crv")))
+    possible = _ALGORITHMS_OF_KEY.get(kind)
     if possible is None:
         raise InvalidArguments("keys must be OKP Ed25519, EC P-256 or P-384, or RSA")
     if key.get("use", "sig") != "sig":

@@ -55,6 +55,7 @@ from deskgate.server.errors import (
     TokenRequestRefused,
 )
 from deskgate.server.runtime import Runtime
+from deskgate.server.store.state import IssuedToken
 
 __all__ = ["MAX_BODY_BYTES", "mount_oauth"]
 
@@ -123,9 +124,9 @@ class TokenEndpoint:
         except TokenRequestRefused as refusal:
             return await self._refused(refusal, presented)
         except DeskgateError as exc:  # the store or the audit log failed: nothing was issued (fail closed)
-            refusal = TokenRequestRefused("server_error", "the request could not be completed; retry later",
-                                          code=exc.code)
-            return await self._refused(refusal, presented)
+            failed = TokenRequestRefused("server_error", "the request could not be completed; retry later",
+                                         code=exc.code)
+            return await self._refused(failed, presented)
 
     async def _authenticate(self, request: Request, form: dict[str, str],
                             presented: dict[str, Any]) -> tuple[Client, str]:
@@ -170,7 +171,7 @@ class TokenEndpoint:
         runtime = self._runtime
         bound = runtime.manifest["manifest_hash"] if runtime.settings.tokens.bind_manifest else None
 
-        def issue() -> tuple[str, Any]:
+        def issue() -> tuple[str, IssuedToken]:
             return runtime.issuer.issue(client.name, session.scopes, client.max_ttl, customer=session.customer,
                                         ticket=session.ticket, max_refund=session.max_refund,
                                         client_id=client.client_id, manifest_hash=bound)
