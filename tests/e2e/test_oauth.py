@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import httpx2
 import jwt
+import keyring
+import keyring.backends.fail
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -39,6 +41,16 @@ from tests.e2e.conftest import Deployment, call
 from tests.e2e.test_transports import CLI, _wait_until_up, free_port, http_client, server_env
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def key_in_a_file() -> Iterator[None]:
+    """The server process signs here, so the deployment's key must be where that process finds it: no
+    in-process keyring (the tests under tests/scopes register a memory one that keyring would pick)."""
+    before = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    yield
+    keyring.set_keyring(before)
 
 
 @pytest.fixture
