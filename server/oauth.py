@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -48,6 +47,7 @@ from starlette.responses import JSONResponse, Response
 
 from deskgate.scopes.clients import ASSERTION_ALGORITHMS, CLIENT_ID, Client, ClientRegistry, claimed_client
 from deskgate.scopes.grants import SESSION_TYPE, SessionGrant, grant
+from deskgate.scopes.tokens import token_fingerprint
 from deskgate.server.errors import (
     AuthenticationError,
     DeskgateError,
@@ -74,10 +74,6 @@ _CHALLENGE = 'Basic realm="deskgate", charset="UTF-8"'
 
 def _invalid_request(reason: str, code: str) -> TokenRequestRefused:
     return TokenRequestRefused("invalid_request", reason, code=code)
-
-
-def _fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class TokenEndpoint:
@@ -205,7 +201,7 @@ class TokenEndpoint:
         if isinstance(claimed, str):
             # A registered-looking id is public; anything else might be a pasted secret: only a fingerprint.
             event.update({"client_id": claimed} if CLIENT_ID.match(claimed) else
-                         {"client_id_fingerprint": _fingerprint(claimed)})
+                         {"client_id_fingerprint": token_fingerprint(claimed)})
         try:
             await self._runtime.audit.append(event)
         except DeskgateError:
