@@ -12,7 +12,8 @@
     ├── InvalidArguments              arguments fail the tool's input model (values never echoed)
     ├── DomainError                   stage 7: the backend refused (unknown id, wrong state)
     ├── StoreUnavailable              the state store cannot be read or written: fail closed
-    └── AuditUnavailable              the audit log cannot be made durable: fail closed
+    ├── AuditUnavailable              the audit log cannot be made durable: fail closed
+    └── TokenRequestRefused           /oauth/token: the RFC 6749 / 8707 / 9396 `error` the client gets
 
 Rules: a failure in a phase surfaces as that phase's error, never a raw ValueError; a `reason`
 never contains a token, a key or raw PII, because it is sent to the client and written to the
@@ -120,3 +121,20 @@ class StoreUnavailable(DeskgateError):
 
 class AuditUnavailable(DeskgateError):
     code = "audit_unavailable"
+
+
+class TokenRequestRefused(DeskgateError):
+    """The token endpoint refuses a request; nothing was issued.
+
+    `error` is the registered OAuth error code the client is sent (`invalid_request`, `invalid_client`,
+    `invalid_scope`, `invalid_target`, `invalid_authorization_details`, ...), `reason` its
+    `error_description` (plain ASCII, never an echo of the request), and `code` the precise cause
+    for the audit log.
+    """
+
+    status = Status.DENIED
+    code = "token_request_refused"
+
+    def __init__(self, error: str, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason, code=code or error)
+        self.error = error

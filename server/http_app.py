@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from deskgate.scopes.mcp_auth import McpTokenVerifier, RefusalReasons
 from deskgate.server.http_security import HttpGuard, Reception, cors
 from deskgate.server.mcp_app import build_mcp_server, http_credential
+from deskgate.server.oauth import mount_oauth
 from deskgate.server.runtime import Runtime
 
 # RFC 6750 §2.3 allows tokens in the query string; we do not: URLs end up in logs and histories.
@@ -71,6 +72,8 @@ def build_http_app(runtime: Runtime, *, host: str, port: int | None = None,
     @mcp.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    mount_oauth(mcp, runtime, url)
 
     # The SDK's Host/Origin check matches `:*` entries as string prefixes: HttpGuard does it instead.
     unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)

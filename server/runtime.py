@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deskgate.scopes.clients import ClientRegistry
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import Roles, load_roles
 from deskgate.scopes.tokens import TokenIssuer, TokenVerifier
@@ -71,6 +72,7 @@ class Runtime:
         state.upgrade()
         approvals = Approvals(state_db)
         approvals.upgrade()
+        ClientRegistry(state_db).upgrade()  # the OAuth platform clients (server/oauth.py)
         backend = SqlSupportBackend(backend_db)
         backend.upgrade()
         keys = SigningKeys(paths, settings.tokens)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from deskgate.scopes.clients import OAUTH_MIGRATIONS
 from deskgate.server.audit.postgres import AUDIT_MIGRATIONS
 from deskgate.server.errors import StoreUnavailable
 from deskgate.server.policy.approvals import POLICY_MIGRATIONS
@@ -198,7 +199,7 @@ def test_db_upgrade_brings_an_existing_deployment_to_the_latest_schema_in_place(
     database.write_sync(lambda tx: tx.execute(
         "INSERT INTO revocations (kind, value, revoked_at, reason) VALUES ('sub', 'agent-7', 1700000000, 'left')"))
     _db_upgrade(database, tmp_path)
-    expected = {"state": STATE_MIGRATIONS, "policy": POLICY_MIGRATIONS}
+    expected = {"state": STATE_MIGRATIONS, "policy": POLICY_MIGRATIONS, "oauth": OAUTH_MIGRATIONS}
     if database.dialect == "postgresql":
         expected |= {"backend": BACKEND_MIGRATIONS, "audit": AUDIT_MIGRATIONS}
     else:
