@@ -74,21 +74,32 @@ def serve(
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: serve even if the manifest differs "
                                       "from the pinned one (says what changed).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics at /metrics on this port "
+                                                     "(off by default).")] = None,
+    metrics_host: Annotated[str, typer.Option(help="Bind address of the metrics listener.")] = "127.0.0.1",
 ) -> None:
-    """Serve MCP over stdio (token from DESKGATE_TOKEN) or Streamable HTTP at /mcp (bearer tokens)."""
+    """Serve MCP over stdio (token from DESKGATE_TOKEN) or Streamable HTTP at /mcp (bearer tokens).
+
+    Traces: OpenTelemetry, configured by the standard OTEL_* variables (off when none is set)."""
     if transport not in ("stdio", "http"):
         raise ConfigError("--transport must be stdio or http")
     _logging(verbose)
-    _serve(transport, host, port, dev)  # type: ignore[arg-type]
+    _serve(transport, host, port, dev, metrics_host, metrics_port)  # type: ignore[arg-type]
 
 
-def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | None, dev: bool) -> None:
+def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | None, dev: bool,
+           metrics_host: str = "127.0.0.1", metrics_port: int | None = None) -> None:
+    from deskgate.server import telemetry
     from deskgate.server.manifest.lock import check_served
     from deskgate.server.runtime import Runtime
 
     paths = Paths.from_env()
+    metrics_url = telemetry.start(metrics_host=metrics_host, metrics_port=metrics_port)  # before the chain
     runtime = Runtime.open(paths)
     try:
+        telemetry.watch_breakers(lambda: [row[0] for row in runtime.state.breakers.list_sync()])
+        if metrics_url:
+            err.print(f"deskgate: metrics at {metrics_url}")
         check_served(runtime.manifest, paths, dev=dev, warn=lambda text: err.print(f"[yellow]{text}[/]"))
         runtime.announce_start(transport)
         if transport == "stdio":
