@@ -8,15 +8,23 @@ parser. With nothing configured there is no listener and no span.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -160,6 +168,117 @@ async def test_tracing_and_metrics_are_off_unless_configured(home: Path, engine:
             assert (await call(client, "get_order", order_id=deployment.demo.delivered_order))["status"] == "ok"
     assert exporter.get_finished_spans() == ()
     assert telemetry.tracing.exporter_names() == []
+
+
+async def test_concurrent_calls_keep_their_own_stage_spans(traced: tuple[Deployment, InMemorySpanExporter]) -> None:
+    """Twenty calls in flight at once on one event loop: each call span has exactly its own stages, and
+    every backend span sits under a stage of the same trace."""
+    deployment, exporter = traced
+    async with deployment.client(deployment.token("tier1-agent")) as client, anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(functools.partial(call, client, "get_order", order_id=deployment.demo.delivered_order))
+    spans = exporter.get_finished_spans()
+    roots = calls_of(spans)
+    assert len(roots) == 20 and len({r.context.trace_id for r in roots if r.context}) == 20
+    for root in roots:
+        assert [s.name for s in children_of(spans, root)] == STAGES
+    by_id = {s.context.span_id: s for s in spans if s.context}
+    for backend in (s for s in spans if s.name.startswith("backend ")):
+        assert backend.parent is not None and by_id[backend.parent.span_id].name in STAGES
+        assert backend.context is not None and backend.context.trace_id == backend.parent.trace_id
+
+
+async def test_listing_tools_makes_no_span(traced: tuple[Deployment, InMemorySpanExporter]) -> None:
+    """tools/list authenticates too, but only tools/call is traced: no stray authenticate span."""
+    deployment, exporter = traced
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        assert (await client.list_tools()).tools
+    assert exporter.get_finished_spans() == ()
+
+
+async def test_a_failing_backend_marks_its_span_and_the_call_as_errors_by_code_only(
+        home: Path, no_otel: None) -> None:
+    """With the demo backend's database closed under it, the backend span and the call span end in
+    ERROR described by the error code; the exception's text is on no span (no recorded exception)."""
+    exporter = InMemorySpanExporter()
+    telemetry.start(span_exporters=[exporter])
+    async with deployed(home, None) as deployment:  # SQLite: the backend has a database of its own
+        token = deployment.token("tier1-agent")
+        deployment.runtime.backend_db.close()
+        async with deployment.client(token) as client:
+            result = await call(client, "get_order", order_id=deployment.demo.delivered_order)
+    assert result["status"] == "error"
+    spans = exporter.get_finished_spans()
+    (root,) = calls_of(spans)
+    (backend,) = [s for s in spans if s.name == "backend get_order"]
+    assert backend.status.status_code == StatusCode.ERROR and backend.status.description == "store_unavailable"
+    assert root.status.status_code == StatusCode.ERROR
+    assert (root.attributes or {})["deskgate.code"] == result["code"]
+    assert all(not s.events for s in spans)  # no exception event, no message
+    assert "closed" not in every_attribute(spans)
+
+
+async def test_spans_reach_an_otlp_collector_named_only_by_otel_variables(
+        home: Path, no_otel: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS and OTEL_SERVICE_NAME alone send the spans
+    of a real call, as OTLP/HTTP protobuf, to a collector on loopback (flushed by `telemetry.stop`)."""
+    with Collector() as collector:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=k-123")
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "deskgate-eu-1")
+        assert telemetry.start() is None  # tracing only: no metrics listener
+        async with deployed(home, None) as deployment:
+            async with deployment.client(deployment.token("tier1-agent")) as client:
+                assert (await call(client, "get_order", order_id=deployment.demo.delivered_order))["status"] == "ok"
+            telemetry.stop()
+    assert collector.paths == {"/v1/traces"} and collector.keys == {"k-123"}
+    names = {span.name for request in collector.requests for rs in request.resource_spans
+             for ss in rs.scope_spans for span in ss.spans}
+    assert {"tools/call get_order", *STAGES, "backend get_order"} <= names
+    services = {a.value.string_value for request in collector.requests for rs in request.resource_spans
+                for a in rs.resource.attributes if a.key == "service.name"}
+    assert services == {"deskgate-eu-1"}
+
+
+class Collector:
+    """A minimal OTLP/HTTP trace receiver on loopback: keeps each decoded export request."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.paths: set[str] = set()
+        self.keys: set[str] = set()
+        received = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                received.paths.add(self.path)
+                received.keys.add(self.headers.get("x-collector-key", ""))
+                received.requests.append(ExportTraceServiceRequest.FromString(body))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Collector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
 
 
 # -- metrics from a real server process ------------------------------------------------------------
