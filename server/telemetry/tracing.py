@@ -81,10 +81,12 @@ def provider_from_environment(span_exporters: Sequence[SpanExporter] | None = No
 def _exporter(name: str) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter(out=sys.stderr)
-    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-    if protocol is not None and protocol.strip() != _PROTOCOL:
-        raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol.strip()!r} is not available; deskgate sends OTLP "
-                          f"as {_PROTOCOL}")
+    # The signal's own variable wins over the general one, as the specification says.
+    named = [(v, os.environ.get(v, "").strip()) for v in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                                                          "OTEL_EXPORTER_OTLP_PROTOCOL")]
+    variable, protocol = next(((v, p) for v, p in named if p), ("", _PROTOCOL))
+    if protocol != _PROTOCOL:
+        raise ConfigError(f"{variable}: {protocol!r} is not available; deskgate sends OTLP as {_PROTOCOL}")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()  # endpoint, headers, timeout, compression, TLS: from OTEL_EXPORTER_OTLP_*
