@@ -77,10 +77,13 @@ _OFF: AbstractContextManager[None] = nullcontext()
 
 @dataclass(slots=True)
 class _CallScope:
-    """The tools/call in flight on this task: its span (when tracing) and the tool's label."""
+    """The tools/call in flight on this task: its span (when tracing), the tracer its children use
+    (None when the call's span is not sampled: its children would not be either, under every standard
+    sampler, so they are not even started) and the tool's label."""
 
     on: _On
     span: Span | None
+    tracer: Tracer | None
     tool: str
 
 
@@ -163,7 +166,7 @@ def traced_call(fn: CallFn) -> CallFn:
                 attributes["gen_ai.tool.name"] = tool
             span = on.tracer.start_span(f"tools/call {tool}" if known else "tools/call", kind=SpanKind.SERVER,
                                         attributes=attributes)
-        scope = _CallScope(on, span, label)
+        scope = _CallScope(on, span, on.tracer if span is not None and span.is_recording() else None, label)
         scoped, entered = _CALL.set(scope), _enter(span)
         started = time.perf_counter()
         outcome: Outcome | None = None
@@ -287,7 +290,7 @@ class _Stage:
         self._started = 0.0
 
     def __enter__(self) -> None:
-        tracer = self._scope.on.tracer
+        tracer = self._scope.tracer
         if tracer is not None:
             self._span = tracer.start_span(self._name, attributes={"deskgate.stage": self._name})
             self._entered = _enter(self._span)
@@ -360,8 +363,9 @@ def _observed_method(operation: str, method: Callable[..., Awaitable[Any]], on: 
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
         span = None
-        if on.tracer is not None and _CALL.get() is not None:
-            span = on.tracer.start_span(span_name, kind=SpanKind.CLIENT,
+        scope = _CALL.get()
+        if scope is not None and scope.tracer is not None:
+            span = scope.tracer.start_span(span_name, kind=SpanKind.CLIENT,
                                         attributes={"deskgate.backend.operation": operation})
         entered = _enter(span)
         started = time.perf_counter()

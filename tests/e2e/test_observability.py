@@ -240,6 +240,18 @@ async def test_spans_reach_an_otlp_collector_named_only_by_otel_variables(
     assert services == {"deskgate-eu-1"}
 
 
+async def test_an_unsampled_call_makes_no_span_at_all(home: Path, no_otel: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_TRACES_SAMPLER is the SDK's: with `always_off` the call is answered and nothing is recorded
+    (its stage and backend spans are not even started)."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    exporter = InMemorySpanExporter()
+    telemetry.start(span_exporters=[exporter])
+    async with deployed(home, None) as deployment, deployment.client(deployment.token("tier1-agent")) as client:
+        assert (await call(client, "get_order", order_id=deployment.demo.delivered_order))["status"] == "ok"
+    assert exporter.get_finished_spans() == ()
+
+
 class Collector:
     """A minimal OTLP/HTTP trace receiver on loopback: keeps each decoded export request."""
 
