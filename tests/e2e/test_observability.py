@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import socket
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -418,3 +419,26 @@ def _listening_ports(pid: int) -> set[int]:
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+@pytest.mark.parametrize(("variable", "value"), [("OTEL_TRACES_EXPORTER", "zipkin"),
+                                                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+async def test_serve_refuses_to_start_on_an_otel_setting_it_cannot_honour(deployment: Deployment, no_otel: None,
+                                                                           variable: str, value: str) -> None:
+    """`deskgate serve` exits with one line naming the variable before it listens, rather than serve untraced."""
+    env = server_env(deployment, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", **{variable: value})
+    done = await anyio.run_process([*CLI, "serve", "--transport", "http", "--port", str(free_port()), "--dev"],
+                                   env=env, check=False)
+    assert done.returncode == 2
+    assert variable.encode() in done.stderr and b"Traceback" not in done.stderr
+
+
+async def test_serve_refuses_a_metrics_port_it_cannot_listen_on(deployment: Deployment, no_otel: None) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = await anyio.run_process([*CLI, "serve", "--transport", "http", "--port", str(free_port()), "--dev",
+                                        "--metrics-port", str(port)], env=server_env(deployment), check=False)
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port}".encode() in done.stderr and b"Traceback" not in done.stderr
