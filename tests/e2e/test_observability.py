@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deskgate.server import telemetry
 from tests.e2e.conftest import Deployment, call, deployed
-from tests.e2e.test_transports import CLI, free_port, http_client, server_env
+from tests.e2e.test_transports import CLI, _wait_until_up, free_port, http_client, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -307,25 +307,11 @@ def metrics_server(deployment: Deployment, no_otel: None) -> Iterator[tuple[str,
     base, metrics = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
     try:
         with anyio.from_thread.start_blocking_portal() as portal:
-            portal.call(_wait_until_up, f"{base}/healthz", proc)
-            portal.call(_wait_until_up, metrics, proc)
+            portal.call(_wait_until_up, base, proc)  # the metrics listener started before the MCP one
         yield base, metrics
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-async def _wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    with anyio.fail_after(30):
-        async with httpx2.AsyncClient() as http:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                try:
-                    if (await http.get(url)).status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -397,7 +383,7 @@ async def test_without_metrics_port_nothing_listens(deployment: Deployment, no_o
     proc = subprocess.Popen([*CLI, "serve", "--transport", "http", "--port", str(port), "--dev", "-v"],
                             env=server_env(deployment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        await _wait_until_up(f"http://127.0.0.1:{port}/healthz", proc)
+        await _wait_until_up(f"http://127.0.0.1:{port}", proc)
         listening = _listening_ports(proc.pid)
     finally:
         proc.terminate()
