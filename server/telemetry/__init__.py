@@ -38,7 +38,7 @@ from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -46,13 +46,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from deskgate.server.errors import DeskgateError, DomainError
+from deskgate.server.errors import ConfigError, DeskgateError, DomainError
 from deskgate.server.outcome import Outcome
 from deskgate.server.outcome import Status as Answer
 from deskgate.server.telemetry.metrics import UNKNOWN_TOOL, Listener, Metrics, bounded_code
 from deskgate.server.telemetry.tracing import provider_from_environment
 
 if TYPE_CHECKING:
+    from deskgate.scopes.session import Session
     from deskgate.server.chain import Call, GuardChain
 
 Stage = Literal["authenticate", "resolve", "authorize", "policy", "confirm", "idempotency", "execute", "redact",
@@ -105,14 +106,15 @@ def start(*, metrics_host: str = "127.0.0.1", metrics_port: int | None = None,
     global _on
     stop()
     provider = provider_from_environment(span_exporters)
-    metrics = Metrics() if metrics_port is not None else None
-    try:
-        listener = Listener(metrics, metrics_host, metrics_port) if metrics is not None and metrics_port is not None \
-            else None
-    except BaseException:
-        if provider is not None:
-            provider.shutdown()
-        raise
+    metrics, listener = None, None
+    if metrics_port is not None:
+        metrics = Metrics()
+        try:
+            listener = Listener(metrics, metrics_host, metrics_port)
+        except ConfigError:
+            if provider is not None:
+                provider.shutdown()
+            raise
     if provider is None and metrics is None:
         return None
     tracer = provider.get_tracer("deskgate") if provider is not None else None
@@ -144,9 +146,9 @@ def stop() -> None:
 
 # -- one tools/call ----------------------------------------------------------------------------------
 
-Credential = Any  # str | Session | None, as `GuardChain.call` takes it
-CallFn = Callable[["GuardChain", Credential, str, "dict[str, Any] | None"], Awaitable[Outcome]]
-AuditFn = Callable[["GuardChain", "Call", Outcome], Awaitable[Outcome]]
+Credential: TypeAlias = "str | Session | None"  # as `GuardChain.call` takes it
+CallFn: TypeAlias = Callable[["GuardChain", Credential, str, "dict[str, Any] | None"], Awaitable[Outcome]]
+AuditFn: TypeAlias = Callable[["GuardChain", "Call", Outcome], Awaitable[Outcome]]
 
 
 def traced_call(fn: CallFn) -> CallFn:
@@ -169,15 +171,16 @@ def traced_call(fn: CallFn) -> CallFn:
         scope = _CallScope(on, span, on.tracer if span is not None and span.is_recording() else None, label)
         scoped, entered = _CALL.set(scope), _enter(span)
         started = time.perf_counter()
-        outcome: Outcome | None = None
         try:
             outcome = await fn(chain, credential, tool, arguments)
-            return outcome
+        except BaseException as exc:  # the chain answers every DeskgateError: this is a cancellation or a bug
+            _leave(span, entered, None if span is None else _describe(span, exc))
+            raise
         finally:
-            _leave(span, entered, None if outcome is None or span is None else _answered(span, outcome))
             _CALL.reset(scoped)
-            if outcome is not None:
-                _count_call(scope, outcome, time.perf_counter() - started)
+        _leave(span, entered, None if span is None else _answered(span, outcome))
+        _count_call(scope, outcome, time.perf_counter() - started)
+        return outcome
 
     return call
 
