@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from mcp import Client, StdioServerParameters
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -361,6 +362,19 @@ async def test_the_metrics_listener_counts_calls_stages_audit_confirmations_and_
     assert value(page, "deskgate_breaker_open", breaker="money") == 0
     labels = {v for (_, pairs) in page for (_, v) in pairs}
     assert not [v for v in labels if v.startswith(("C-", "O-", "T-", "A-", "AP-")) or "@" in v]
+
+
+async def test_a_stdio_server_serves_metrics_too(deployment: Deployment, no_otel: None) -> None:
+    """Over stdio (as Claude Desktop launches it) the metrics listener works the same way."""
+    port = free_port()
+    params = StdioServerParameters(command=CLI[0], args=[*CLI[1:], "serve", "--transport", "stdio", "--dev",
+                                                         "--metrics-port", str(port)],
+                                   env=server_env(deployment, DESKGATE_TOKEN=deployment.token("tier1-agent")))
+    async with Client(params) as client:
+        assert (await call(client, "get_ticket", ticket_id=deployment.demo.pii_ticket))["status"] == "ok"
+        async with httpx2.AsyncClient() as http:
+            page = samples((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+    assert value(page, "deskgate_tool_calls_total", tool="get_ticket", status="ok", code="") == 1
 
 
 async def test_the_breaker_gauge_follows_the_shared_state_store(deployment: Deployment,
