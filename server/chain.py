@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from deskgate.scopes.session import Session
+from deskgate.server import telemetry
 from deskgate.server.errors import (
     AuditUnavailable,
     AuthenticationError,
@@ -104,7 +105,7 @@ class GuardChain:
     ) -> None:
         self._verifier = verifier
         self._catalogue = catalogue.freeze()
-        self._backend = backend
+        self._backend = telemetry.observed(backend)
         self._state = state
         self._policy = policy
         self._redactor = redactor
@@ -125,6 +126,7 @@ class GuardChain:
 
     # -- the chain --------------------------------------------------------------------------
 
+    @telemetry.traced_call
     async def call(self, credential: str | Session | None, tool: str, arguments: dict[str, Any] | None) -> Outcome:
         call = Call(tool=tool, raw=dict(arguments or {}), request_id=uuid.uuid4().hex,
                     started=time.perf_counter(), now=int(self._clock()))
@@ -153,6 +155,7 @@ class GuardChain:
 
     # -- 1. authenticate ----------------------------------------------------------------------
 
+    @telemetry.traced_stage("authenticate")
     async def authenticate(self, credential: str | Session | None) -> Session:
         """The session of this call. A `Session` comes from HTTP, where the bearer middleware verified the
         token (revocation included) earlier in this same request; a string is verified here."""
@@ -165,6 +168,7 @@ class GuardChain:
 
     # -- 2. resolve ---------------------------------------------------------------------------
 
+    @telemetry.traced_stage("resolve")
     def resolve(self, call: Call) -> tuple[ToolSpec, BaseModel]:
         assert call.session is not None
         spec = self._catalogue.get(call.tool)
@@ -187,6 +191,7 @@ class GuardChain:
 
     # -- 3. authorize -------------------------------------------------------------------------
 
+    @telemetry.traced_stage("authorize")
     async def authorize(self, call: Call) -> None:
         assert call.session is not None and call.spec is not None and call.args is not None
         session = call.session
@@ -221,6 +226,7 @@ class GuardChain:
 
     # -- 5. confirm ---------------------------------------------------------------------------
 
+    @telemetry.traced_stage("confirm")
     async def confirm(self, call: Call) -> None:
         assert call.spec is not None and call.verdict is not None
         if not call.verdict.needs_confirmation:
@@ -253,7 +259,8 @@ class GuardChain:
         key = self._idempotency_key(call)
         if key is None:
             return await self.execute_and_redact(call)
-        state, stored = await self._state.idempotency.claim(key, call.digest or "", call.now)
+        with telemetry.stage("idempotency"):
+            state, stored = await self._state.idempotency.claim(key, call.digest or "", call.now)
         if state == "conflict":
             raise IdempotencyConflict("this idempotency key was used with other arguments")
         if state == "in_progress":
@@ -284,12 +291,15 @@ class GuardChain:
         spec = call.spec
         if not spec.read_only:
             # Durable before the side effect: a crash between intent and outcome stays visible.
-            call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
-        result = await spec.handler(self._context(call), call.args)                     # 7
+            with telemetry.stage("audit"):
+                call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
+        with telemetry.stage("execute"):
+            result = await spec.handler(self._context(call), call.args)                 # 7
         call.notes["executed"] = True
         data = result.model_dump(mode="json")
         self._check_result_binding(call, data)
-        visible = self._redactor.redact_output(data, self._output_pii[spec.name], call.session.scopes)  # 8
+        with telemetry.stage("redact"):
+            visible = self._redactor.redact_output(data, self._output_pii[spec.name], call.session.scopes)  # 8
         call.notes["result_digest"] = _digest(data)
         if spec.money:
             call.notes["currency"] = data.get("currency")
@@ -321,6 +331,7 @@ class GuardChain:
 
     # -- 9. audit -----------------------------------------------------------------------------
 
+    @telemetry.audit_stage
     async def audit(self, call: Call, outcome: Outcome) -> Outcome:
         kind = "outcome" if "intent_seq" in call.notes else "call"
         # A write tool's record is fsync'd before its answer whatever happened to it; a read's may

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.session import Session
+from deskgate.server import telemetry
 from deskgate.server.errors import (
     ConfirmationRequired,
     DeniedError,
@@ -87,6 +88,7 @@ class PolicyStage:
 
     # -- 4. policy ----------------------------------------------------------------------------
 
+    @telemetry.traced_stage("policy")
     async def decide(self, call: Call, backend: SupportBackend) -> Verdict:
         assert call.spec is not None and call.session is not None and call.args is not None
         spec, session = call.spec, call.session

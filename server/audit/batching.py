@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from deskgate.server import telemetry
 from deskgate.server.audit.records import checked_event, checked_shape
 from deskgate.server.errors import AuditUnavailable
 from deskgate.server.settings import AuditSection
@@ -224,6 +225,7 @@ class GroupCommit(ABC):
                 return batch, stopping
         return [], False
 
+    @telemetry.audit_commit
     def _commit(self, batch: list[_Pending]) -> None:
         """Write `batch` (possibly empty: records written on their callers' threads need a flush) and flush."""
         if self._broken is not None:

@@ -76,8 +76,13 @@ def serve(
         "--allowed-host", help="Also accept this Host header (name, name:port or name:*); repeatable. "
                                "Adds to [server] allowed_hosts.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics at /metrics on this port "
+                                                     "(off by default).")] = None,
+    metrics_host: Annotated[str, typer.Option(help="Bind address of the metrics listener.")] = "127.0.0.1",
 ) -> None:
-    """Serve MCP over stdio (token from DESKGATE_TOKEN or DESKGATE_TOKEN_FILE) or Streamable HTTP at /mcp."""
+    """Serve MCP over stdio (token from DESKGATE_TOKEN or DESKGATE_TOKEN_FILE) or Streamable HTTP at /mcp.
+
+    Traces: OpenTelemetry, configured by the standard OTEL_* variables (off when none is set)."""
     from deskgate.server.http_security import HostPattern
 
     if transport not in ("stdio", "http"):
@@ -89,17 +94,22 @@ def serve(
         except ValueError as exc:
             raise ConfigError(f"--allowed-host: {exc}") from None
     _logging(verbose)
-    _serve(transport, host, port, dev, extra_hosts)  # type: ignore[arg-type]
+    _serve(transport, host, port, dev, extra_hosts, metrics_host, metrics_port)  # type: ignore[arg-type]
 
 
 def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | None, dev: bool,
-           extra_hosts: tuple[str, ...] = ()) -> None:
+           extra_hosts: tuple[str, ...] = (), metrics_host: str = "127.0.0.1", metrics_port: int | None = None) -> None:
+    from deskgate.server import telemetry
     from deskgate.server.manifest.lock import check_served
     from deskgate.server.runtime import Runtime
 
     paths = Paths.from_env()
+    metrics_url = telemetry.start(metrics_host=metrics_host, metrics_port=metrics_port)  # before the chain
     runtime = Runtime.open(paths)
     try:
+        telemetry.watch_breakers(lambda: [row[0] for row in runtime.state.breakers.list_sync()])
+        if metrics_url:
+            err.print(f"deskgate: metrics at {metrics_url}")
         check_served(runtime.manifest, paths, dev=dev, warn=lambda text: err.print(f"[yellow]{text}[/]"))
         runtime.announce_start(transport)
         if transport == "stdio":
