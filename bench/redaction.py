@@ -7,13 +7,12 @@
    Presidio (`presidio-analyzer` with its predefined pattern recognizers for English plus the UK
    NINO one, on a no-op NLP engine: nothing is downloaded) and scrubadub (default detectors), each
    scored on the labels it covers. deskgate is also scored on fresh corpora from other generator
-   seeds (held out: values and combinations it was not tuned on). Where the compiled twins are
-   built, `deskgate-python` is deskgate with its Python detectors only (DESKGATE_NATIVE_SCAN=0).
+   seeds (held out: values and combinations it was not tuned on).
 2. Throughput in MB/s and texts/s of CPU time on one core, same run, same texts: corpus texts one by
    one (short, PII-dense: the worst case), 2 KB tickets of corpus texts (dense), and 2 KB tickets
    as support sees them (two texts with PII, two hard negatives, prose).
 3. Latency share: median latency of `get_ticket` on a ticket of about 2 KB through deskgate's whole
-   chain, with redaction (compiled twins, and Python only where twins are built) and with a
+   chain, with redaction and with a
    pass-through redactor (`bench.servers.UnsafeNoRedaction`), alternating call by call. In memory
    (wall and CPU: one runtime, its redactor and detectors swapped per call), and over Streamable
    HTTP on loopback and over stdio (wall: one server process per variant, `bench.servers`, on the
@@ -52,44 +51,6 @@ class Detector:
 
 def deskgate() -> Detector:
     return Detector("deskgate", corpus.LABELS, corpus.predict_deskgate)
-
-
-Scanners = tuple[Any, Any, Any]  # what `detect` runs: the detectors, its lower-casing, fold's own-fold check
-
-
-def scanners_in_use() -> Scanners:
-    from deskgate.server.redaction import detectors, fold
-
-    return detectors._DETECTORS, detectors.lower, fold.its_own_fold
-
-
-def python_scanners() -> Scanners:
-    """The Python reference of each, as DESKGATE_NATIVE_SCAN=0 gives them."""
-    from deskgate.server.redaction import detectors, fold
-
-    return detectors.PYTHON_DETECTORS, str.lower, fold._its_own_fold
-
-
-def use_scanners(scanners: Scanners) -> None:
-    from deskgate.server.redaction import detectors, fold
-
-    detectors._DETECTORS, detectors.lower, fold.its_own_fold = scanners
-
-
-def deskgate_python() -> Detector | None:
-    """deskgate with its Python detectors only (no compiled twins): None when no twin is built here."""
-    compiled, python = scanners_in_use(), python_scanners()
-    if compiled == python:
-        return None
-
-    def predict(text: str) -> list[Span]:
-        use_scanners(python)
-        try:
-            return corpus.predict_deskgate(text)
-        finally:
-            use_scanners(compiled)
-
-    return Detector("deskgate-python", corpus.LABELS, predict)
 
 
 def presidio() -> Detector | None:
@@ -312,11 +273,8 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 
     runtime = home.open_runtime()
-    redactor, built = runtime.chain._redactor, scanners_in_use()
-    variants = {"with redaction": (redactor, built)}  # variant: (redactor, scanners)
-    if built != python_scanners():
-        variants["with redaction, Python only"] = (redactor, python_scanners())
-    variants["pass-through"] = (UnsafeNoRedaction(), built)
+    redactor = runtime.chain._redactor
+    variants = {"with redaction": redactor, "pass-through": UnsafeNoRedaction()}
     wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
     cpu: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
     try:
@@ -325,8 +283,7 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
             for i in range(warmup + calls):
                 for ticket in placed:
                     for kind in variants if i % 2 else reversed(variants):
-                        runtime.chain._redactor = variants[kind][0]  # the only change between the variants
-                        use_scanners(variants[kind][1])
+                        runtime.chain._redactor = variants[kind]  # the only change between the variants
                         began, began_cpu = time.perf_counter(), time.process_time()
                         await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket.id})
                         if i >= warmup:
@@ -334,7 +291,6 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
                             cpu[ticket.id, kind].append(time.process_time() - began_cpu)
     finally:
         runtime.chain._redactor = redactor
-        use_scanners(built)
         await runtime.aclose()
     table = Table("Redaction share of a get_ticket read (about 2 KB of ticket data), in memory",
                   ["ticket", "bytes", "variant", "calls", "median ms", "p95 ms", "median CPU ms",
@@ -351,14 +307,11 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
 async def latency_processes(home: Home, placed: Sequence[Ticket], *, transport: str, calls: int,
                             warmup: int) -> Table:
     """Over Streamable HTTP on loopback (`transport="http"`) or stdio: one server process per variant on
-    the same state directory (same tickets, same token) - `deskgate`, `deskgate-python` where twins are
-    built, `deskgate-unredacted` - called in turn call by call."""
+    the same state directory (same tickets, same token) - `deskgate` and `deskgate-unredacted` - called
+    in turn call by call."""
     from bench._common import Summary
     from bench.servers import Kind, UnexpectedResult, call_ok, connected, connected_stdio, serving
-    servers: dict[str, Kind] = {"with redaction": "deskgate"}  # variant: server kind
-    if scanners_in_use() != python_scanners():
-        servers["with redaction, Python only"] = "deskgate-python"
-    servers["pass-through"] = "deskgate-unredacted"
+    servers: dict[str, Kind] = {"with redaction": "deskgate", "pass-through": "deskgate-unredacted"}
     wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in servers}
     token = home.tokens[0]
     async with AsyncExitStack() as stack:
@@ -413,12 +366,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where the throwaway state directory goes")
     args = parser.parse_args()
 
-    from deskgate.server.redaction.detectors import scanners
-
-    print(f"machine: {machine()}", flush=True)
-    print(f"deskgate detectors: {scanners()} (deskgate-python: the same with DESKGATE_NATIVE_SCAN=0)\n", flush=True)
+    print(f"machine: {machine()}\n", flush=True)
     records = corpus.load()
-    detectors = [d for d in (deskgate(), deskgate_python(), presidio(), scrubadub()) if d is not None]
+    detectors = [d for d in (deskgate(), presidio(), scrubadub()) if d is not None]
     missing = {"presidio", "scrubadub"} - {d.name for d in detectors}
     if missing:
         print(f"not installed (pip install -e '.[bench]'): {', '.join(sorted(missing))}\n", flush=True)

@@ -17,11 +17,9 @@ import ipaddress
 import operator
 import re
 import string
-import sys
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from deskgate.server.redaction import native
 from deskgate.server.redaction.checks import (
     IBAN_LENGTHS,
     card_valid,
@@ -31,11 +29,8 @@ from deskgate.server.redaction.checks import (
     nino_prefix_valid,
     ssn_valid,
 )
-
-# Re-exported for the compiled numbers twin (c/numbers.c), which reads a card's length and Luhn itself.
-from deskgate.server.redaction.checks import card_brand_plausible as card_brand_plausible
 from deskgate.server.redaction.classes import PiiClass
-from deskgate.server.redaction.fold import fold, lower
+from deskgate.server.redaction.fold import fold
 
 
 class Detection(NamedTuple):
@@ -740,10 +735,9 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
     yield from _pairs(text, low)
 
 
-# Each detector reads the folded text and its lower-cased twin (same offsets) and yields
-# (class, kind, start, end, canonical value) in folded offsets. `_DETECTORS`, at the end of the
-# module, is this with the compiled twins swapped in where they are built (`native.py`).
-PYTHON_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
+# Each detector reads the folded text and its lower-cased copy (same offsets) and yields
+# (class, kind, start, end, canonical value) in folded offsets.
+_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
@@ -775,7 +769,7 @@ def detect(text: str) -> list[Detection]:
     # ASCII text is its own fold (`fold` would return it with no resizes): no `Folded` to build.
     folded = None if text.isascii() else fold(text)
     view = text if folded is None else folded.text
-    low = lower(view)
+    low = view.lower()
     if folded is None or view.isascii():
         if not _MAY_HOLD_CHAR.search(low) and not _MAY_HOLD_WORD.search(low):
             return []
@@ -817,12 +811,3 @@ def _merge(hits: list[_Hit]) -> list[_Hit]:
     kept.sort(key=_START)
     return kept
 
-
-# Last: the compiled twins read the rules above (`native.choose` hands them this module).
-_DETECTORS = native.choose(sys.modules[__name__], PYTHON_DETECTORS)
-
-
-def scanners() -> dict[str, str]:
-    """Which implementation runs each detector here, and the fold check and lower-casing ("text"):
-    "c" or "python" (the server's start record says)."""
-    return {**native.describe(_DETECTORS), "text": "python" if lower is str.lower else "c"}

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import bisect
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
-
-from deskgate.server.redaction import native
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
@@ -114,13 +111,8 @@ def _translate(match: re.Match[str]) -> str:
     return match.group().translate(_TABLE)
 
 
-def _its_own_fold(text: str) -> bool:
+def its_own_fold(text: str) -> bool:
     return _ITS_OWN_FOLD.fullmatch(text) is not None
-
-
-# Their compiled twins where built (`native.py`, `_c_text`): the same answers, by tables built from
-# `_STABLE` and from `str.lower` itself. `lower` is what `detect` lower-cases the folded text with.
-its_own_fold, lower = native.text_twins(sys.modules[__name__], (_its_own_fold, str.lower))
 
 
 def fold(text: str) -> Folded:
