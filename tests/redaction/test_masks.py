@@ -8,12 +8,13 @@ import ipaddress
 
 import pytest
 
+from bench.corpus import make_corpus
+from bench.corpus import score as corpus
 from deskgate.server.errors import ConfigError
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.detectors import detect
 from deskgate.server.redaction.fold import fold
 from deskgate.server.redaction.masks import mask, mask_canonical, mask_ip
-from tests.data import corpus, make_corpus
 
 
 @pytest.mark.parametrize(("cls", "value", "masked"), [

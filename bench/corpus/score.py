@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CORPUS = Path(__file__).with_name("redaction_corpus.jsonl")
+CORPUS = Path(__file__).with_name("redaction_corpus.jsonl")  # the tuning corpus
+HELDOUT = Path(__file__).with_name("heldout_corpus.jsonl")  # never tuned on (make_heldout.py)
 LABELS = ("email", "phone", "card", "iban", "ssn", "nino", "ip", "secret")
 NEGATIVE_SUBSETS = ("negative", "prose", "extra_negative")
 
@@ -106,3 +107,18 @@ def predict_deskgate(text: str) -> list[Span]:
     from deskgate.server.redaction.detectors import detect
 
     return [(label_of(d.kind, d.cls.value), d.start, d.end) for d in detect(text)]
+
+
+def score_mutations(records: Iterable[dict], predict: Predict) -> dict[str, Tally]:
+    """Recall on the mutated value of each record (`mutate.every_mutation`), per mutation kind and per label
+    (keys "kind:<kind>" and "label:<label>")."""
+    tallies: dict[str, Tally] = {}
+    for record in records:
+        span = record["spans"][record["mutated"]]
+        label, start, end = span["label"], span["start"], span["end"]
+        found = _covered(record["text"], start, end, [p for p in predict(record["text"]) if p[0] == label], label)
+        for key in (f"kind:{record['subset'].split(':', 1)[1]}", f"label:{label}"):
+            tally = tallies.setdefault(key, Tally())
+            tally.gold += 1
+            tally.found += found
+    return tallies
