@@ -69,7 +69,7 @@ def rewrite(label: str, value: str, kind: str, rng: random.Random) -> tuple[str,
     """`value` (of class `label`) rewritten by the mutation `kind`: (glued before, the value, glued after)."""
     if kind == "separators":
         groups = _groups(value)
-        out = "+" if value.lstrip().startswith("+") else ""
+        out = value[: len(value) - len(value.lstrip("+\uff0b"))]  # a leading plus stays
         out += groups[0]
         for group in groups[1:]:
             out += rng.choice(SEPARATORS) + group

@@ -61,7 +61,7 @@ class Score:
         return self.negatives_flagged / self.negatives if self.negatives else 0.0
 
 
-def _covered(text: str, start: int, end: int, spans: list[Span], label: str) -> bool:
+def covered(text: str, start: int, end: int, spans: list[Span], label: str) -> bool:
     marks = bytearray(end - start)
     for lb, s, e in spans:
         if lb == label:
@@ -83,7 +83,7 @@ def score(records: list[dict], predict: Predict, labels: Iterable[str] = LABELS)
             result.negatives += 1
             result.negatives_flagged += bool(predicted)
         for label, start, end in gold:
-            found = _covered(text, start, end, predicted, label)
+            found = covered(text, start, end, predicted, label)
             exact = (label, start, end) in predicted
             for tally in (result.per_label[label], *([result.evasion] if record["subset"] == "evasion" else [])):
                 tally.gold += 1
@@ -116,7 +116,7 @@ def score_mutations(records: Iterable[dict], predict: Predict) -> dict[str, Tall
     for record in records:
         span = record["spans"][record["mutated"]]
         label, start, end = span["label"], span["start"], span["end"]
-        found = _covered(record["text"], start, end, [p for p in predict(record["text"]) if p[0] == label], label)
+        found = covered(record["text"], start, end, [p for p in predict(record["text"]) if p[0] == label], label)
         for key in (f"kind:{record['subset'].split(':', 1)[1]}", f"label:{label}"):
             tally = tallies.setdefault(key, Tally())
             tally.gold += 1

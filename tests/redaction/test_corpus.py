@@ -58,3 +58,35 @@ def test_disguised_values_are_still_found(score):
 def test_hard_negatives_are_left_alone(score):
     """Order ids, tracking numbers, prices, dates, invalid numbers and versions are (almost) never flagged."""
     assert score.negative_rate <= NEGATIVES_FLAGGED_CEILING, f"negatives flagged {score.negative_rate:.4f}"
+
+
+# The held-out corpus was never tuned on: these floors are what the detectors measured on it when it
+# was first scored after the rework (BENCHMARKS.md), the issue's targets where they are met.
+HELDOUT_RECALL_FLOOR = {"email": 0.99, "phone": 0.985, "card": 0.99, "iban": 0.99, "ssn": 0.99, "nino": 0.99,
+                        "ip": 0.99, "secret": 0.985}
+HELDOUT_EVASION_RECALL_FLOOR = 0.97
+HELDOUT_ALTERED_CEILING = 0.02
+
+
+@pytest.fixture(scope="module")
+def heldout_score():
+    return corpus.score(corpus.load(corpus.HELDOUT), corpus.predict_deskgate)
+
+
+@pytest.mark.parametrize("label", list(HELDOUT_RECALL_FLOOR))
+def test_on_text_it_was_not_tuned_on_each_class_keeps_its_recall(heldout_score, label):
+    """Other templates, languages, countries' formats and value sources: recall per class holds."""
+    tally = heldout_score.per_label[label]
+    assert tally.recall >= HELDOUT_RECALL_FLOOR[label], f"{label} held-out recall {tally.recall:.4f}"
+
+
+def test_on_text_it_was_not_tuned_on_the_evasion_classes_are_closed(heldout_score):
+    """Other separators, glued labels, invisible characters, mixed-case IBANs, spelled, encoded or homoglyph
+    emails, lower-cased keys and Token headers, none of them seen in tuning, are found."""
+    assert heldout_score.evasion.recall >= HELDOUT_EVASION_RECALL_FLOOR, f"{heldout_score.evasion.recall:.4f}"
+
+
+def test_on_text_it_was_not_tuned_on_look_alikes_and_clean_texts_are_left_alone(heldout_score):
+    """Four-part versions, SSN-shaped order numbers, failing IBAN placeholders, tracking and SKU numbers and
+    clean support texts: at most 2% of them are altered."""
+    assert heldout_score.negative_rate <= HELDOUT_ALTERED_CEILING, f"altered {heldout_score.negative_rate:.4f}"
