@@ -233,7 +233,9 @@ def _plain_emails(text: str, low: str) -> Iterator[_Hit]:
 # semicolon, a line break, a sentence end, `+`, ...), each piece is classified, and consecutive
 # pieces that are nothing on their own are classified again joined (a card split over two lines).
 # (The text is folded: its only digits are ASCII ones, and `[0-9]` is quicker for `re` than `\d`.)
-_RUN = re.compile(r"[+(]?[0-9]+(?:[\W_]{1,3}[0-9]+)*")
+# The lookahead skips, in `re`, most runs of fewer than seven digits (the shortest number detected
+# here): a number followed by a letter within seven characters ("2 items", "2024 we").
+_RUN = re.compile(r"(?<![0-9])[+(]?[0-9](?=[0-9\W_]{6})[0-9]*(?:[\W_]{1,3}[0-9]+)*")
 _SENTENCE_END = re.compile(r"\.\s")
 # A number glued to one of these on its left or right is part of a word, a code, an amount or a time:
 # only a checksum-valid card, or an SSN or phone its context names, is still read from it.
@@ -423,13 +425,11 @@ def _pieces(text: str, start: int, end: int) -> list[list[Group]]:
 
 
 def _numbers(text: str, low: str) -> Iterator[_Hit]:
-    """Cards, SSNs, phones, and the IPv4 addresses that sit inside the same digit runs (one scan for all)."""
+    """Cards, SSNs and phones."""
     for run in _RUN.finditer(text):
         start, end = run.span()
         if end - start < 7:
             continue  # shorter than any number detected here
-        if text.count(".", start, end) >= 3:
-            yield from _ipv4s(text, start, end)
         before = text[start - 1] if start else " "
         if before == ":" and text[max(0, start - 3) : start - 1].isdigit():
             continue  # the tail of a time: 10:30:01.000-0500
@@ -508,7 +508,12 @@ def _number(text: str, groups: list[Group], glued: bool) -> _Hit | None:
 # so it is read in any case, with any short separators (`_`, `/`, tabs, line breaks... as for
 # numbers), and wherever it starts, even glued to a label (`IBANDE89...`). A NINO has no checksum:
 # it must start a word, and its separators are the usual ones.
-_CODE_START = re.compile(r"[A-Za-z]{2}[\W_]{0,3}[0-9]{2}")
+# Found from their two digits (digits are rare in text, letters are not: `re` skips to the next digit
+# quickly), looking back over at most three separators for the two letters.
+_CODE_DIGITS = re.compile(
+    r"[0-9](?:(?<=[A-Za-z]{2}[0-9])|(?<=[A-Za-z]{2}[\W_][0-9])|(?<=[A-Za-z]{2}[\W_]{2}[0-9])"
+    r"|(?<=[A-Za-z]{2}[\W_]{3}[0-9]))[0-9]"
+)
 _NINO = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-Da-d](?![A-Za-z0-9])")
 _CODE_SEPARATORS = re.compile(r"[\W_]+")
 _NINO_FIRST, _NINO_SECOND = frozenset("ABCEGHJKLMNOPRSTWXYZ"), frozenset("ABCEGHJKLMNPRSTWXYZ")
@@ -517,8 +522,11 @@ _NINO_FIRST, _NINO_SECOND = frozenset("ABCEGHJKLMNOPRSTWXYZ"), frozenset("ABCEGH
 def _codes(text: str, low: str) -> Iterator[_Hit]:
     """IBANs and UK NINOs."""
     done = 0  # where the last code found ended
-    for m in _CODE_START.finditer(text):
-        start = m.start()
+    for m in _CODE_DIGITS.finditer(text):
+        start = m.start() - 1
+        while not text[start].isalpha():
+            start -= 1
+        start -= 1  # the first of the two letters
         if start < done:
             continue
         found = _iban(text, start)
@@ -575,8 +583,10 @@ _IPV6_GROUP_SEPARATORS = re.compile(r"[:.]")
 _IP_CONTEXT = re.compile(r"\b(?:ip|ips|ipv4|address|addr|host|server|from)\b")
 
 
-def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
-    for m in _IPV4.finditer(text, lo, hi):
+def _ipv4s(text: str, low: str) -> Iterator[_Hit]:
+    if text.count(".") < 3:
+        return
+    for m in _IPV4.finditer(text):
         start, end = m.start(), m.end()
         before = text[start - 1] if start else " "
         after = text[end : end + 2]
@@ -798,7 +808,7 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
 
 # Each detector reads the folded text and its lower-cased copy (same offsets) and yields
 # (class, kind, start, end, canonical value) in folded offsets.
-_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
+_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv4s, _ipv6s)
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
