@@ -233,9 +233,13 @@ def _plain_emails(text: str, low: str) -> Iterator[_Hit]:
 # semicolon, a line break, a sentence end, `+`, ...), each piece is classified, and consecutive
 # pieces that are nothing on their own are classified again joined (a card split over two lines).
 # (The text is folded: its only digits are ASCII ones, and `[0-9]` is quicker for `re` than `\d`.)
-# The lookahead skips, in `re`, most runs of fewer than seven digits (the shortest number detected
-# here): a number followed by a letter within seven characters ("2 items", "2024 we").
-_RUN = re.compile(r"(?<![0-9])[+(]?[0-9](?=[0-9\W_]{6})[0-9]*(?:[\W_]{1,3}[0-9]+)*")
+# A separator holds at most one line break (a blank line ends a number). The lookahead skips, in `re`,
+# most runs of fewer than seven digits (the shortest number detected here): a number followed by a
+# letter within seven characters ("2 items", "2024 we").
+_SEPARATOR = r"(?:[^\w\n]|_){1,3}|(?:[^\w\n]|_){0,2}\n(?:[^\w\n]|_){0,2}"
+# (A pattern that starts with a character set lets `re` skip quickly to where it may match; one that
+# starts with a lookbehind is tried at every character: the lookbehinds come after the first set.)
+_RUN = re.compile(rf"[+(0-9](?<![0-9].)(?:(?<=[+(])[0-9])?(?=[0-9\W_]{{6}})[0-9]*(?:(?:{_SEPARATOR})[0-9]+)*")
 _SENTENCE_END = re.compile(r"\.\s")
 # A number glued to one of these on its left or right is part of a word, a code, an amount or a time:
 # only a checksum-valid card, or an SSN or phone its context names, is still read from it.
@@ -510,8 +514,8 @@ def _number(text: str, groups: list[Group], glued: bool) -> _Hit | None:
 # it must start a word, and its separators are the usual ones.
 # Found from their two digits (digits are rare in text, letters are not: `re` skips to the next digit
 # quickly), looking back over at most three separators for the two letters.
-_CODE_DIGITS = re.compile(
-    r"[0-9](?:(?<=[A-Za-z]{2}[0-9])|(?<=[A-Za-z]{2}[\W_][0-9])|(?<=[A-Za-z]{2}[\W_]{2}[0-9])"
+_CODE_DIGITS = re.compile(  # the first lookbehind is a quick no for the digits inside numbers
+    r"[0-9](?<![0-9]{2})(?:(?<=[A-Za-z]{2}[0-9])|(?<=[A-Za-z]{2}[\W_][0-9])|(?<=[A-Za-z]{2}[\W_]{2}[0-9])"
     r"|(?<=[A-Za-z]{2}[\W_]{3}[0-9]))[0-9]"
 )
 _NINO = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-Da-d](?![A-Za-z0-9])")
@@ -573,7 +577,8 @@ def _nino(text: str, start: int) -> _Hit | None:
 
 # --- IP addresses --------------------------------------------------------------------------------
 
-_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")  # in folded text: ASCII digits only
+# In folded text: ASCII digits only. Never from inside a number (the lookbehind spares `re` the retries).
+_IPV4 = re.compile(r"[0-9](?<![0-9.][0-9])[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*")
 # Every `_IPV6` match holds this, its first colon at most four characters in. `_IPV6` may start
 # anywhere (its first group can be empty), so scanning for it is slow; scanning for the colons
