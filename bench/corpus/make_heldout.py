@@ -17,12 +17,13 @@ committed file is what this produces.
 from __future__ import annotations
 
 import html
-import json
 import random
 import string
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
+
+from bench.corpus.make_corpus import render  # the same line format as the tuning corpus
 
 SEED = 7_500_113
 OUT = Path(__file__).with_name("heldout_corpus.jsonl")
@@ -513,10 +514,6 @@ def generate(seed: int = SEED) -> list[dict[str, object]]:
         text = " ".join(rng.sample(CLEAN, rng.randint(1, 3)))
         emit("prose", "en", text, [])
     return records
-
-
-def render(records: list[dict[str, object]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,23 @@
 """Detectors over free text: where the PII and secrets are, as spans of the original text.
 
-`detect(text)` folds the text (`fold.py`: NFKC, any-script digits, dashes, format characters
-removed), runs every detector over the folded view, keeps the strongest of overlapping hits and
-maps each back to the original. Patterns are compiled once, at import.
+`detect(text)` folds the text (`fold.py`: NFKC, any-script digits, dashes, invisible characters
+removed, Latin look-alikes mapped), runs every detector over the folded view, keeps the strongest of
+overlapping hits and maps each back to the original. Patterns are compiled once, at import.
+
+One section per detector, each with its rules in its header comment:
+
+    emails      `_emails`: plain, spelled out (at/dot), percent-encoded or HTML-escaped
+    numbers     `_numbers`: cards, SSNs, phones - digit groups joined by ANY short separator
+    codes       `_codes`: IBANs (any case, any separators, even glued) and UK NINOs
+    IPs         `_ipv4s`, `_ipv6s`
+    secrets     `_secrets`: provider keys (case-insensitive), JWTs, bearer/Token headers, key=value pairs
 
 Each detector finds candidates with a cheap pattern and then proves them: Luhn and issuer ranges
 for cards, country length and mod-97 for IBANs, area/group/serial rules for SSNs, issued prefixes
-for NINOs, address parsing for IPs, calling codes and numbering shapes for phones. That proof is
-what keeps order numbers, tracking numbers, prices, dates and version strings unredacted.
+for NINOs, address parsing for IPs, calling codes and numbering shapes for phones. A checksum
+decides whatever touches the number; where there is no checksum, the context decides (an SSN or
+phone word in the clause; a reference or version word right before). That is what keeps order
+numbers, tracking numbers, SKUs, prices, dates and version strings unredacted.
 """
 
 from __future__ import annotations
