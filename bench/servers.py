@@ -5,8 +5,7 @@ on 127.0.0.1 port 0, prints `{"port": N}` on stdout, then serves with uvicorn as
 `deskgate serve --transport http` does. The socket listens before the port is announced, so the
 first request queues in the backlog until the app is up: no polling, no sleep.
 
-Kinds: `deskgate` (the HTTP app as `deskgate serve` builds it), `deskgate-python` (the same with
-`DESKGATE_NATIVE_SCAN=0`: the Python detectors only, no compiled twins), `deskgate-unredacted` (the
+Kinds: `deskgate` (the HTTP app as `deskgate serve` builds it), `deskgate-unredacted` (the
 same with `UnsafeNoRedaction` in the chain: BENCHMARK ONLY, for redaction's share of a call), `bare` and
 `bare-auth` (`bench.bare`: the same backend read with nothing, or only a bearer check, around it).
 
@@ -46,7 +45,7 @@ from mcp.types import CallToolResult
 from bench._common import apply_bench_environment, bench_environment
 from deskgate.server.redaction.redactor import Redactor
 
-Kind = Literal["deskgate", "deskgate-python", "deskgate-unredacted", "bare", "bare-auth"]
+Kind = Literal["deskgate", "deskgate-unredacted", "bare", "bare-auth"]
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -83,7 +82,7 @@ def _listening_socket() -> socket.socket:
 
 
 def _runtime(kind: Kind, home: Path, policy: Path) -> Any:
-    """The deskgate runtime a server kind serves (`deskgate-python` differs only by its environment)."""
+    """The deskgate runtime a server kind serves."""
     from deskgate.server.runtime import Runtime
     from deskgate.server.settings import Paths
 
@@ -181,7 +180,7 @@ async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None 
     command = [sys.executable, "-m", "bench.servers", "--kind", kind, "--home", str(home), "--policy", str(policy)]
     if profile is not None:
         command += ["--profile", str(profile)]
-    process = await anyio.open_process(command, cwd=REPO, env=_environment(kind), stdout=subprocess.PIPE,
+    process = await anyio.open_process(command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE,
                                        stderr=None)
     try:
         with anyio.fail_after(START_TIMEOUT):
@@ -192,18 +191,11 @@ async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None 
         await process.aclose()
 
 
-def _environment(kind: Kind) -> dict[str, str]:
-    env = bench_environment()
-    if kind == "deskgate-python":
-        env["DESKGATE_NATIVE_SCAN"] = "0"
-    return env
-
-
 @asynccontextmanager
 async def connected_stdio(kind: Kind, home: Path, policy: Path, token: str) -> AsyncIterator[Client]:
     """An MCP client over stdio to a server child of `kind` it starts (and stops on exit)."""
     params = StdioServerParameters(
-        command=sys.executable, cwd=str(REPO), env={**_environment(kind), "DESKGATE_TOKEN": token},
+        command=sys.executable, cwd=str(REPO), env={**bench_environment(), "DESKGATE_TOKEN": token},
         args=["-m", "bench.servers", "--kind", kind, "--home", str(home), "--policy", str(policy), "--stdio"])
     async with Client(params) as client:
         yield client

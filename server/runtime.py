@@ -26,7 +26,6 @@ from deskgate.server.manifest.sources import build_served_manifest
 from deskgate.server.policy.approvals import Approvals
 from deskgate.server.policy.model import Policy, load_policy
 from deskgate.server.policy_stage import PolicyStage
-from deskgate.server.redaction.detectors import scanners
 from deskgate.server.redaction.redactor import Redactor
 from deskgate.server.settings import Paths, Settings, database_url, load_settings
 from deskgate.server.store.db import Database, open_database
@@ -110,8 +109,7 @@ class Runtime:
         served = {"policy_version": self.chain.policy_version, "manifest_hash": self.manifest["manifest_hash"]}
         previous_text = self.state.meta.get_sync("served")
         previous = json.loads(previous_text) if previous_text else None
-        event: dict[str, Any] = {"kind": "system", "action": "server.started", "transport": transport, **served,
-                                 "redaction_scanners": scanners()}
+        event: dict[str, Any] = {"kind": "system", "action": "server.started", "transport": transport, **served}
         if previous is not None and previous != served:
             event["changed"] = {k: {"from": previous.get(k), "to": v} for k, v in served.items()
                                 if previous.get(k) != v}

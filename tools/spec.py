@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from deskgate.server.errors import ConfigError
 from deskgate.server.outcome import envelope_schema
-from deskgate.server.redaction.classes import PiiClass
+from deskgate.server.redaction.classes import PiiClass, PiiMap, WrittenBy
 
 if TYPE_CHECKING:
     from deskgate.tools.context import ToolContext
@@ -47,9 +47,14 @@ class _PiiMark:
         """Called by pydantic while it writes the field's schema: it adds nothing."""
 
 
-def pii(cls: PiiClass, **kwargs: Any) -> Any:
-    """A pydantic `Field` that declares the PII class of a field."""
-    return Field(json_schema_extra=_PiiMark(cls), **kwargs)
+def pii(cls: PiiClass, *, written_by: str | None = None, **kwargs: Any) -> Any:
+    """A pydantic `Field` that declares the PII class of an output field, and who can write its text:
+    "customer", "agent", "system", or "@<field>" (a sibling field names the author). Text someone can
+    write reaches the agent inside an envelope naming its author (server/redaction/envelope.py)."""
+    info = Field(json_schema_extra=_PiiMark(cls), **kwargs)
+    if written_by is not None:
+        info.metadata.append(WrittenBy.parse(written_by))  # not in the JSON schema: the manifest is unchanged
+    return info
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +83,9 @@ class ToolSpec:
             open_world_hint=False,
         )
 
-    def pii_classes(self) -> dict[str, PiiClass]:
-        """Dotted output field path -> declared PII class (the redaction map)."""
-        return dict(_pii_fields(self.output_model, ""))
+    def pii_classes(self) -> PiiMap:
+        """Dotted output field path -> declared PII class (the redaction map), with who writes each text."""
+        return PiiMap(_pii_fields(self.output_model, ""), _written_by(self.output_model, ""))
 
     def input_pii_classes(self) -> dict[str, PiiClass]:
         """Dotted input field path -> declared PII class (redacts arguments in audit records)."""
@@ -122,6 +127,9 @@ class ToolSpec:
         problems += [f"output field {p!r}: no PII class declared" for p in _unclassified(self.output_model, "")]
         problems += [f"output field {p!r}: a PII field must be a plain string (masking changes its shape)"
                      for p in _constrained_pii(self.output_model, "")]
+        authors = _written_by(self.output_model, "")
+        problems += [f"output field {p!r}: free text must say who writes it (pii(..., written_by=...))"
+                     for p, c in _pii_fields(self.output_model, "") if c is PiiClass.FREE_TEXT and p not in authors]
         if problems:
             raise ConfigError(f"tool {self.name!r} cannot be registered: " + "; ".join(problems))
 
@@ -189,6 +197,16 @@ def _pii_fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, PiiC
             yield path, declared
         for nested in _nested_models(info.annotation):
             yield from _pii_fields(nested, f"{path}.")
+
+
+def _written_by(model: type[BaseModel], prefix: str) -> dict[str, WrittenBy]:
+    found: dict[str, WrittenBy] = {}
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        found.update((path, m) for m in info.metadata if isinstance(m, WrittenBy))
+        for nested in _nested_models(info.annotation):
+            found.update(_written_by(nested, f"{path}."))
+    return found
 
 
 def _unclassified(model: type[BaseModel], prefix: str) -> Iterator[str]:

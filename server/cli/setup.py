@@ -22,8 +22,10 @@ err = Console(stderr=True)
 
 
 def _logging(verbose: bool) -> None:
-    """Logs go to stderr (stdout is the MCP stream on stdio), through the redaction filter."""
-    from deskgate.server.redaction.logfilter import RedactingFilter
+    """Logs go to stderr (stdout is the MCP stream on stdio), every record masked as it is made."""
+    from deskgate.server.redaction.logfilter import RedactingFilter, install
+
+    install()
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())

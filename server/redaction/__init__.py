@@ -1,15 +1,15 @@
 """Redaction: what of the PII and secrets in a result, an audit record or a log line may be seen.
 
-    classes.py      the PII classes and visibilities (declared by output fields)
+    classes.py      the PII classes, visibilities and authors (declared by output fields)
     policy.py       visibility per class for a session's scopes (config/redaction.toml)
     fold.py         the evasion-proof view of a text, with offsets back to the original
     checks.py       Luhn, mod-97, SSN and NINO rules, calling codes
     detectors.py    the detectors over free text
     masks.py        what a masked value looks like
-    envelope.py     customer-supplied text marked as data, not instructions
+    envelope.py     text a customer or agent can write marked as data, with its author
     fingerprint.py  keyed HMAC fingerprints for the audit log, and their key
     redactor.py     `Redactor`: output, audit and text redaction
-    logfilter.py    `RedactingFilter` for every log handler
+    logfilter.py    every log record masked as it is made (`install`), `RedactingFilter` for handlers
 """
 
 from deskgate.server.redaction.classes import PiiClass, Visibility

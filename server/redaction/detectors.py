@@ -1,27 +1,36 @@
 """Detectors over free text: where the PII and secrets are, as spans of the original text.
 
-`detect(text)` folds the text (`fold.py`: NFKC, any-script digits, dashes, format characters
-removed), runs every detector over the folded view, keeps the strongest of overlapping hits and
-maps each back to the original. Patterns are compiled once, at import.
+`detect(text)` folds the text (`fold.py`: NFKC, any-script digits, dashes, invisible characters
+removed, Latin look-alikes mapped), runs every detector over the folded view, keeps the strongest of
+overlapping hits and maps each back to the original. Patterns are compiled once, at import.
+
+One section per detector, each with its rules in its header comment:
+
+    emails      `_emails`: plain, spelled out (at/dot), percent-encoded or HTML-escaped
+    numbers     `_numbers`: cards, SSNs, phones - digit groups joined by ANY short separator
+    codes       `_codes`: IBANs (any case, any separators, even glued) and UK NINOs
+    IPs         `_ipv4s`, `_ipv6s`
+    secrets     `_secrets`: provider keys (case-insensitive), JWTs, bearer/Token headers, key=value pairs
 
 Each detector finds candidates with a cheap pattern and then proves them: Luhn and issuer ranges
 for cards, country length and mod-97 for IBANs, area/group/serial rules for SSNs, issued prefixes
-for NINOs, address parsing for IPs, calling codes and numbering shapes for phones. That proof is
-what keeps order numbers, tracking numbers, prices, dates and version strings unredacted.
+for NINOs, address parsing for IPs, calling codes and numbering shapes for phones. A checksum
+decides whatever touches the number; where there is no checksum, the context decides (an SSN or
+phone word in the clause; a reference or version word right before). That is what keeps order
+numbers, tracking numbers, SKUs, prices, dates and version strings unredacted.
 """
 
 from __future__ import annotations
 
 import bisect
+import html
 import ipaddress
 import operator
 import re
 import string
-import sys
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from deskgate.server.redaction import native
 from deskgate.server.redaction.checks import (
     IBAN_LENGTHS,
     card_valid,
@@ -31,11 +40,8 @@ from deskgate.server.redaction.checks import (
     nino_prefix_valid,
     ssn_valid,
 )
-
-# Re-exported for the compiled numbers twin (c/numbers.c), which reads a card's length and Luhn itself.
-from deskgate.server.redaction.checks import card_brand_plausible as card_brand_plausible
 from deskgate.server.redaction.classes import PiiClass
-from deskgate.server.redaction.fold import fold, lower
+from deskgate.server.redaction.fold import fold
 
 
 class Detection(NamedTuple):
@@ -143,7 +149,49 @@ def _spelled_ats(text: str, low: str) -> Iterator[tuple[int, int]]:
         at = text.find("@", at + 1)
 
 
+# Percent-encoding (`%40`) and HTML character references (`&#64;`, `&#x40;`, `&commat;`) are decoded
+# before emails are looked for: an address in a URL or in HTML is still an address.
+_ENCODED = re.compile(r"%[0-7][0-9A-Fa-f]|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _decoded(text: str) -> tuple[str, list[int], list[int]] | None:
+    """`text` with its encoded characters decoded, and for each decoded character the start and end of
+    the original characters it came from; None when nothing in it is encoded."""
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in _ENCODED.finditer(text):
+        raw = m.group()
+        char = chr(int(raw[1:], 16)) if raw[0] == "%" else html.unescape(raw)
+        if len(char) != 1 or char == raw:
+            continue  # not a character reference html knows
+        parts += (text[pos : m.start()], char)
+        starts += [*range(pos, m.start()), m.start()]
+        ends += [*range(pos + 1, m.start() + 1), m.end()]
+        pos = m.end()
+    if not parts:
+        return None
+    parts.append(text[pos:])
+    starts += range(pos, len(text))
+    ends += range(pos + 1, len(text) + 1)
+    return "".join(parts), starts, ends
+
+
 def _emails(text: str, low: str) -> Iterator[_Hit]:
+    decoded = _decoded(text) if "%" in text or "&" in text else None
+    if decoded is None:
+        yield from _plain_emails(text, low)
+        return
+    view, starts, ends = decoded
+    view_low = view.lower()
+    if len(view_low) != len(view):
+        view_low = "".join(c.lower()[:1] for c in view)
+    for cls, kind, start, end, value in _plain_emails(view, view_low):
+        yield cls, kind, starts[start], ends[end - 1], value
+
+
+def _plain_emails(text: str, low: str) -> Iterator[_Hit]:
     at = text.find("@")
     while at != -1:
         local_start = _local_start(text, at)
@@ -178,26 +226,58 @@ def _emails(text: str, low: str) -> Iterator[_Hit]:
 
 
 # --- numbers: cards, SSNs, phones ----------------------------------------------------------------
-
-# At least 7 characters: the shortest number detected has 7 digits. (The text is folded: its only
-# digits are ASCII ones, and `[0-9]` is much quicker for `re` to test than `\d`.) A run never starts
-# right after one of its own first characters (`finditer` would have matched one character
-# earlier): the lookbehind says so, which spares `re` retrying from every digit of a short number.
-_RUN = re.compile(r"[+(0-9](?<![+(0-9][+(0-9])[0-9 \-.()+/]{6,}")
+#
+# A number is digit groups joined by separators, and a separator is ANY short run (one to three) of
+# characters that are not letters or digits: spaces, dots and dashes as people write them, but also
+# tabs, `|`, `:`, `;`, `*`, `~`, `_`, `/`, brackets, a line break, or several of them. What the number
+# is, is decided by its digits and its context, never by which separators it was written with:
+#
+#   card         13-19 digits of a real issuer range passing Luhn (a checksum: whatever touches it);
+#   SSN          9 digits passing the SSA rules, written 3-2-4, or with an SSN word in its clause;
+#   phone        `+` or `00` and a calling code; or how national numbers are written (trunk 0,
+#                North American 3-3-4, ...); or any 7-12 digits with a phone word in its clause;
+#   none of them when a reference word stands right before it (order, SKU, tracking, invoice, ...),
+#   or it is a date; a four-part dotted number after a version word is a version, not an address.
+#
+# A run is first cut where a separator reads as the end of one number (`_ends_number`: a comma, a
+# semicolon, a line break, a sentence end, `+`, ...), each piece is classified, and consecutive
+# pieces that are nothing on their own are classified again joined (a card split over two lines).
+# (The text is folded: its only digits are ASCII ones, and `[0-9]` is quicker for `re` than `\d`.)
+# A separator holds at most one line break (a blank line ends a number). The lookahead skips, in `re`,
+# most runs of fewer than seven digits (the shortest number detected here): a number followed by a
+# letter within seven characters ("2 items", "2024 we").
+_SEPARATOR = r"(?:[^\w\n]|_){1,3}|(?:[^\w\n]|_){0,2}\n(?:[^\w\n]|_){0,2}"
+# (A pattern that starts with a character set lets `re` skip quickly to where it may match; one that
+# starts with a lookbehind is tried at every character: the lookbehinds come after the first set.)
+_RUN = re.compile(rf"[+(0-9](?<![0-9].)(?:(?<=[+(])[0-9])?(?=[0-9\W_]{{6}})[0-9]*(?:(?:{_SEPARATOR})[0-9]+)*")
 _SENTENCE_END = re.compile(r"\.\s")
-_BEFORE_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
-_AFTER_NUMBER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%$\u20ac\u00a3")
-_SSN_CONTEXT = re.compile(r"\b(?:ssn|social security|soc\.? ?sec|tin)\b|\bss#")
+# A number glued to one of these on its left or right is part of a word, a code, an amount or a time:
+# only a checksum-valid card, or an SSN or phone its context names, is still read from it.
+_GLUED_LEFT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@/-.#$\u20ac\u00a3\u00a5")
+_GLUED_RIGHT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%$\u20ac\u00a3")
+_WEAK = frozenset(" -.()\t|*~_:/")  # one of these alone never ends a number
+_SSN_CONTEXT = re.compile(r"\b(?:ssn|social|soc\.? ?sec|tin\b|tax ?id|taxpayer|itin\b|ss#)")
+# Words that say "phone"; a label glued to the number (`tel0207...`) counts, so no `\b` at the end.
 _PHONE_CONTEXT = re.compile(
-    r"\b(phone|tel|telephone|call|mobile|cell|whatsapp|sms|text me|fax|ring|reach me|number is|telefon|"
-    r"handy|rufnummer|t\u00e9l\u00e9phone|portable|appele[rz]|tel\u00e9fono|m\u00f3vil|llam\w*|telefoon|"
-    r"mobiel|bel|telefono|cellulare|chiam\w*)\b"
+    r"\b(?:phone|tel|call|mob|cell|ph\b|fax|sms|text\b|whatsapp|contact|reach|ring|number|numéro|numero|número|"
+    r"nummer|handy|rufnummer|ruf|t\u00e9l\u00e9phone|portable|appel|llam|m\u00f3vil|movil|telefo|bel\b|"
+    r"cellulare|chiam|mobiel|landline|hotline|callback|extension|ext\b)"
 )
-_NOT_PHONE_CONTEXT = re.compile(  # the number is a reference of some kind
-    r"(?:\b(?:orders?|tracking|track|invoices?|ref|reference|waybill|parcel|shipment|package|awb|sendung\w*|"
-    r"paket|bestell\w*|rechnung\w*|commande|colis|facture|pedido|env\u00edo|factura|bestelling|zending|"
-    r"factuur|ordine|spedizione|fattura|sku|serial|imei|account|konto|case|ticket|no\.|nr\.|n\u00ba|"
-    r"fedex|ups|usps|dhl|gls|dpd|tnt|hermes|colissimo|correos|postnl|royal mail)|#)\W*$"
+# Words that say "this is a reference, not personal data", right before the number (a qualifier such
+# as "number", "no." or "#" may follow them).
+_REFERENCE = re.compile(
+    r"(?:\b(?:orders?|tracking|track|invoices?|ref|reference|waybill|parcel|shipment|package|consignment|awb|"
+    r"sendung\w*|paket|bestell\w*|rechnung\w*|commande|colis|facture|pedido|env\u00edo|factura|bestelling|"
+    r"zending|factuur|ordine|spedizione|fattura|sku|ean|upc|gtin|isbn|asin|imei|serial|s/?n|model|part|item|"
+    r"article|artikel|product|batch|lot|rma|return|case|ticket|claim|booking|reservation|confirmation|"
+    r"meeting|conference|account|konto|customer|member|id|transaction|receipt|contract|policy|po|"
+    r"fedex|ups|usps|dhl|gls|dpd|tnt|hermes|colissimo|correos|postnl|royal mail)"
+    r"(?:\W{0,3}(?:number|num|no|nr|n\u00ba|n\u00b0|id|code|#))?|\bno\.|\bnr\.|\bn\u00ba|#)\W*$"
+)
+_VERSION_CONTEXT = re.compile(
+    r"\b(?:version|ver|v|build|release|firmware|fw|driver|update[ds]?|updating|upgrade[ds]?|upgrading|"
+    r"install\w*|patch\w*|app|sdk|kernel|ios|android|windows|macos|chrome|section|clause|chapter|article|art|"
+    r"rev|revision)\W+(?:\w+\W+){0,2}$"
 )
 
 
@@ -214,100 +294,6 @@ def _looks_like_date(groups: list[Group]) -> bool:
     if lc == 4:  # 15.03.2024 or 03/15/2024
         return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
     return False
-
-
-def _phone(
-    digits: str, groups: list[Group], shape: list[int], plus: bool, paren: bool, text: str, start: int, end: int
-) -> str | None:
-    """The canonical number (`+` and digits when international) if the groups are written like a phone.
-    The number's context (`text[start:end]` is the number) is built only when a rule reads it."""
-    n = len(digits)
-    if plus:
-        return f"+{digits}" if country_code(digits) and 8 <= n <= 15 else None
-    if n < 7 or n > 17 or (n > 12 and digits[:2] != "00"):
-        return None  # no rule below takes it: spare reading the context
-    if shape == [3, 2, 4] or _looks_like_date(groups):
-        return None  # 3-2-4 is how SSNs are written (an invalid one is still not a phone)
-    context = _Context(text, start, end)
-    if _NOT_PHONE_CONTEXT.search(context.before[-24:]):
-        return None
-    if digits.startswith("00"):
-        return f"+{digits[2:]}" if country_code(digits[2:]) and 10 <= n <= 17 else None
-    separated = len(groups) > 1
-    nanp = shape in ([3, 3, 4], [1, 3, 3, 4]) and (shape[0] == 3 or digits[0] == "1")
-    national = digits[1:] if n == 11 and digits[0] == "1" else digits
-    if nanp and digits[-10] in "23456789" and digits[-7] in "23456789":
-        return digits
-    if paren and 10 <= n <= 12:
-        return digits
-    if digits[0] == "0" and 10 <= n <= 12 and (separated or digits[:2] == "07" or context.has(_PHONE_CONTEXT)):
-        return digits
-    grouped = len(groups) >= 3 and max(shape) <= 3  # 24 17 29 82 83, 6 6 3 0 4 0 6 3 3
-    if grouped and len(national) == 10 and national[0] in "23456789" and national[3] in "23456789":
-        return digits  # North American
-    if n == 9 and digits[0] in "6789" and (grouped or shape == [3, 3, 3]):  # Spain: 612 34 56 78
-        return digits
-    if n == 10 and digits[0] == "3" and shape in ([3, 3, 4], [3, 7], [3, 4, 3]):  # Italian mobiles
-        return digits
-    if 7 <= n <= 12 and context.has(_PHONE_CONTEXT):  # read last: most numbers are decided before
-        return digits
-    return None
-
-
-def _classify(
-    digits: str, groups: list[Group], shape: list[int], plus: bool, paren: bool, text: str, start: int, end: int
-) -> tuple[PiiClass, str, str] | None:
-    """What a whole segment of digit groups is (`text[start:end]`): a card, an SSN, a phone, or nothing.
-    `shape` is the length of each group: computed once, read by every rule."""
-    if not plus and len(digits) >= 13 and card_valid(digits):  # card_valid starts with 13 <= length
-        return PiiClass.CARD, "card", digits
-    if (
-        not plus
-        and len(digits) == 9
-        and ssn_valid(digits)
-        and (shape == [3, 2, 4] or _Context(text, start, end).has(_SSN_CONTEXT))
-    ):
-        return PiiClass.NATIONAL_ID, "ssn", digits
-    phone = _phone(digits, groups, shape, plus, paren, text, start, end)
-    return (PiiClass.PHONE, "phone", phone) if phone else None
-
-
-def _splits(sep: str) -> bool:
-    """True when `sep` cannot sit inside one number: too long, a sentence end, a `+`, a spaced slash."""
-    if len(sep) == 1:
-        return sep == "+"
-    return (
-        len(sep.replace("(", "").replace(")", "")) > 3
-        or ".." in sep
-        or "+" in sep
-        or "/" in sep
-        or _SENTENCE_END.match(sep) is not None
-    )
-
-
-_GROUP_SPLIT = re.compile(r"(\d+)")  # splits a run into separators (even items) and digit groups (odd)
-
-
-def _split_run(text: str, start: int, end: int) -> list[tuple[int, list[Group]]]:
-    """Digit groups of a run, as segments cut where a separator cannot be inside one number."""
-    segments: list[tuple[int, list[Group]]] = []
-    groups: list[Group] = []
-    seg_start = start
-    parts = _GROUP_SPLIT.split(text[start:end])  # one call instead of a match object per group
-    pos = start + len(parts[0])
-    if len(parts) == 3:  # one group (most runs are one number written without separators)
-        return [(start, [(parts[1], pos, pos + len(parts[1]))])]
-    for i in range(1, len(parts), 2):
-        sep = parts[i - 1]
-        if groups and (sep == "+" if len(sep) == 1 else _splits(sep)):  # most separators are one character
-            segments.append((seg_start, groups))
-            groups, seg_start = [], groups[-1][2]
-        digits = parts[i]
-        groups.append((digits, pos, pos + len(digits)))
-        pos += len(digits) + len(parts[i + 1])
-    if groups:
-        segments.append((seg_start, groups))
-    return segments
 
 
 _BOUNDARY = re.compile(r"[\n;!?]")
@@ -346,54 +332,175 @@ class _Context:
             self._around = f"{self.before}\n{self.after}"
         return pattern.search(self._around) is not None
 
+    def reference(self) -> bool:
+        """A reference word stands right before the number (`#` and `no.` too, unless a phone or SSN word
+        labels it: `mob#...`, `SSN#...`)."""
+        before = self.before[-32:]
+        return _REFERENCE.search(before) is not None and _LABEL.search(before) is None
+
+
+_LABEL = re.compile(r"\b(?:tel|phone|mob|cell|ph|fax|call|whatsapp|handy|contact|ssn|ss|social security)\w*\W*$")
+
+
+def _phone(
+    digits: str, groups: list[Group], shape: list[int], plus: bool, paren: bool, context: _Context, glued: bool
+) -> str | None:
+    """The canonical number (`+` and digits when international) if the groups are written like a phone
+    (or its context says phone)."""
+    n = len(digits)
+    if plus:
+        return f"+{digits}" if country_code(digits) and 8 <= n <= 15 else None
+    if n < 7 or n > 17 or (n > 12 and digits[:2] != "00"):
+        return None  # no rule below takes it: spare reading the context
+    if shape == [3, 2, 4] or _looks_like_date(groups):
+        return None  # 3-2-4 is how SSNs are written (an invalid one is still not a phone)
+    if context.reference():
+        return None
+    said = context.has(_PHONE_CONTEXT)
+    if glued and not said:
+        return None  # part of a code or a word, unless a phone word labels it
+    if digits.startswith("00"):
+        return f"+{digits[2:]}" if country_code(digits[2:]) and 10 <= n <= 17 else None
+    separated = len(groups) > 1
+    nanp = shape in ([3, 3, 4], [1, 3, 3, 4]) and (shape[0] == 3 or digits[0] == "1")
+    national = digits[1:] if n == 11 and digits[0] == "1" else digits
+    if nanp and digits[-10] in "23456789" and digits[-7] in "23456789":
+        return digits
+    if paren and 10 <= n <= 12:
+        return digits
+    if digits[0] == "0" and 10 <= n <= 12 and (separated or digits[:2] == "07" or said):
+        return digits  # trunk 0: national numbers of most countries
+    grouped = len(groups) >= 3 and max(shape) <= 3  # 24 17 29 82 83, 6 6 3 0 4 0 6 3 3
+    if grouped and len(national) == 10 and national[0] in "23456789" and national[3] in "23456789":
+        return digits  # North American
+    if n == 9 and digits[0] in "6789" and (grouped or shape == [3, 3, 3]):  # Spain: 612 34 56 78
+        return digits
+    if n == 10 and digits[0] == "3" and shape in ([3, 3, 4], [3, 7], [3, 4, 3]):  # Italian mobiles
+        return digits
+    if 7 <= n <= 12 and said:
+        return digits
+    return None
+
+
+def _classify(
+    digits: str, groups: list[Group], plus: bool, paren: bool, text: str, start: int, end: int, glued: bool
+) -> tuple[PiiClass, str, str] | None:
+    """What a whole sequence of digit groups is (`text[start:end]`): a card, an SSN, a phone, or nothing."""
+    n = len(digits)
+    if not plus and n >= 13 and card_valid(digits):
+        return PiiClass.CARD, "card", digits  # a checksum: whatever it is called, whatever touches it
+    if "," in text[start:end]:
+        return None  # amounts and lists (27 865,70; 12, 13, 14): only a checksum joins digits across a comma
+    context = _Context(text, start, end)
+    shape = [len(g[0]) for g in groups]
+    if not plus and n == 9 and ssn_valid(digits):
+        said = context.has(_SSN_CONTEXT)
+        if said or (shape == [3, 2, 4] and not context.reference()):
+            return PiiClass.NATIONAL_ID, "ssn", digits
+    phone = _phone(digits, groups, shape, plus, paren, context, glued)
+    return (PiiClass.PHONE, "phone", phone) if phone else None
+
+
+def _ends_number(sep: str) -> bool:
+    """True when `sep` reads as the end of one number: a comma, semicolon, line break, `+`, a sentence
+    end, a spaced slash, a double dot, or more than two characters besides brackets."""
+    if len(sep) == 1:
+        return sep not in _WEAK
+    return (
+        len(sep.replace("(", "").replace(")", "").replace(" ", "")) > 2
+        or any(c not in _WEAK for c in sep)
+        or ".." in sep
+        or "/" in sep
+        or _SENTENCE_END.match(sep) is not None
+    )
+
+
+_GROUP_SPLIT = re.compile(r"([0-9]+)")  # splits a run into separators (even items) and digit groups (odd)
+
+
+def _pieces(text: str, start: int, end: int) -> list[list[Group]]:
+    """Digit groups of a run, cut where a separator ends a number."""
+    parts = _GROUP_SPLIT.split(text[start:end])
+    pos = start + len(parts[0])
+    if len(parts) == 3:  # one group (most runs are one number written without separators)
+        return [[(parts[1], pos, pos + len(parts[1]))]]
+    pieces: list[list[Group]] = []
+    groups: list[Group] = []
+    for i in range(1, len(parts), 2):
+        sep = parts[i - 1]
+        if groups and _ends_number(sep):
+            pieces.append(groups)
+            groups = []
+        digits = parts[i]
+        groups.append((digits, pos, pos + len(digits)))
+        pos += len(digits) + len(parts[i + 1])
+    pieces.append(groups)
+    return pieces
+
 
 def _numbers(text: str, low: str) -> Iterator[_Hit]:
-    """Cards, SSNs, phones, and the IPv4 addresses that sit inside the same digit runs (one scan for all)."""
+    """Cards, SSNs and phones."""
     for run in _RUN.finditer(text):
         start, end = run.span()
-        if text.count(".", start, end) >= 3:
-            yield from _ipv4s(text, start, end)
-        while end > start and not text[end - 1].isdigit():
-            end -= 1
-        segments = _split_run(text, start, end)
-        if not segments:
-            continue
+        if end - start < 7:
+            continue  # shorter than any number detected here
         before = text[start - 1] if start else " "
-        in_time = before == ":" and text[max(0, start - 3) : start - 1].isdigit()  # 10:30:01.000-0500
-        if before in _BEFORE_NUMBER or in_time:
-            # Glued to a code (ES31 2536...) or a time: that segment is part of it. Glued to an id by
-            # a dash or a dot (O-5531 020 7946 0958): only the first group is.
-            seg_start, groups = segments[0]
-            only_first = before.isascii() and not before.isalnum() and not in_time
-            segments[0] = (groups[0][2], groups[1:]) if only_first else (0, [])
-        if end < len(text) and text[end] in _AFTER_NUMBER:
-            segments.pop()  # glued to a word on the right: the last segment is part of it
-        for seg_start, groups in segments:
-            if groups:
-                found = _number(text, seg_start, groups)
-                if found:
-                    yield found
+        if before == ":" and text[max(0, start - 3) : start - 1].isdigit():
+            continue  # the tail of a time: 10:30:01.000-0500
+        glued_left = before in _GLUED_LEFT
+        glued_right = end < len(text) and text[end] in _GLUED_RIGHT
+        pieces = _pieces(text, start, end)
+        if len(pieces) > 1:  # the whole run as one number first: +49/30 / 68942782
+            whole = _number(text, [g for piece in pieces for g in piece], glued_left or glued_right)
+            if whole is not None:
+                yield whole
+                continue
+        found: list[_Hit | None] = []
+        for i, groups in enumerate(pieces):
+            glued = (glued_left and i == 0) or (glued_right and i == len(pieces) - 1)
+            hit = _number(text, groups, glued)
+            if hit is None and glued and i == 0 and len(groups) > 1 and before.isascii() and not before.isalnum():
+                # An id glued by a dash or a dot (O-5531 020 7946 0958): its first group is the id's.
+                hit = _number(text, groups[1:], len(pieces) == 1 and glued_right)
+            found.append(hit)
+        yield from (hit for hit in found if hit is not None)
+        if len(pieces) > 1:
+            yield from _rejoined(text, pieces, found, glued_left, glued_right)
 
 
-def _number(text: str, seg_start: int, groups: list[Group]) -> _Hit | None:
+def _rejoined(
+    text: str, pieces: list[list[Group]], found: list[_Hit | None], glued_left: bool, glued_right: bool
+) -> Iterator[_Hit]:
+    """Consecutive pieces that are nothing on their own, classified again as one number."""
+    i = 0
+    while i < len(pieces):
+        j = i
+        while j < len(pieces) and found[j] is None:
+            j += 1
+        if j - i > 1:
+            glued = (glued_left and i == 0) or (glued_right and j == len(pieces))
+            hit = _number(text, [g for piece in pieces[i:j] for g in piece], glued)
+            if hit is not None:
+                yield hit
+        i = j + 1
+
+
+def _number(text: str, groups: list[Group], glued: bool) -> _Hit | None:
+    if not groups:
+        return None
     if len(groups) == 1:
         digits, first_start, first_end = groups[0]
-        shape = [len(digits)]
     else:
         digits = "".join([g[0] for g in groups])
         _, first_start, first_end = groups[0]
-        shape = [len(g[0]) for g in groups]
     if len(digits) < 7:
         return None  # shorter than any card, SSN or phone: spare the rules
-    if seg_start < first_start:  # a `+` or `(` can only be between the segment's start and its digits
-        plus_at, paren_at = text.rfind("+", seg_start, first_start), text.rfind("(", seg_start, first_start)
-    else:
-        plus_at = paren_at = -1
-    paren = paren_at != -1 and len(groups) > 1 and text[first_end : first_end + 1] == ")"  # (415) 555-2671
-    plus = plus_at != -1
-    start = paren_at if paren else plus_at if plus else first_start
+    lead = text[max(0, first_start - 2) : first_start]  # a `+` or `(` can only be right before the digits
+    plus = lead.endswith("+") or lead == "+("
+    paren = lead.endswith("(") and len(groups) > 1 and text[first_end : first_end + 1] == ")"  # (415) 555-2671
+    start = first_start - (2 if lead == "+(" else 1) if plus or paren else first_start
     end = groups[-1][2]
-    found = _classify(digits, groups, shape, plus, paren, text, start, end)
+    found = _classify(digits, groups, plus, paren, text, start, end, glued)
     if found:
         return found[0], found[1], start, end, found[2]
     if plus or len(digits) < 14:
@@ -401,7 +508,7 @@ def _number(text: str, seg_start: int, groups: list[Group]) -> _Hit | None:
     # A card followed by a short tail the run swallowed: an expiry date ("12/26") or a CVV ("123").
     tail = 0
     for j in range(len(groups) - 1, 0, -1):
-        tail += shape[j]
+        tail += len(groups[j][0])
         if tail > 8:
             break
         if card_valid(digits[:-tail]):
@@ -411,93 +518,90 @@ def _number(text: str, seg_start: int, groups: list[Group]) -> _Hit | None:
 
 # --- IBAN, UK NINO -----------------------------------------------------------------------------
 
-# Both start with two letters and two digits, in one case throughout (upper, or lower when typed in
-# a hurry), and never right after a letter or digit: one scan finds where they may start, then each
-# is matched there. The scan looks for the two digits and checks what is before them: digits are
-# rare in text and letters are not, so `re` tries much less often than from every letter.
-_CODE_DIGITS = re.compile(  # the first lookbehind is a quick no for most digits, within numbers
-    r"[0-9](?<=[A-Za-z \-.][0-9])(?:(?<=[^A-Za-z0-9][A-Z]{2}[0-9])|(?<=[^A-Za-z0-9][a-z]{2}[0-9])"
-    r"|(?<=[^A-Za-z0-9][A-Z]{2}[ \-.][0-9])|(?<=[^A-Za-z0-9][a-z]{2}[ \-.][0-9]))[0-9]"
+# Both start with two letters and two digits. An IBAN is proven by its country's length and mod-97,
+# so it is read in any case, with any short separators (`_`, `/`, tabs, line breaks... as for
+# numbers), and wherever it starts, even glued to a label (`IBANDE89...`). A NINO has no checksum:
+# it must start a word, and its separators are the usual ones.
+# Found from their two digits (digits are rare in text, letters are not: `re` skips to the next digit
+# quickly), looking back over at most three separators for the two letters.
+_CODE_DIGITS = re.compile(  # the first lookbehind is a quick no for the digits inside numbers
+    r"[0-9](?<![0-9]{2})(?:(?<=[A-Za-z]{2}[0-9])|(?<=[A-Za-z]{2}[\W_][0-9])|(?<=[A-Za-z]{2}[\W_]{2}[0-9])"
+    r"|(?<=[A-Za-z]{2}[\W_]{3}[0-9]))[0-9]"
 )
-_CODE_AT_START = re.compile(r"(?:[A-Z]{2}|[a-z]{2})[ \-.]?[0-9]{2}")
-_IBAN = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}(?:[ \-.]{0,2}[A-Za-z0-9]){10,32}")
 _NINO = re.compile(r"[A-Za-z]{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?\d{2}[ \-.]?[A-Da-d](?![A-Za-z0-9])")
-_CODE_SEPARATORS = re.compile(r"[ \-.]")
+_CODE_SEPARATORS = re.compile(r"[\W_]+")
 _NINO_FIRST, _NINO_SECOND = frozenset("ABCEGHJKLMNOPRSTWXYZ"), frozenset("ABCEGHJKLMNPRSTWXYZ")
-
-
-def _code_starts(text: str) -> Iterator[int]:
-    """Where a code may start, in order. (The text is folded: its only digits are ASCII ones.)"""
-    if _CODE_AT_START.match(text):
-        yield 0
-    for m in _CODE_DIGITS.finditer(text):
-        start = m.start() - 2 if text[m.start() - 1].isalpha() else m.start() - 3
-        if not text[start - 1].isalnum():  # a non-ASCII letter or digit before is still a word
-            yield start
 
 
 def _codes(text: str, low: str) -> Iterator[_Hit]:
     """IBANs and UK NINOs."""
-    for start in _code_starts(text):
-        iban = _IBAN.match(text, start)
-        if iban:
-            found = _iban(text, start, iban.end())
-            if found:
-                yield found
-                continue
-        nino = _NINO.match(text, start)
-        if nino:
-            value = _CODE_SEPARATORS.sub("", nino.group()).upper()
-            if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
-                yield PiiClass.NATIONAL_ID, "nino", start, nino.end(), value
+    done = 0  # where the last code found ended
+    for m in _CODE_DIGITS.finditer(text):
+        start = m.start() - 1
+        while not text[start].isalpha():
+            start -= 1
+        start -= 1  # the first of the two letters
+        if start < done:
+            continue
+        found = _iban(text, start)
+        if found is None and not (start and text[start - 1].isalnum()):
+            found = _nino(text, start)
+        if found is not None:
+            done = found[3]
+            yield found
 
 
-# The first `length` characters of an `_IBAN` match, per country length: where the IBAN ends.
+# The first `length` characters of an IBAN, per country length: where the IBAN ends.
 _IBAN_OF_LENGTH = {
-    n: re.compile(rf"[A-Za-z]{{2}}[ \-.]?\d{{2}}(?:[ \-.]{{0,2}}[A-Za-z0-9]){{{n - 4}}}")
+    n: re.compile(rf"[A-Za-z]{{2}}[\W_]{{0,3}}[0-9]{{2}}(?:[\W_]{{0,3}}[A-Za-z0-9]){{{n - 4}}}")
     for n in set(IBAN_LENGTHS.values())
 }
-_IBAN_SEPARATORS = re.compile(r"[ \-.]+")
 
 
-def _iban(text: str, start: int, end: int) -> _Hit | None:
+def _iban(text: str, start: int) -> _Hit | None:
     length = IBAN_LENGTHS.get(text[start : start + 2].upper())
     if length is None:
         return None
-    m = _IBAN_OF_LENGTH[length].match(text, start, end)
-    if m is None:
-        return None
-    last = m.end() - 1
-    if last + 1 < len(text) and text[last + 1].isascii() and text[last + 1].isalnum():
-        return None
-    tokens = _IBAN_SEPARATORS.split(m.group())
+    m = _IBAN_OF_LENGTH[length].match(text, start)
+    if m is None or text[m.end() : m.end() + 1].isdigit():
+        return None  # too short, or a prefix of a longer number
+    tokens = _CODE_SEPARATORS.split(m.group())
     compact = "".join(tokens)
-    # Prose continues in lower case after a code-like start; IBANs are written in one case, and
-    # lower-case ones only in the print format (groups of four), never like "at 10 am we".
-    if not (compact.isupper() or compact.islower()):
-        return None
-    if compact[0].islower() and len(tokens) > 1 and any(len(t) != 4 for t in tokens[:-1]):
+    # Prose can start like a code ("at 10 am we ..."); IBANs not in upper case are typed compact or in
+    # the print format (groups of four), which prose never is.
+    if not compact.isupper() and any(len(t) != 4 for t in tokens[:-1]):
         return None
     iban = compact.upper()
-    return (PiiClass.IBAN, "iban", start, last + 1, iban) if iban_valid(iban) else None
+    return (PiiClass.IBAN, "iban", start, m.end(), iban) if iban_valid(iban) else None
+
+
+def _nino(text: str, start: int) -> _Hit | None:
+    m = _NINO.match(text, start)
+    if m is None:
+        return None
+    value = _CODE_SEPARATORS.sub("", m.group()).upper()
+    if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
+        return PiiClass.NATIONAL_ID, "nino", start, m.end(), value
+    return None
 
 
 # --- IP addresses --------------------------------------------------------------------------------
 
-_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")  # in folded text: ASCII digits only
+# In folded text: ASCII digits only. Never from inside a number (the lookbehind spares `re` the retries).
+_IPV4 = re.compile(r"[0-9](?<![0-9.][0-9])[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*")
 # Every `_IPV6` match holds this, its first colon at most four characters in. `_IPV6` may start
 # anywhere (its first group can be empty), so scanning for it is slow; scanning for the colons
 # and matching `_IPV6` only from four characters before them finds the same matches.
 _IPV6_COLONS = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _IPV6_GROUP_SEPARATORS = re.compile(r"[:.]")
-_VERSION_CONTEXT = re.compile(
-    r"\b(version|v|build|release|firmware|fw|app|update|patch|section|clause|chapter|article|art)\W{0,3}$"
-)
+_IP_CONTEXT = re.compile(r"\b(?:ip|ips|ipv4|address|addr|host|server|from)\b")
 
 
-def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
-    for m in _IPV4.finditer(text, lo, hi):
+def _ipv4s(text: str, low: str) -> Iterator[_Hit]:
+    if text.count(".") < 3:
+        return
+    for m in _IPV4.finditer(text):
         start, end = m.start(), m.end()
         before = text[start - 1] if start else " "
         after = text[end : end + 2]
@@ -505,10 +609,12 @@ def _ipv4s(text: str, lo: int, hi: int) -> Iterator[_Hit]:
             continue
         if after[:1] == "." and after[1:2].isdigit():
             continue
-        if _VERSION_CONTEXT.search(text[max(0, start - 16) : start].lower()):
+        if not ipv4_valid(m.group()):
             continue
-        if ipv4_valid(m.group()):
-            yield PiiClass.IP, "ipv4", start, end, m.group()
+        context = _Context(text, start, end)
+        if _VERSION_CONTEXT.search(context.before) and not _IP_CONTEXT.search(context.before):
+            continue  # version 10.2.0.4, upgraded to 1.2.3.4
+        yield PiiClass.IP, "ipv4", start, end, m.group()
 
 
 def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
@@ -518,14 +624,21 @@ def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
     pos = 0
     while (colons := _IPV6_COLONS.search(text, pos)) is not None:
         m = _IPV6.search(text, max(pos, colons.start() - 4))
-        assert m is not None  # the colons themselves match
+        if m is None:  # cannot happen (the colons themselves match): stop rather than loop
+            return
         pos = m.end()
         candidate = m.group().rstrip(".")
-        start, end = m.start(), m.start() + len(candidate)
-        if candidate.count(":") < 2 or sum(1 for g in _IPV6_GROUP_SEPARATORS.split(candidate) if g) < 3:
-            continue
+        start = m.start()
+        if candidate.startswith(":") and not candidate.startswith("::"):
+            candidate, start = candidate[1:], start + 1  # a label's colon: ip:2001:db8::1
+        end = start + len(candidate)
+        groups = [g for g in _IPV6_GROUP_SEPARATORS.split(candidate) if g]
+        if candidate.count(":") < 2 or len(groups) < 2 or (len(groups) == 2 and len(groups[0]) < 4):
+            continue  # two groups only as a compressed address with a full first group: 2001::1, fe80::1
         before = text[start - 1] if start else " "
         after = text[end] if end < len(text) else " "
+        if before == ":" and start >= 2 and text[start - 2].isalpha():
+            before = " "  # glued to a label by its colon
         if (before.isascii() and (before.isalnum() or before in "_:")) or (after.isascii() and after.isalnum()):
             continue
         try:
@@ -537,29 +650,38 @@ def _ipv6s(text: str, low: str) -> Iterator[_Hit]:
 
 # --- secrets -------------------------------------------------------------------------------------
 
-# (kind, literals, pattern, group holding the secret). Every pattern starts with one of its
-# literals, so a pattern can match only where one of them occurs. Two ways to find the matches,
-# each fastest for its text length (`_secrets`). The word boundary before a match is
+# (kind, literals, pattern, group holding the secret). Every pattern starts with one of its literals,
+# so a pattern can match only where one of them occurs: one scan of the lower-cased text finds the
+# literals (`_SECRET_LITERALS`), and each pattern is tried only there, on the text, ignoring case (a
+# provider key typed or pasted in lower case is still the key). The word boundary before a match is
 # checked afterwards (a lookbehind would slow the scan down).
-_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = (
-    ("private_key", ("-----BEGIN ",), re.compile(
-        r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)"), 0),
-    ("jwt", ("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), 0),
-    ("bearer_token", ("Bearer", "bearer", "BEARER", "bEARER"), re.compile(
-        r"[Bb](?:earer|EARER)[ \t]+([A-Za-z0-9\-._~+/]{12,}=*)"), 1),
-    ("aws_access_key", ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA"), re.compile(
-        r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
-    ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), re.compile(
-        r"gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255}"), 0),
-    ("gitlab_token", ("glpat-",), re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), 0),
-    ("stripe_key", ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), re.compile(
-        r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{16,247}"), 0),
-    ("slack_token", ("xox", "hooks.slack.com"), re.compile(
-        r"xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0),
-    ("google_api_key", ("AIza",), re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
-    ("openai_anthropic_key", ("sk-",), re.compile(r"sk-[A-Za-z0-9_\-]{20,}"), 0),
-    ("sendgrid_key", ("SG.",), re.compile(r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), 0),
-    ("npm_token", ("npm_",), re.compile(r"npm_[A-Za-z0-9]{36}"), 0),
+_QUOTE = r"[\"'\[(<{`]?"  # an opening quote or bracket between a header's scheme and its value
+_BEARER_VALUE = r"[A-Za-z0-9\-._~+/]{12,}=*"
+_HEADER_VALUE = r"(?=[A-Za-z0-9\-._~+/]*[0-9])(?=[A-Za-z0-9\-._~+/]*[A-Za-z])[A-Za-z0-9\-._~+/]{20,}=*"
+_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str], int], ...] = tuple(
+    (kind, literals, re.compile(pattern, re.IGNORECASE), group) for kind, literals, pattern, group in (
+        ("private_key", ("-----begin ",),
+         r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY[A-Z ]*)-----[\s\S]*?(?:-----END \1-----|\Z)", 0),
+        ("jwt", ("eyj",), r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", 0),
+        # A short label may sit between the scheme and the value: `Bearer token=...`.
+        ("bearer_token", ("bearer",), rf"bearer[ \t]+(?:[A-Za-z_]{{1,12}}[=:])?{_QUOTE}({_BEARER_VALUE})", 1),
+        # `Authorization: Token ...` (Django REST framework, GitHub): a value with a letter and a digit.
+        ("authorization_token", ("token",),
+         rf"token[ \t]+{_QUOTE}({_HEADER_VALUE})", 1),
+        ("aws_access_key", ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "anpa"),
+         r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}(?![A-Za-z0-9])", 0),
+        ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+         r"gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255}", 0),
+        ("gitlab_token", ("glpat-",), r"glpat-[A-Za-z0-9_\-]{20,}", 0),
+        ("stripe_key", ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"),
+         r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{16,247}", 0),
+        ("slack_token", ("xox", "hooks.slack.com"),
+         r"xox[abposre]-[A-Za-z0-9-]{10,250}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}", 0),
+        ("google_api_key", ("aiza",), r"AIza[0-9A-Za-z_\-]{35}", 0),
+        ("openai_anthropic_key", ("sk-",), r"sk-[A-Za-z0-9_\-]{20,}", 0),
+        ("sendgrid_key", ("sg.",), r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}", 0),
+        ("npm_token", ("npm_",), r"npm_[A-Za-z0-9]{36}", 0),
+    )
 )
 _LITERALS = tuple(lit for _, lits, _, _ in _SECRETS for lit in lits)
 # No literal is a prefix of another: at any place at most one of them matches, so the factored
@@ -568,28 +690,8 @@ if any(a != b and b.startswith(a) for a in _LITERALS for b in _LITERALS):  # che
     raise RuntimeError("a secret literal is a prefix of another: the factored literal scan would differ")
 _SECRET_LITERALS = re.compile(_alternation(_LITERALS))
 _SECRETS_BY_LITERAL = {lit: i for i, (_, lits, _, _) in enumerate(_SECRETS) for lit in lits}
-# Patterns that start with a choice of first characters (B or b; s, r or w; x or h): `re` scans for
-# those one character at a time, and they are common letters, so the scan for such a pattern starts
-# where `str.find` (much faster) first sees one of its literals, and is skipped when none occurs.
-_FIND_FIRST = {
-    i: tuple(sorted({lit.lower() for lit in lits}))
-    for i, (kind, lits, _, _) in enumerate(_SECRETS)
-    if kind in ("bearer_token", "stripe_key", "slack_token")
-}
-# A character every match of a pattern holds: where the text has none, its scan is skipped (`in`
-# looks for one character many times faster than `re` looks for a word).
-_NEEDS = {
-    "private_key": "-", "jwt": "J", "aws_access_key": "A", "github_token": "_", "gitlab_token": "-",
-    "stripe_key": "_", "google_api_key": "z", "openai_anthropic_key": "-", "sendgrid_key": "G", "npm_token": "_",
-}
-_NEEDED = tuple(_NEEDS.get(kind) for kind, _, _, _ in _SECRETS)
 # Below this length one `re` scan for the pair key words costs less than the scan for separators.
 _SHORT = 300
-# Below this length the scan for all the secret literals (factored: `_alternation`) costs less than one
-# scan per pattern (a third less on 300-900 characters of support text); above it the per-pattern
-# scans win on prose, most of them skipped for want of a character their matches need.
-_LONG = 1024
-
 # `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
 _PAIR_WORDS = (
     "password|passwd|pwd|passcode|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|"
@@ -602,7 +704,7 @@ _PAIR_NEAR = re.compile(
 )
 _PAIR_KEY = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WORDS})[\"']?[ \t]*\Z")
 _PAIR_VALUE = re.compile(
-    r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|([^\s,;\"'<>()\[\]{}]{1,200}))"
+    r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|[\[(<{`\"']?([^\s,;\"'<>()\[\]{}]{1,200}))"
 )
 # Every key word of `_PAIR_NEAR` and `_PAIR_SPOKEN` holds one of these: a quick no on short texts.
 _PAIR_HINT_WORDS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase\u00f1a", "clave", "wachtwoord",
@@ -690,13 +792,13 @@ def _pairs(text: str, low: str) -> Iterator[_Hit]:
             yield PiiClass.SECRET, "credential", m.start(1), m.start(1) + len(secret), secret
 
 
-def _matches_by_literal(text: str) -> dict[int, list[re.Match[str]]]:
+def _secret_matches(text: str, low: str) -> dict[int, list[re.Match[str]]]:
     """Per pattern (by index), its matches: one scan for all the literals, each pattern tried at its own."""
     found: dict[int, list[re.Match[str]]] = {}
     ends: dict[int, int] = {}  # per pattern, where its last match ended: matches do not overlap
     pos = 0
     # Restart one character after each hit, so a literal starting inside another is still seen.
-    while (hit := _SECRET_LITERALS.search(text, pos)) is not None:
+    while (hit := _SECRET_LITERALS.search(low, pos)) is not None:
         pos = hit.start() + 1
         index = _SECRETS_BY_LITERAL[hit.group()]
         if hit.start() < ends.get(index, 0):
@@ -708,29 +810,8 @@ def _matches_by_literal(text: str) -> dict[int, list[re.Match[str]]]:
     return found
 
 
-def _matches_by_pattern(text: str, low: str) -> dict[int, list[re.Match[str]]]:
-    """The same as `_matches_by_literal`, one scan per pattern. `finditer` tries each place a pattern
-    could start, left to right, and goes on from the end of a match: what the literal scan does for
-    it, since a pattern can only match where one of its literals is."""
-    found: dict[int, list[re.Match[str]]] = {}
-    for index, (_, _, pattern, _) in enumerate(_SECRETS):
-        needed = _NEEDED[index]
-        if needed is not None and needed not in text:
-            continue
-        start = 0
-        literals = _FIND_FIRST.get(index)
-        if literals is not None:  # the earliest literal (its lower-cased form over-matches: fine)
-            start = min((at for lit in literals if (at := low.find(lit)) != -1), default=-1)
-            if start == -1:
-                continue
-        matches = list(pattern.finditer(text, start))
-        if matches:
-            found[index] = matches
-    return found
-
-
 def _secrets(text: str, low: str) -> Iterator[_Hit]:
-    found = _matches_by_literal(text) if len(text) < _LONG else _matches_by_pattern(text, low)
+    found = _secret_matches(text, low)
     for index in sorted(found):  # table order: on a tie (Bearer eyJ...) the earlier kind wins
         kind, _, _, group = _SECRETS[index]
         for m in found[index]:
@@ -740,10 +821,9 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
     yield from _pairs(text, low)
 
 
-# Each detector reads the folded text and its lower-cased twin (same offsets) and yields
-# (class, kind, start, end, canonical value) in folded offsets. `_DETECTORS`, at the end of the
-# module, is this with the compiled twins swapped in where they are built (`native.py`).
-PYTHON_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv6s)
+# Each detector reads the folded text and its lower-cased copy (same offsets) and yields
+# (class, kind, start, end, canonical value) in folded offsets.
+_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv4s, _ipv6s)
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
@@ -761,7 +841,7 @@ _PLAIN = re.compile(
 # pairs), a secret's literal prefix (lower-cased here: the hint only has to over-match). A text with
 # none of them (names, statuses, most short values, much prose) skips the detectors. The character
 # scan goes first: it is the fast one, and texts with PII nearly always have a digit early on.
-_MAY_HOLD_CHAR = re.compile(r"[0-9@:=]")  # read on ASCII text only: `[0-9]` is `\d` there, and quicker
+_MAY_HOLD_CHAR = re.compile(r"[0-9@:=&]")  # read on ASCII text only: `[0-9]` is `\d` there, and quicker
 _MAY_HOLD_WORD = re.compile("|".join((
     _alternation([lit.lower() for lit in _LITERALS] + list(_PAIR_HINT_WORDS)),
     r"[\s\[({<] ?at[\s\])}>]",  # where `_spelled_ats` can find an at: after a space or a bracket
@@ -775,7 +855,7 @@ def detect(text: str) -> list[Detection]:
     # ASCII text is its own fold (`fold` would return it with no resizes): no `Folded` to build.
     folded = None if text.isascii() else fold(text)
     view = text if folded is None else folded.text
-    low = lower(view)
+    low = view.lower()
     if folded is None or view.isascii():
         if not _MAY_HOLD_CHAR.search(low) and not _MAY_HOLD_WORD.search(low):
             return []
@@ -817,12 +897,3 @@ def _merge(hits: list[_Hit]) -> list[_Hit]:
     kept.sort(key=_START)
     return kept
 
-
-# Last: the compiled twins read the rules above (`native.choose` hands them this module).
-_DETECTORS = native.choose(sys.modules[__name__], PYTHON_DETECTORS)
-
-
-def scanners() -> dict[str, str]:
-    """Which implementation runs each detector here, and the fold check and lower-casing ("text"):
-    "c" or "python" (the server's start record says)."""
-    return {**native.describe(_DETECTORS), "text": "python" if lower is str.lower else "c"}

@@ -5,7 +5,12 @@ Folding undoes what people (and attackers) do to slip a value past a pattern:
 - NFKC, character by character: full-width digits and at signs, no-break and thin spaces, ligatures;
 - any decimal digit of any script (Arabic-Indic, Devanagari, ...) becomes its ASCII digit;
 - the Unicode dashes and minus signs become `-`;
-- format characters (category Cf: zero-width space/joiners, soft hyphen, bidi controls, BOM) vanish.
+- whatever is invisible vanishes: every default-ignorable code point (format characters such as
+  zero-width space/joiners, soft hyphen, bidi controls, BOM, tags; variation selectors; Hangul
+  fillers; the combining grapheme joiner), every combining mark (categories Mn, Mc, Me), and the
+  blank braille pattern, which is drawn as a space but is a symbol;
+- Latin look-alikes from Cyrillic and Greek (Cyrillic U+0435 and U+043E, Greek U+03BF, ...) become the
+  Latin letter they imitate, so `example.com` spelled with a Cyrillic `e` is seen as `example.com`.
 
 `Folded.span(start, end)` maps a span of the folded text back to the smallest span of the original
 that holds it, so a redaction replaces exactly the characters that made up the value and leaves
@@ -16,22 +21,43 @@ from __future__ import annotations
 
 import bisect
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-from deskgate.server.redaction import native
-
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt) beyond categories Cf, Mn, Mc and Me,
+# which vanish whole: the Hangul fillers, the Khmer inherent vowels, the reserved ranges. And U+2800.
+_INVISIBLE = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0\u2800")
+_INVISIBLE_RANGES = ((0x2065, 0x2065), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF), (0x1BCA0, 0x1BCA3))
+_VANISHING_CATEGORIES = frozenset({"Cf", "Mn", "Mc", "Me"})
+# Cyrillic and Greek letters drawn like a Latin one (Unicode confusables, the unambiguous ones).
+_LOOK_ALIKES = dict(zip(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04bb\u051b\u051d"
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u0406\u0408\u0405"
+    "\u03bf\u03b1\u03bd\u03c1\u03c5\u03b9\u03ba"
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7",
+    "aeopcyxijsdhqw" "ABEKMHOPCTYXIJS" "oavpuik" "ABEZHIKMNOPTYX",
+    strict=True,
+))
+
+
+def invisible(ch: str) -> bool:
+    """Whether `ch` is drawn as nothing (or as a blank inside a word): it vanishes from the fold."""
+    if ch in _INVISIBLE or unicodedata.category(ch) in _VANISHING_CATEGORIES:
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 @lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
-    if unicodedata.category(ch) == "Cf":
+    if invisible(ch):
         return ""
+    if ch in _LOOK_ALIKES:
+        return _LOOK_ALIKES[ch]
     if ch in _DASHES:
         return "-"
     digit = unicodedata.decimal(ch, None)
@@ -114,13 +140,8 @@ def _translate(match: re.Match[str]) -> str:
     return match.group().translate(_TABLE)
 
 
-def _its_own_fold(text: str) -> bool:
+def its_own_fold(text: str) -> bool:
     return _ITS_OWN_FOLD.fullmatch(text) is not None
-
-
-# Their compiled twins where built (`native.py`, `_c_text`): the same answers, by tables built from
-# `_STABLE` and from `str.lower` itself. `lower` is what `detect` lower-cases the folded text with.
-its_own_fold, lower = native.text_twins(sys.modules[__name__], (_its_own_fold, str.lower))
 
 
 def fold(text: str) -> Folded:

@@ -2,13 +2,16 @@
 
     redact_output(data, pii_map, scopes)  the tool result the agent receives: each declared field
                                           shown, masked or hidden per the session's scopes; free
-                                          text scanned and marked as customer-supplied
+                                          text scanned; text someone can write, when shown, marked
+                                          as data written by its author (customer, agent, system)
     redact_for_audit(data, pii_map)       what the audit log keeps: everything masked whatever the
                                           scopes, emails/phones/cards/IBANs with a keyed fingerprint
     redact_text(text)                     one string (an error reason, a log line), masked
 
-`pii_map` is `ToolSpec.pii_classes()`: dotted field paths of the output model, lists walked
-transparently (`orders.customer_id` applies to every item of `orders`). Every str value, declared
+`pii_map` is `ToolSpec.pii_classes()` (a `PiiMap`: its `authors` say who writes which field; a plain
+dict declares no author, and its FREE_TEXT is then marked as the customer's): dotted field paths of
+the output model, lists walked transparently (`orders.customer_id` applies to every item of
+`orders`). Every str value, declared
 or not, also goes through the detectors (defence in depth: a NONE field that holds an email is
 still caught). The result keeps the shape and types of `data`, so it still validates against the
 tool's output model: str stays str, None stays None, lists keep their length.
@@ -20,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from deskgate.server.errors import ConfigError
-from deskgate.server.redaction.classes import PiiClass, Visibility
+from deskgate.server.redaction.classes import PiiClass, PiiMap, Visibility, WrittenBy
 from deskgate.server.redaction.detectors import Detection, detect
 from deskgate.server.redaction.envelope import mark_untrusted
 from deskgate.server.redaction.fingerprint import FINGERPRINTED, FingerprintKey
@@ -32,6 +35,8 @@ from deskgate.server.settings import Paths
 Replace = Callable[[Detection], str | None]  # None keeps the detected value as it is
 _TEXT_CLASSES = (None, PiiClass.NONE, PiiClass.FREE_TEXT)
 Check = Callable[[Any, "_Field"], None]  # called with each value that is neither text, a container nor None
+OnStr = Callable[[str, "_Field", Mapping[str, Any]], str]  # a text value, its field, the record holding it
+_CUSTOMER = WrittenBy(author="customer")
 
 
 def _rewrite(text: str, replace: Replace) -> str:
@@ -74,11 +79,12 @@ def canonical(cls: PiiClass, value: str) -> str:
 
 
 class _Field(NamedTuple):
-    """One key of an output model in a walk plan: its declared class and what is declared below it."""
+    """One key of an output model in a walk plan: its declared class, who writes it, what is declared below it."""
 
     cls: PiiClass | None
     path: str  # dotted, for error messages
     children: dict[Any, _Field]
+    written_by: WrittenBy | None = None
 
 
 _UNDECLARED = _Field(None, "", {})  # a key no path of the map goes through: nothing below it is declared
@@ -88,6 +94,7 @@ _MAX_PLANS = 1024
 def _plan(pii_map: Mapping[str, PiiClass]) -> _Field:
     """The map as a tree of keys, so a walk looks each key up once instead of building its dotted path."""
     root = _Field(None, "", {})
+    authors = pii_map.authors if isinstance(pii_map, PiiMap) else {}
     for path, cls in pii_map.items():
         node = root
         keys = path.split(".")
@@ -96,24 +103,26 @@ def _plan(pii_map: Mapping[str, PiiClass]) -> _Field:
             if child is None:
                 child = node.children[key] = _Field(None, ".".join(keys[:depth]), {})
             if depth == len(keys):
-                child = node.children[key] = child._replace(cls=cls)
+                written_by = authors.get(path, _CUSTOMER if cls is PiiClass.FREE_TEXT else None)
+                child = node.children[key] = child._replace(cls=cls, written_by=written_by)
             node = child
     return root
 
 
-def _walk(value: Any, field: _Field, on_str: Callable[[str, PiiClass | None], str], check: Check) -> Any:
+def _walk(value: Any, field: _Field, on_str: OnStr, check: Check, record: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
-        return on_str(value, field.cls)
+        return on_str(value, field, record)
     if type(value) is dict or isinstance(value, Mapping):  # a dumped model holds dicts: skip the ABC check
         children = field.children
         out = {}
         for k, v in value.items():
             child = children.get(k, _UNDECLARED)
             # Most fields are text: handled here, one recursive call fewer each.
-            out[k] = on_str(v, child.cls) if type(v) is str else _walk(v, child, on_str, check)
+            out[k] = on_str(v, child, value) if type(v) is str else _walk(v, child, on_str, check, value)
         return out
     if isinstance(value, list | tuple):
-        return [on_str(v, field.cls) if type(v) is str else _walk(v, field, on_str, check) for v in value]
+        return [on_str(v, field, record) if type(v) is str else _walk(v, field, on_str, check, record)
+                for v in value]
     if value is not None:
         check(value, field)
     return value
@@ -128,18 +137,18 @@ class Redactor:
         # Walk plans by map: the chain builds one map per tool at start-up, so each is compiled once.
         # A plan is used only while its map is equal to the copy it was compiled from (one dict
         # comparison, in C): a map changed in place gets a new plan, never a stale one.
-        self._plans: dict[int, tuple[dict[str, PiiClass], _Field]] = {}
+        self._plans: dict[int, tuple[PiiMap, _Field]] = {}
 
     def _plan(self, pii_map: Mapping[str, PiiClass]) -> _Field:
         if not pii_map:
             return _UNDECLARED
         cached = self._plans.get(id(pii_map))
-        if cached is not None and cached[0] == pii_map:
+        if cached is not None and cached[0] == pii_map and cached[0].authors == _authors(pii_map):
             return cached[1]
         plan = _plan(pii_map)
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()  # maps built per call (not the chain's way): start over, do not grow
-        self._plans[id(pii_map)] = (dict(pii_map), plan)
+        self._plans[id(pii_map)] = (PiiMap(pii_map, _authors(pii_map)), plan)
         return plan
 
     @classmethod
@@ -157,17 +166,18 @@ class Redactor:
             seen = view[d.cls]
             return None if seen is Visibility.CLEAR else HIDDEN if seen is Visibility.HIDDEN else _mask_detection(d)
 
-        def on_str(value: str, cls: PiiClass | None) -> str:
-            if cls in _TEXT_CLASSES or view[cls] is Visibility.CLEAR:
+        def on_str(value: str, field: _Field, record: Mapping[str, Any]) -> str:
+            cls = field.cls
+            if cls in _TEXT_CLASSES or view[cls] is Visibility.CLEAR:  # shown: as written, PII masked
                 text = _rewrite(value, in_text)
-                return mark_untrusted(text) if cls is PiiClass.FREE_TEXT else text
+                return text if field.written_by is None else mark_untrusted(text, field.written_by.of(record))
             return HIDDEN if view[cls] is Visibility.HIDDEN else mask(cls, value)
 
         def check(value: Any, field: _Field) -> None:
             if field.cls not in _TEXT_CLASSES and view[field.cls] is not Visibility.CLEAR:
                 _not_text(field, value)
 
-        return _walk(data, self._plan(pii_map), on_str, check)
+        return _walk(data, self._plan(pii_map), on_str, check, data)
 
     def redact_for_audit(self, data: dict[str, Any], pii_map: dict[str, PiiClass]) -> dict[str, Any]:
         def masked(cls: PiiClass, shown: str, canonical_value: str) -> str:
@@ -178,7 +188,8 @@ class Redactor:
         def in_text(d: Detection) -> str:
             return masked(d.cls, _mask_detection(d), d.value)
 
-        def on_str(value: str, cls: PiiClass | None) -> str:
+        def on_str(value: str, field: _Field, record: Mapping[str, Any]) -> str:
+            cls = field.cls
             if cls in _TEXT_CLASSES:
                 return _rewrite(value, in_text)
             return masked(cls, mask(cls, value), canonical(cls, value))
@@ -187,7 +198,11 @@ class Redactor:
             if field.cls not in _TEXT_CLASSES:
                 _not_text(field, value)
 
-        return _walk(data, self._plan(pii_map), on_str, check)
+        return _walk(data, self._plan(pii_map), on_str, check, data)
+
+
+def _authors(pii_map: Mapping[str, PiiClass]) -> dict[str, WrittenBy]:
+    return pii_map.authors if isinstance(pii_map, PiiMap) else {}
 
 
 def _not_text(field: _Field, value: Any) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data import corpus, make_corpus
+from bench.corpus import make_corpus, make_heldout
+from bench.corpus import score as corpus
 
 # Floors set just below what the detectors achieve (see BENCHMARKS.md): a drop fails the build.
 RECALL_FLOOR = {"email": 0.995, "phone": 0.99, "card": 0.995, "iban": 0.995, "ssn": 0.99, "nino": 0.995,
@@ -22,6 +23,11 @@ def score():
 def test_the_committed_corpus_is_exactly_what_the_generator_produces():
     """Regenerating gives the same bytes: the corpus is reviewable code, not an opaque download."""
     assert make_corpus.render(make_corpus.generate()) == corpus.CORPUS.read_text(encoding="utf-8")
+
+
+def test_the_committed_held_out_corpus_is_exactly_what_its_own_generator_produces():
+    """The held-out corpus comes from a second, independently written generator, frozen the same way."""
+    assert make_heldout.render(make_heldout.generate()) == corpus.HELDOUT.read_text(encoding="utf-8")
 
 
 def test_the_corpus_is_large_varied_and_labelled_across_all_classes():
@@ -52,3 +58,35 @@ def test_disguised_values_are_still_found(score):
 def test_hard_negatives_are_left_alone(score):
     """Order ids, tracking numbers, prices, dates, invalid numbers and versions are (almost) never flagged."""
     assert score.negative_rate <= NEGATIVES_FLAGGED_CEILING, f"negatives flagged {score.negative_rate:.4f}"
+
+
+# The held-out corpus was never tuned on: these floors are what the detectors measured on it when it
+# was first scored after the rework (BENCHMARKS.md), the issue's targets where they are met.
+HELDOUT_RECALL_FLOOR = {"email": 0.99, "phone": 0.985, "card": 0.99, "iban": 0.99, "ssn": 0.99, "nino": 0.99,
+                        "ip": 0.99, "secret": 0.985}
+HELDOUT_EVASION_RECALL_FLOOR = 0.97
+HELDOUT_ALTERED_CEILING = 0.02
+
+
+@pytest.fixture(scope="module")
+def heldout_score():
+    return corpus.score(corpus.load(corpus.HELDOUT), corpus.predict_deskgate)
+
+
+@pytest.mark.parametrize("label", list(HELDOUT_RECALL_FLOOR))
+def test_on_text_it_was_not_tuned_on_each_class_keeps_its_recall(heldout_score, label):
+    """Other templates, languages, countries' formats and value sources: recall per class holds."""
+    tally = heldout_score.per_label[label]
+    assert tally.recall >= HELDOUT_RECALL_FLOOR[label], f"{label} held-out recall {tally.recall:.4f}"
+
+
+def test_on_text_it_was_not_tuned_on_the_evasion_classes_are_closed(heldout_score):
+    """Other separators, glued labels, invisible characters, mixed-case IBANs, spelled, encoded or homoglyph
+    emails, lower-cased keys and Token headers, none of them seen in tuning, are found."""
+    assert heldout_score.evasion.recall >= HELDOUT_EVASION_RECALL_FLOOR, f"{heldout_score.evasion.recall:.4f}"
+
+
+def test_on_text_it_was_not_tuned_on_look_alikes_and_clean_texts_are_left_alone(heldout_score):
+    """Four-part versions, SSN-shaped order numbers, failing IBAN placeholders, tracking and SKU numbers and
+    clean support texts: at most 2% of them are altered."""
+    assert heldout_score.negative_rate <= HELDOUT_ALTERED_CEILING, f"altered {heldout_score.negative_rate:.4f}"

@@ -362,24 +362,6 @@ _SCAN_PARTS = st.lists(st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(_SCAN_PARTS)
-def test_the_per_pattern_secret_scan_finds_what_the_one_literal_scan_finds(parts):
-    """Long texts scan each secret pattern on its own; short ones scan all literals at once: same matches."""
-    text = fold("".join(parts)).text
-    by_pattern = detectors._matches_by_pattern(text, text.lower())
-    by_literal = detectors._matches_by_literal(text)
-    assert {i: [m.span() for m in ms] for i, ms in by_pattern.items()} == {
-        i: [m.span() for m in ms] for i, ms in by_literal.items()
-    }
-
-
-def test_every_match_of_a_secret_pattern_holds_the_character_its_scan_needs():
-    """A pattern is skipped on texts without its character: every literal it can start with holds it."""
-    for (kind, literals, _, _), needed in zip(detectors._SECRETS, detectors._NEEDED, strict=True):
-        assert needed is None or all(needed in literal for literal in literals), kind
-
-
-@settings(max_examples=400, deadline=None)
-@given(_SCAN_PARTS)
 @example(["mot de passe", " est ", "hunter2!"])
 @example(["xpin", " is ", "pin is hunter2!"])
 @example(["token", "=", "a" * 20, "password", "=", "x:"])
@@ -388,38 +370,6 @@ def test_pairs_are_looked_for_only_where_a_plain_scan_finds_them(parts):
     low = fold("".join(parts)).text.lower()
     assert list(detectors._pair_separators(low)) == [m.end() - 1 for m in detectors._PAIR_NEAR.finditer(low)]
     assert [m.span() for m in detectors._spoken_pairs(low)] == [m.span() for m in detectors._PAIR_SPOKEN.finditer(low)]
-
-
-_PLAIN_CODE_START = re.compile(r"[^A-Za-z0-9](?:[A-Z]{2}|[a-z]{2})[ \-.]?\d\d")
-
-
-def _plain_code_starts(text: str) -> list[int]:
-    """Where an IBAN or NINO may start, found by trying every character (the scan `_code_starts` replaces)."""
-    starts = [0] if _PLAIN_CODE_START.match(" " + text[:5]) else []
-    pos = 0
-    while (m := _PLAIN_CODE_START.search(text, pos)) is not None:
-        pos = m.start() + 1
-        if not text[m.start()].isalnum():
-            starts.append(pos)
-    return starts
-
-
-@settings(max_examples=400, deadline=None)
-@given(_SCAN_PARTS)
-def test_codes_are_looked_for_from_their_digits_where_a_plain_scan_would_find_them(parts):
-    """Scanning for two digits and looking back finds every place a scan from every letter finds."""
-    text = fold("".join(parts)).text
-    assert list(detectors._code_starts(text)) == _plain_code_starts(text)
-
-
-@settings(max_examples=400, deadline=None)
-@given(_SCAN_PARTS)
-@example(["call 0151 2345678 or 12 34 56 7 ((+1 555"])
-def test_digit_runs_are_the_runs_a_plain_scan_finds(parts):
-    """`[0-9]` and the lookbehind change how fast runs are found, not which."""
-    text = fold("".join(parts)).text
-    plain = re.compile(r"[+(\d][\d \-.()+/]{6,}")
-    assert [m.span() for m in detectors._RUN.finditer(text)] == [m.span() for m in plain.finditer(text)]
 
 
 _CONTEXT_PARTS = st.lists(st.one_of(st.text(max_size=4), st.sampled_from([
@@ -453,53 +403,6 @@ def test_an_ipv4_address_is_valid_exactly_when_the_standard_library_says_so():
             assert ipv4_valid(dotted) is expected, dotted
 
 
-# --- number segments: the quick noes change how fast a segment is decided, not what -----------------
-
-def _plain_split_run(text: str, start: int, end: int) -> list[tuple[int, list[detectors.Group]]]:
-    """Segments of a run, every run through the loop (no shortcut for a run of one group)."""
-    segments: list[tuple[int, list[detectors.Group]]] = []
-    groups: list[detectors.Group] = []
-    seg_start = start
-    parts = detectors._GROUP_SPLIT.split(text[start:end])
-    pos = start + len(parts[0])
-    for i in range(1, len(parts), 2):
-        if groups and detectors._splits(parts[i - 1]):
-            segments.append((seg_start, groups))
-            groups, seg_start = [], groups[-1][2]
-        groups.append((parts[i], pos, pos + len(parts[i])))
-        pos += len(parts[i]) + len(parts[i + 1])
-    if groups:
-        segments.append((seg_start, groups))
-    return segments
-
-
-def _plain_number(text: str, seg_start: int, groups: list[detectors.Group]) -> tuple | None:
-    """A segment decided with every rule tried: no shortcut for one group, a `+`/`(` looked for even
-    where there is no room for one, the card tails tried whatever the length."""
-    digits = "".join([g[0] for g in groups])
-    if len(digits) < 7:
-        return None
-    _, first_start, first_end = groups[0]
-    plus_at, paren_at = text.rfind("+", seg_start, first_start), text.rfind("(", seg_start, first_start)
-    paren = paren_at != -1 and len(groups) > 1 and text[first_end : first_end + 1] == ")"
-    plus = plus_at != -1
-    start = paren_at if paren else plus_at if plus else first_start
-    shape = [len(g[0]) for g in groups]
-    found = detectors._classify(digits, groups, shape, plus, paren, text, start, groups[-1][2])
-    if found:
-        return found[0], found[1], start, groups[-1][2], found[2]
-    if plus:
-        return None
-    tail = 0
-    for j in range(len(groups) - 1, 0, -1):
-        tail += shape[j]
-        if tail > 8:
-            break
-        if detectors.card_valid(digits[:-tail]):
-            return PiiClass.CARD, "card", start, groups[j - 1][2], digits[:-tail]
-    return None
-
-
 _NUMBER_PARTS = st.lists(st.one_of(
     st.text(alphabet="0123456789 -.()+/", max_size=10),
     st.sampled_from([
@@ -509,20 +412,6 @@ _NUMBER_PARTS = st.lists(st.one_of(
         "order #", "tel: ", "INV-", "ES", "10:30:", "abc", ".\n", " ",
     ]),
 ), max_size=10).map("".join)
-
-
-@settings(max_examples=500, deadline=None)
-@given(_NUMBER_PARTS)
-@example("card 4111 1111 1111 1111 12/26 ok")
-@example("call (415) 555-2671 or +44 20 7946 0958; ssn 123 45 6789")
-def test_number_segments_are_decided_as_if_every_rule_were_tried(text):
-    """The shortcuts in `_split_run` and `_number` give exactly the segments and hits of the full rules."""
-    text = fold(text).text
-    for run in detectors._RUN.finditer(text):
-        segments = detectors._split_run(text, run.start(), run.end())
-        assert segments == _plain_split_run(text, run.start(), run.end())
-        for seg_start, groups in segments:
-            assert detectors._number(text, seg_start, groups) == _plain_number(text, seg_start, groups)
 
 
 def _detect_through_fold(text: str) -> list[detectors.Detection]:
@@ -571,13 +460,13 @@ def test_a_factored_alternation_is_found_where_the_plain_one_is(words, text):
 @settings(max_examples=400, deadline=None)
 @given(_SCAN_PARTS)
 def test_the_factored_literal_and_hint_scans_find_what_the_plain_alternations_find(parts):
-    """The secret literals (searched from every place, as `_matches_by_literal` does), the pair hint and
-    the plain-text check's words: same hits as the alternations in table order."""
+    """The secret literals (searched from every place of the lower-cased text, as `_secret_matches` does), the
+    pair hint and the plain-text check's words: same hits as the alternations in table order."""
     text = fold("".join(parts)).text
     low = text.lower()
     literals = re.compile("|".join(re.escape(lit) for _, lits, _, _ in detectors._SECRETS for lit in lits))
-    for pos in range(len(text) + 1):
-        a, b = detectors._SECRET_LITERALS.search(text, pos), literals.search(text, pos)
+    for pos in range(len(low) + 1):
+        a, b = detectors._SECRET_LITERALS.search(low, pos), literals.search(low, pos)
         assert (a and (a.span(), a.group())) == (b and (b.span(), b.group()))
     hint = re.compile("pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola")
     assert (detectors._PAIR_HINT.search(low) is None) is (hint.search(low) is None)
@@ -599,3 +488,60 @@ def test_a_local_part_is_read_back_from_its_end_where_the_plain_search_finds_it(
     for end in range(len(text) + 1):
         plain = detectors._LOCAL_TAIL.search(text, max(0, end - 64), end)
         assert detectors._local_start(text, end) == (plain.start() if plain else -1), end
+
+
+# --- the evasion classes of issue 15, closed by design ---------------------------------------------
+
+@pytest.mark.parametrize(("text", "kind", "value"), [
+    ("card 4111\t1111|1111;1111 thanks", "card", "4111111111111111"),
+    ("card 4111 ~ 1111**1111 : 1111", "card", "4111111111111111"),
+    ("card 4111 1111\n1111 1111", "card", "4111111111111111"),
+    ("card4111111111111111", "card", "4111111111111111"),
+    ("see no.4111111111111111exp", "card", "4111111111111111"),
+    ("card 4\ufe0f111 1\u0301111 1\u3164111 1\u2800111 1\u034f111", "card", "4111111111111111"),
+    ("IBAN de89_3704_0044_0532_0130_00", "iban", "DE89370400440532013000"),
+    ("IBAN De89/3704/0044/0532/0130/00", "iban", "DE89370400440532013000"),
+    ("IBANDE89370400440532013000", "iban", "DE89370400440532013000"),
+    ("mail john.doe%40example.com", "email", "john.doe@example.com"),
+    ("mail john.doe&#64;example.com", "email", "john.doe@example.com"),
+    ("mail john.doe&commat;example.com", "email", "john.doe@example.com"),
+    ("mail john.doe@\u0435xample.com", "email", "john.doe@example.com"),
+    ("write to john.doe at example dot com", "email", "john.doe@example.com"),
+    ("key akiaiosfodnn7example", "aws_access_key", "akiaiosfodnn7example"),
+    ("Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "authorization_token",
+     "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"),
+    ("my SSN is 123456789", "ssn", "123456789"),
+    ("tax id 123 45 6789 for the form", "ssn", "123456789"),
+    ("ssn#123-45-6789", "ssn", "123456789"),
+    ("please call me back on 0201234567", "phone", "0201234567"),
+    ("callback 0044 20 7946 0958", "phone", "+442079460958"),
+    ("tel0207|946|0958", "phone", "02079460958"),
+    ("reach me at +44\t20\t7946\t0958", "phone", "+442079460958"),
+    ("IP 2001::1 was blocked", "ipv6", "2001::1"),
+    ("login from ip:2001:db8::1", "ipv6", "2001:db8::1"),
+])
+def test_an_evasion_class_does_not_hide_a_value(text, kind, value):
+    """Each evasion class is closed by a rule, not by listing cases: folding, any short separator, checksums
+    over glue, case-folded IBANs, decoded emails, case-insensitive keys, context for numbers without shape."""
+    found = [(d.kind, d.value) for d in detect(text)]
+    assert (kind, value) in found, found
+
+
+@pytest.mark.parametrize("text", [
+    "The app shows version 10.2.0.4 in the about box.",
+    "Upgraded to 4.12.3.1 and now it crashes on start.",
+    "driver version 31.0.15.36 was installed",
+    "Order 123-45-6789 never shipped.",
+    "RMA 523-44-1234 was approved.",
+    "Re: order #301-44-9012 - wrong size",
+    "Placeholder IBAN DE00 1234 5678 9012 3456 78 fails validation.",
+    "UPS tracking 1Z999AA10123456784",
+    "FedEx tracking 7489 1234 5678 shows delivered.",
+    "Sent from my phone 27 865,70 \u20ac",
+    "The meeting is at 10:30:00 CET, dial-in code 123 456 789#.",
+    "The token expired yesterday, please send a new one.",
+    "Booked 2026-03-15 10:30:00 for 12 people.",
+])
+def test_what_context_says_is_not_personal_data_is_left_alone(text):
+    """Versions after a version word, references after a reference word, checksum-failing IBANs, amounts."""
+    assert detect(text) == []

@@ -88,3 +88,18 @@ def test_the_quick_check_for_text_that_is_its_own_fold_agrees_with_the_search_fo
         stays = folding._ITS_OWN_FOLD.fullmatch(char) is not None
         assert stays is (folding._FOLDS.search(char) is None), hex(codepoint)
     assert folding._ITS_OWN_FOLD.fullmatch("") is not None and folding._FOLDS.search("") is None
+
+
+def test_invisible_characters_that_are_not_format_characters_vanish_too():
+    """Variation selectors, combining marks, Hangul fillers, the braille blank and the combining grapheme
+    joiner are drawn as nothing: they vanish, and a span across them still covers them in the original."""
+    original = "card 4\ufe0f1\u03011\u31641\u28001\u034f1\u115f1\uffa0 done"
+    folded = fold(original)
+    assert folded.text == "card 4111111 done"
+    start, end = folded.span(5, 12)
+    assert original[start:end] == original[5:-6]  # from the first digit to the last
+
+
+def test_latin_look_alikes_from_cyrillic_and_greek_fold_to_latin():
+    """A homoglyph cannot hide an address or a key: Cyrillic e and a, Greek omicron read as Latin."""
+    assert fold("john@\u0435x\u0430mple.c\u03bfm").text == "john@example.com"

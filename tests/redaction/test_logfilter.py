@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deskgate.server.redaction.logfilter import WITHHELD, RedactingFilter
+from deskgate.server.redaction.logfilter import WITHHELD, RedactingFilter, install
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
@@ -61,3 +61,60 @@ def test_the_filter_never_drops_records():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "card %s", (CARD,), None)
     assert RedactingFilter().filter(record) is True
     assert record.getMessage() == "card •••• 1111"
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    """`install()` for one test; the record factory it replaced is put back afterwards."""
+    before = logging.getLogRecordFactory()
+    install()
+    yield
+    logging.setLogRecordFactory(before)
+
+
+def test_once_installed_every_record_is_masked_whatever_handler_writes_it(installed):
+    """A handler without the filter (a library's own) still writes the masked line: records are masked as made."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("some.library.of.ours.or.not")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("Invalid Host header: %s", CARD)
+        try:
+            raise ValueError(f"illegal header value {EMAIL}")
+        except ValueError:
+            logger.exception("request failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Invalid Host header" in text and "request failed" in text and "ValueError" in text
+    assert CARD not in text and "4111111111111111" not in text and EMAIL not in text
+
+
+def test_uvicorns_own_logging_configuration_writes_masked_lines(installed, capsys):
+    """uvicorn configures handlers of its own for `uvicorn.error` and `uvicorn.access` (not the root's): their
+    lines are masked too, header text included."""
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging.config.dictConfig(LOGGING_CONFIG)
+    try:
+        logging.getLogger("uvicorn.error").warning("Invalid HTTP request received: X-Card: %s", CARD)
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET",
+                                                 f"/mcp?card={CARD.replace(' ', '')}", "1.1", 400)
+    finally:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).handlers.clear()
+    captured = capsys.readouterr()
+    text = captured.err + captured.out
+    assert "Invalid HTTP request received" in text and "GET /mcp?card=" in text
+    assert "4111111111111111" not in text and CARD not in text
+
+
+def test_installing_twice_masks_once(installed):
+    """`install` is idempotent: the factory is not wrapped again."""
+    factory = logging.getLogRecordFactory()
+    install()
+    assert logging.getLogRecordFactory() is factory

@@ -219,3 +219,27 @@ def test_mappings_sequences_and_strings_of_other_types_are_redacted_like_dicts_l
     for scopes in (TIER1, TIER1 | {"pii:contact", "pii:address", "pii:identity"}):
         expected = redactor.redact_output(CUSTOMER, PII_MAP, scopes)
         assert redactor.redact_output(disguised(CUSTOMER), PII_MAP, scopes) == expected
+
+
+def test_every_field_a_customer_or_agent_can_write_is_enveloped_with_its_author(redactor):
+    """Names, address lines, ticket subjects and messages (author from the message), agent notes: each shown
+    text field someone can write is marked as data written by that someone; ids and statuses are not."""
+    from deskgate.server.redaction.envelope import markers
+    from deskgate.tools.catalogue import build_catalogue
+
+    spec = build_catalogue().get("get_ticket")
+    assert spec is not None
+    ticket = {"ticket_id": "T-1", "customer_id": "C-1", "subject": "Where is my parcel", "status": "open",
+              "priority": "normal", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+              "messages": [{"author": "customer", "body": "hello", "created_at": "2026-01-01T00:00:00Z"},
+                           {"author": "agent", "body": "on it", "created_at": "2026-01-01T00:00:00Z"},
+                           {"author": "system", "body": "escalated", "created_at": "2026-01-01T00:00:00Z"},
+                           {"author": "bogus", "body": "who?", "created_at": "2026-01-01T00:00:00Z"}],
+              "notes": [{"note_id": "N-1", "body": "called back", "author": "agent-7",
+                         "created_at": "2026-01-01T00:00:00Z"}]}
+    out = redactor.redact_output(ticket, spec.pii_classes(), TIER1)
+    assert out["subject"] == f"{markers('customer')[0]}\nWhere is my parcel\n{markers('customer')[1]}"
+    assert [m["body"].split("\n")[0] for m in out["messages"]] == [
+        markers("customer")[0], markers("agent")[0], markers("system")[0], markers("customer")[0]]
+    assert out["notes"][0]["body"].startswith(markers("agent")[0])
+    assert out["ticket_id"] == "T-1" and out["notes"][0]["author"] == "agent-7"

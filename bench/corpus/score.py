@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CORPUS = Path(__file__).with_name("redaction_corpus.jsonl")
+CORPUS = Path(__file__).with_name("redaction_corpus.jsonl")  # the tuning corpus
+HELDOUT = Path(__file__).with_name("heldout_corpus.jsonl")  # never tuned on (make_heldout.py)
 LABELS = ("email", "phone", "card", "iban", "ssn", "nino", "ip", "secret")
 NEGATIVE_SUBSETS = ("negative", "prose", "extra_negative")
 
@@ -60,7 +61,7 @@ class Score:
         return self.negatives_flagged / self.negatives if self.negatives else 0.0
 
 
-def _covered(text: str, start: int, end: int, spans: list[Span], label: str) -> bool:
+def covered(text: str, start: int, end: int, spans: list[Span], label: str) -> bool:
     marks = bytearray(end - start)
     for lb, s, e in spans:
         if lb == label:
@@ -82,7 +83,7 @@ def score(records: list[dict], predict: Predict, labels: Iterable[str] = LABELS)
             result.negatives += 1
             result.negatives_flagged += bool(predicted)
         for label, start, end in gold:
-            found = _covered(text, start, end, predicted, label)
+            found = covered(text, start, end, predicted, label)
             exact = (label, start, end) in predicted
             for tally in (result.per_label[label], *([result.evasion] if record["subset"] == "evasion" else [])):
                 tally.gold += 1
@@ -106,3 +107,18 @@ def predict_deskgate(text: str) -> list[Span]:
     from deskgate.server.redaction.detectors import detect
 
     return [(label_of(d.kind, d.cls.value), d.start, d.end) for d in detect(text)]
+
+
+def score_mutations(records: Iterable[dict], predict: Predict) -> dict[str, Tally]:
+    """Recall on the mutated value of each record (`mutate.every_mutation`), per mutation kind and per label
+    (keys "kind:<kind>" and "label:<label>")."""
+    tallies: dict[str, Tally] = {}
+    for record in records:
+        span = record["spans"][record["mutated"]]
+        label, start, end = span["label"], span["start"], span["end"]
+        found = covered(record["text"], start, end, [p for p in predict(record["text"]) if p[0] == label], label)
+        for key in (f"kind:{record['subset'].split(':', 1)[1]}", f"label:{label}"):
+            tally = tallies.setdefault(key, Tally())
+            tally.gold += 1
+            tally.found += found
+    return tallies

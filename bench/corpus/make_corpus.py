@@ -1,4 +1,4 @@
-"""Generate the labelled redaction corpus: `python tests/data/make_corpus.py` writes redaction_corpus.jsonl.
+"""Generate the labelled redaction corpus: `python -m bench.corpus.make_corpus` writes redaction_corpus.jsonl.
 
 Deterministic (one seeded RNG, no downloads, no set iteration): running it again gives the same
 bytes, and `tests/redaction/test_corpus.py` checks that the committed file is what it produces.

@@ -1,0 +1,6 @@
+"""Labelled redaction corpora: generators, frozen texts and their scoring (`bench.redaction`, `tests/redaction`).
+
+    make_corpus.py            the tuning corpus (redaction_corpus.jsonl): the detectors were developed on it
+    make_heldout.py           the held-out corpus (heldout_corpus.jsonl): written independently, never tuned on
+    score.py                  loading and scoring either one
+"""
