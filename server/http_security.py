@@ -22,6 +22,7 @@ matches `:*` entries as string prefixes, so it is switched off and this one runs
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["HostPattern", "HttpGuard", "OriginPattern", "Proxies", "Reception", "cors", "origin_of",
            "parse_authority", "parse_origin"]
+
+logger = logging.getLogger("deskgate.http")
 
 Port = int | Literal["*"] | None  # None: no port written (the scheme's default)
 
@@ -195,10 +198,14 @@ class HttpGuard:
         if scope["path"] not in EXEMPT_PATHS:
             host = headers.get("host")
             if not self.reception.host_allowed(host):
+                # The operator's clue to a missing allowed_hosts entry; the value is the caller's text, so it
+                # is cut short here and masked by the redacting log filter like every log line.
+                logger.warning("Invalid Host header: %s", (host or "")[:200])
                 await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
                 return
             origin = headers.get("origin")
             if origin is not None and not self.reception.origin_allowed(origin, scope["scheme"], host or ""):
+                logger.warning("Invalid Origin header: %s", origin[:200])
                 await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
