@@ -12,7 +12,8 @@
     ├── InvalidArguments              arguments fail the tool's input model (values never echoed)
     ├── DomainError                   stage 7: the backend refused (unknown id, wrong state)
     ├── StoreUnavailable              the state store cannot be read or written: fail closed
-    └── AuditUnavailable              the audit log cannot be made durable: fail closed
+    ├── AuditUnavailable              the audit log cannot be made durable: fail closed
+    └── StageOrderError               a chain stage ran before one it depends on: a bug, refused
 
 Rules: a failure in a phase surfaces as that phase's error, never a raw ValueError; a `reason`
 never contains a token, a key or raw PII, because it is sent to the client and written to the
@@ -120,3 +121,9 @@ class StoreUnavailable(DeskgateError):
 
 class AuditUnavailable(DeskgateError):
     code = "audit_unavailable"
+
+
+class StageOrderError(DeskgateError):
+    """A stage of the guard chain ran before a stage it depends on (a bug): refused, never skipped."""
+
+    code = "internal_error"

@@ -226,7 +226,7 @@ async def test_the_money_breaker_trips_once_and_holds_money_tools_at_assist_unti
 
 async def test_a_preview_that_would_pass_the_breaker_trips_it(call: Caller, state: StateStore) -> None:
     """An honest preview: a refund that would take the hour over the limit goes to an approver."""
-    await state.counters.add_within("breaker:money", NOW - NOW % 3600, 149_000, None)
+    await state.counters.add_within("breaker:money:EUR", NOW - NOW % 3600, 149_000, None)
     decision = await call("issue_refund", **refund("20.00"))
     assert (decision.tier, decision.code) == ("assist", "breaker_open")
     assert "money" in await state.breakers.tripped()
