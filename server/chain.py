@@ -99,7 +99,7 @@ class Call:
     target: RecordedAction | None = None   # stage 3: the recorded action the call acts on (an undo)
     replayed: bool = False                 # stage 5: a confirmation presented again by an idempotent retry
     intent_seq: int | None = None          # the first durable intent record of a side effect
-    executed: bool = False                 # stage 7 ran the tool: from here on nothing may refuse the call
+    executed: bool = False                 # stage 7 ran a write: from here on nothing may refuse the call
     idempotent_replay: bool = False        # stage 6 answered with the first call's stored result
     result_digest: str | None = None
     currency: str | None = None            # of a money tool's payout
@@ -368,7 +368,7 @@ class GuardChain:
             if spec.read_only and call.allowed_customer is not None and exc.code == NotFound.code:
                 raise DeniedError(_OUTSIDE, code="binding") from None
             raise
-        call.executed = True
+        call.executed = not spec.read_only  # a side effect ran: from here on nothing may refuse the call
         data = result.model_dump(mode="json")
         call.result_digest = _digest(data)
         if spec.money:
