@@ -51,6 +51,7 @@ from deskgate.server.errors import (
     InvalidArguments,
     NotFound,
     StageOrderError,
+    StoreUnavailable,
 )
 from deskgate.server.outcome import Outcome, Status
 from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
@@ -340,7 +341,9 @@ class GuardChain:
         if state == "in_progress":
             raise IdempotencyConflict("a call with this idempotency key is still running; retry later",
                                       code="idempotency_in_progress")
-        if state == "done" and stored is not None:
+        if state == "done":
+            if stored is None:  # never run a keyed call twice: without its first result, refuse
+                raise StoreUnavailable("the first result of this idempotency key could not be read")
             call.idempotent_replay = True
             return Outcome.model_validate(stored)
         try:
@@ -401,7 +404,8 @@ class GuardChain:
         if allowed is None:
             return True
         for kind, value in _owner_fields(data):
-            if value != allowed if kind == "customer_id" else allowed not in await self._owners(kind, value):
+            mine = value == allowed if kind == "customer_id" else allowed in await self._owners(kind, value)
+            if not mine:
                 return False
         return True
 
@@ -413,7 +417,7 @@ class GuardChain:
                 await self._policy.release(call)
             await self._policy.finish(call, ok=outcome.status == Status.OK, result=outcome.wire())
         except DeskgateError as exc:
-            logger.error("could not settle an unexecuted call (request %s): %s", call.request_id, exc.reason)
+            logger.error("could not settle a call (request %s): %s", call.request_id, exc.reason)
 
     def _context(self, call: Call) -> ToolContext:
         _, session = call.resolved()

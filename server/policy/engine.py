@@ -83,9 +83,10 @@ class Reservation:
     spend_key: str
     breaker_window: int
 
-    def counted(self, sign: int) -> list[CounterAdd]:
-        return [CounterAdd(self.spend_key, 0, sign * self.cents),
-                CounterAdd(breaker_key(self.currency), self.breaker_window, sign * self.cents)]
+    def counted(self, sign: int, *, cap: int | None = None, hour_limit: int | None = None) -> list[CounterAdd]:
+        """The session's spend and its currency's breaker hour, each within the limit given (None: none)."""
+        return [CounterAdd(self.spend_key, 0, sign * self.cents, cap),
+                CounterAdd(breaker_key(self.currency), self.breaker_window, sign * self.cents, hour_limit)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,9 +231,7 @@ class PolicyEngine:
         cents, window = to_cents(decision.amount), now - now % _HOUR
         cap = None if session.max_refund is None else to_cents(session.max_refund)
         reservation = Reservation(cents, decision.currency, f"spend:{session.sid}", window)
-        spend, breaker = reservation.counted(+1)
-        refused, _ = await self._state.counters.add_all_within(
-            [CounterAdd(spend.key, spend.window_start, spend.amount, cap), breaker])
+        refused, _ = await self._state.counters.add_all_within(reservation.counted(+1, cap=cap))
         if refused is not None:
             raise DeniedError(self._session_cap_reason(session), code="session_cap")
         return reservation
@@ -294,13 +293,12 @@ class PolicyEngine:
         if MONEY_BREAKER in await breakers.tripped():
             return True, (), None
         reservation = Reservation(cents, currency, spend_key, now - now % _HOUR)
-        spend, hour = reservation.counted(+1)
-        hour = CounterAdd(hour.key, hour.window_start, hour.amount, self._breaker_limit)
+        spend, hour = reservation.counted(+1, cap=cap, hour_limit=self._breaker_limit)
         if runs_now:
-            refused, totals = await counters.add_all_within([hour, CounterAdd(spend.key, 0, cents, cap)])
+            refused, totals = await counters.add_all_within([hour, spend])  # the breaker's limit first
             if refused is None:
                 return False, (), reservation
-            if refused.key != hour.key:
+            if refused is spend:
                 return False, (), None  # the session cap: the caller refuses
             total = totals[0]
         else:  # a preview reserves nothing, but an honest preview says now that it would trip
