@@ -129,12 +129,12 @@ class PolicyStage:
                                  escalation_id=handoff)
         if decision.tier == "assist":
             approval = await self._approved_or_pending(call, decision, backend, before)
-            # Counted before the claim, atomically against the session cap: two approved calls repeated at
-            # once can never both pass it. A claim that fails after gives the money back (the chain settles).
-            call.verdict.reservation = await self._engine.reserve_approved(spec.name, session, decision, now)
             call.verdict.approval = await self._approvals.claim(
                 approval.id, sid=session.sid, policy_version=self.version, manifest_hash=self._manifest_hash,
                 now=now, call=(spec.name, call.digest or ""))
+            # Only the claimer counts the money, atomically against the session cap: two approved calls
+            # repeated at once never both pass it. Refused, the claimed approval ends failed (the chain settles).
+            call.verdict.reservation = await self._engine.reserve_approved(spec.name, session, decision, now)
         return call.verdict
 
     async def _record_owner(self, action: RecordedAction) -> None:
