@@ -440,8 +440,13 @@ class GuardChain:
             logger.error("audit log unavailable: %s (request %s)", exc.reason, call.request_id)
             intended = call.intent_seq is not None
             if intended or self._settings.reads_fail_closed or call.spec is None or not call.spec.read_only:
-                reason = ("the action may have run but its audit record could not be written; the operator must "
-                          "check" if intended else "the audit log is unavailable; nothing was done")
+                # Said as it is: it ran (do not repeat it), something may have happened, or nothing did.
+                if call.executed:
+                    reason = "the action ran but its audit record could not be written; do not repeat it"
+                elif intended:
+                    reason = "an effect of this call may have happened but its audit record could not be written"
+                else:
+                    reason = "the audit log is unavailable; nothing was done"
                 return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason)
         return outcome
 
