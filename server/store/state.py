@@ -282,7 +282,8 @@ class Counters:
             for a, value in zip(adds, current, strict=True):
                 if a.limit is not None and value + a.amount > a.limit:
                     return a, tuple(current)
-            for a in adds:
+            # Rows in one order for every caller: two transactions never wait on each other's locks (deadlock).
+            for a in sorted(adds, key=lambda a: (a.key, a.window_start)):
                 tx.execute(
                     "INSERT INTO counters (key, window_start, value) VALUES (?, ?, ?)"
                     " ON CONFLICT (key, window_start) DO UPDATE SET value = counters.value + excluded.value",

@@ -344,6 +344,7 @@ async def test_unknown_and_foreign_answer_alike_on_every_lookup_tool(deployment:
         ("check_refund_eligibility", {"order_id": demo.delivered_order}, {"order_id": f"O-{UNKNOWN}"}),
         ("get_action_status", {"action_id": ids["ACT"]}, {"action_id": f"ACT-{UNKNOWN}"}),
         ("get_action_status", {"action_id": ids["H"]}, {"action_id": f"H-{UNKNOWN}"}),
+        ("get_action_status", {"action_id": ids["H0"]}, {"action_id": f"H-{UNKNOWN}"}),  # names no owner
         ("get_action_status", {"action_id": approval["approval_id"]}, {"action_id": "AP-0123456789AB"}),
     ]
     async with deployment.client(deployment.token("billing-agent", customer=demo.account_member)) as lena:
