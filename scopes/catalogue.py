@@ -25,6 +25,7 @@ SCOPES: dict[str, str] = {
     "notes:write": "Add an internal note to a ticket.",
     "escalations:write": "Hand the conversation to a human with a summary.",
     "actions:undo": "Reverse a reversible action within its window.",
+    "actions:supervise": "See and undo the actions and hand-offs of any session, not only the session's own.",
     # visibility of personal data
     "pii:contact": "See customers' email addresses and phone numbers in clear.",
     "pii:address": "See postal addresses in clear.",

@@ -14,6 +14,16 @@
 `GuardChain.call` reads top to bottom as that list. Each stage either returns what the next one
 needs or raises a `DeskgateError`, whose `status` becomes the answer (denied, escalated, ...).
 Nothing adds a stage at run time. Every answer, allowed or not, is audited (stage 9).
+
+Invariants the order carries (docs/SECURITY.md, "Invariants of the guard chain"):
+- Every check a result could fail runs before stage 7: stage 3 resolves each object the call names
+  or implies (a requester, an object's customer and account, the recorded action an undo acts on).
+  After the side effect nothing refuses: an executed call is answered and audited as executed,
+  with its data withheld if it names anything outside the session's binding.
+- Every side effect - stage 7's and those of stages 4-5 (hand-off, approval row, customer code) -
+  follows a durable intent record (`GuardChain.intend`).
+- For a session bound to a customer, a lookup that finds nothing and one that finds someone else's
+  object answer alike (`denied`/`binding`).
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -40,13 +51,17 @@ from deskgate.server.errors import (
     IdempotencyConflict,
     InvalidArguments,
     NotFound,
+    StageOrderError,
+    StoreUnavailable,
 )
 from deskgate.server.outcome import Outcome, Status
 from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
-from deskgate.server.policy_stage import PolicyStage, Verdict
+from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
+from deskgate.server.redaction.classes import PiiClass
+from deskgate.server.redaction.fingerprint import FingerprintKey
 from deskgate.server.redaction.redactor import Redactor, redact_text
-from deskgate.server.store.state import StateStore
-from deskgate.tools.backend.base import SupportBackend
+from deskgate.server.store.state import RecordedAction, StateStore
+from deskgate.tools.backend.base import ObjectKind, SupportBackend
 from deskgate.tools.context import ToolContext
 from deskgate.tools.spec import Catalogue, ToolSpec
 
@@ -59,6 +74,13 @@ class Verifier(Protocol):
 
 class AuditSink(Protocol):
     async def append(self, event: dict[str, Any], *, durable: bool = True) -> int: ...
+
+
+# Arguments that name an object under another name than its kind: checked against bindings like one.
+NAMED_PARTIES: dict[str, ObjectKind] = {"requester_id": "customer_id"}
+# Result fields that name whose data a result is: a bound session may see only its own.
+_RESULT_OWNERS = ("customer_id", "account_id")
+_OUTSIDE = "outside this session's binding"
 
 
 @dataclass(slots=True)
@@ -76,8 +98,19 @@ class Call:
     digest: str | None = None
     verdict: Verdict | None = None
     allowed_customer: str | None = None
-    replayed: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
+    target: RecordedAction | None = None   # stage 3: the recorded action the call acts on (an undo)
+    replayed: bool = False                 # stage 5: a confirmation presented again by an idempotent retry
+    intent_seq: int | None = None          # the first durable intent record of a side effect
+    executed: bool = False                 # stage 7 ran a write: from here on nothing may refuse the call
+    idempotent_replay: bool = False        # stage 6 answered with the first call's stored result
+    result_digest: str | None = None
+    currency: str | None = None            # of a money tool's payout
+
+    def resolved(self) -> tuple[ToolSpec, Session]:
+        """The tool and session of a call past stage 2 (a stage that runs earlier is a bug in the chain)."""
+        if self.session is None or self.spec is None or self.args is None or self.digest is None:
+            raise StageOrderError("a stage ran before the call was authenticated and resolved")
+        return self.spec, self.session
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +134,7 @@ class GuardChain:
         redactor: Redactor,
         audit: AuditSink,
         settings: ChainSettings,
+        fingerprints: FingerprintKey,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._verifier = verifier
@@ -111,6 +145,7 @@ class GuardChain:
         self._redactor = redactor
         self._audit = audit
         self._settings = settings
+        self._fingerprints = fingerprints
         self._clock = clock
         # Compiled once: the redaction maps of every tool's output and input.
         self._output_pii = {t.name: t.pii_classes() for t in catalogue}
@@ -131,22 +166,24 @@ class GuardChain:
         call = Call(tool=tool, raw=dict(arguments or {}), request_id=uuid.uuid4().hex,
                     started=time.perf_counter(), now=int(self._clock()))
         try:
-            call.session = await self.authenticate(credential)            # 1
-            call.spec, call.args = self.resolve(call)                      # 2
-            await self.authorize(call)                                     # 3
-            call.verdict = await self._policy.decide(call, self._backend)  # 4
-            await self.confirm(call)                                       # 5
-            outcome = await self.idempotent(call)                          # 6, 7, 8
+            call.session = await self.authenticate(credential)                              # 1
+            call.spec, call.args = self.resolve(call)                                        # 2
+            await self.authorize(call)                                                       # 3
+            call.verdict = await self._policy.decide(call, self._backend, partial(self.intend, call))  # 4
+            await self.confirm(call)                                                         # 5
+            outcome = await self.idempotent(call)                                            # 6, 7, 8
         except DeskgateError as exc:
             outcome = Outcome.from_error(exc)
         except Exception:
             # Never a stack trace or exception text to the caller: it may carry data.
-            logger.exception("internal error in tool %s (request %s)", tool, call.request_id)
+            logger.exception("internal error in tool %s (request %s)", call.spec.name if call.spec else "?",
+                             call.request_id)
             outcome = Outcome(status=Status.ERROR, code="internal_error",
                               reason=f"internal error; quote request {call.request_id} to the operator")
-        if "executed" not in call.notes:
-            await self._settle_unexecuted(call, outcome)
-        return await self.audit(call, outcome)                             # 9
+        if call.executed and outcome.status is not Status.OK:
+            outcome = _ran_anyway(call, outcome)  # no stage refuses a call after its side effect
+        await self._settle(call, outcome)
+        return await self.audit(call, outcome)                                               # 9
 
     async def visible_tools(self, credential: str | Session | None) -> list[ToolSpec]:
         """What `tools/list` shows: only the tools this session's scopes allow (none without a token)."""
@@ -170,7 +207,8 @@ class GuardChain:
 
     @telemetry.traced_stage("resolve")
     def resolve(self, call: Call) -> tuple[ToolSpec, BaseModel]:
-        assert call.session is not None
+        if call.session is None:
+            raise StageOrderError("resolve ran before authenticate")
         spec = self._catalogue.get(call.tool)
         # An unknown tool and a tool outside the session's scopes get the same answer.
         if spec is None or not call.session.has_scope(spec.scope):
@@ -181,9 +219,10 @@ class GuardChain:
         try:
             args = spec.input_model.model_validate(call.raw)
         except ValidationError as exc:
-            # Field names and pydantic's messages only (they describe the rule, never carry the input);
-            # the rejected values are the caller's, maybe personal, data. Redacted all the same.
-            problems = sorted({f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg'][:160]}"
+            # Declared field names and pydantic's messages only (they describe the rule, never carry the
+            # input); the rejected values and the names of undeclared arguments are the caller's, maybe
+            # personal, data. Redacted all the same.
+            problems = sorted({f"{_where(e['loc'], e['type']) or 'arguments'}: {e['msg'][:160]}"
                                for e in exc.errors(include_input=False, include_url=False)})
             raise InvalidArguments(redact_text("invalid arguments: " + "; ".join(problems[:10]))) from None
         call.digest = argument_digest(call.raw)
@@ -193,33 +232,67 @@ class GuardChain:
 
     @telemetry.traced_stage("authorize")
     async def authorize(self, call: Call) -> None:
-        assert call.session is not None and call.spec is not None and call.args is not None
-        session = call.session
+        _, session = call.resolved()
         amount = _field(call.args, "amount")
         if session.max_refund is not None and isinstance(amount, Decimal) and amount > session.max_refund:
             raise DeniedError("amount is above this session's limit", code="amount_cap")
+        call.target = await self._acted_on(call)
         if session.customer is None and session.ticket is None:
             return
-        call.allowed_customer = await self._bound_customer(session)
-        for kind in call.spec.object_arguments():
-            object_id = _field(call.args, kind)
-            if object_id is None:
-                continue
+        allowed = call.allowed_customer = await self._bound_customer(session)
+        # Everything the call names, and everything its result would name, before anything runs:
+        # a check a result fails after execution would come too late to refuse.
+        for kind, object_id in self._named_objects(call):
             if kind == "ticket_id" and session.ticket is not None and object_id != session.ticket:
-                raise DeniedError("outside this session's binding", code="binding")
-            try:
-                owners = await self._backend.owners(kind, object_id)
-            except NotFound:
-                owners = frozenset()
+                raise DeniedError(_OUTSIDE, code="binding")
             # Unknown and foreign objects look the same to a bound session: no existence oracle.
-            if call.allowed_customer not in owners:
-                raise DeniedError("outside this session's binding", code="binding")
+            if allowed not in await self._owners(kind, object_id):
+                raise DeniedError(_OUTSIDE, code="binding")
+            if kind in _RESULT_OWNERS:
+                continue
+            customer = await self._backend.customer_for(kind, object_id)
+            account = await self._backend.account_for(kind, object_id)
+            if (customer is not None and customer != allowed) or (
+                    account is not None and allowed not in await self._owners("account_id", account)):
+                raise DeniedError(_OUTSIDE, code="binding")
+
+    def _named_objects(self, call: Call) -> Iterator[tuple[ObjectKind, str]]:
+        spec, _ = call.resolved()
+        for kind in spec.object_arguments():
+            object_id = _field(call.args, kind)
+            if object_id is not None:
+                yield kind, object_id
+        for name, kind in NAMED_PARTIES.items():
+            object_id = _field(call.args, name)
+            if object_id is not None:
+                yield kind, object_id
+
+    async def _owners(self, kind: ObjectKind, object_id: str) -> frozenset[str]:
+        try:
+            return await self._backend.owners(kind, object_id)
+        except NotFound:
+            return frozenset()
+
+    async def _acted_on(self, call: Call) -> RecordedAction | None:
+        """The recorded action a write names (`undo_action`), if the session may act on it: one it (or,
+        per policy, its subject) started, unless it holds the supervisor scope - and only with the scope
+        of the tool that made it. Another session's action answers exactly like an unknown one."""
+        spec, session = call.resolved()
+        action_id = _field(call.args, "action_id")
+        if spec.read_only or action_id is None:
+            return None
+        recorded = await self._state.actions.get(action_id)
+        if recorded is None or not self._policy.actions.allows(session, recorded.sid, recorded.sub):
+            raise NotFound(f"action {action_id} not found")
+        original = self._catalogue.get(recorded.tool)
+        if original is None or not session.has_scope(original.scope):
+            raise DeniedError(f"acting on this action needs the scope of {recorded.tool}", code="scope")
+        return recorded
 
     async def _bound_customer(self, session: Session) -> str:
         if session.customer is not None:
             return session.customer
-        assert session.ticket is not None
-        customer = await self._backend.customer_for("ticket_id", session.ticket)
+        customer = None if session.ticket is None else await self._backend.customer_for("ticket_id", session.ticket)
         if customer is None:
             raise DeniedError("the session's ticket does not exist", code="binding")
         return customer
@@ -228,12 +301,12 @@ class GuardChain:
 
     @telemetry.traced_stage("confirm")
     async def confirm(self, call: Call) -> None:
-        assert call.spec is not None and call.verdict is not None
-        if not call.verdict.needs_confirmation:
+        if call.verdict is None or not call.verdict.needs_confirmation:
             return
         token = _field(call.args, "confirmation_token")
         if token is None:
-            await self._policy.request_confirmation(call, self._context(call))  # raises ConfirmationRequired
+            # raises ConfirmationRequired
+            await self._policy.request_confirmation(call, self._context(call), partial(self.intend, call))
             return
         call.replayed = await self._policy.redeem_confirmation(call, token, self._replay_allowed(call))
 
@@ -245,6 +318,16 @@ class GuardChain:
             return key is not None and await self._state.idempotency.is_done(key, call.digest or "")
 
         return finished
+
+    # -- intent: before every side effect -------------------------------------------------------
+
+    async def intend(self, call: Call, effect: Effect) -> None:
+        """Make a durable record that `call` is about to cause `effect`, before it does: a crash between
+        the effect and the call's own record (stage 9) then still leaves a trace of it."""
+        with telemetry.stage("audit"):
+            seq = await self._audit.append({**self._record(call, kind="intent"), "effect": effect})
+        if call.intent_seq is None:
+            call.intent_seq = seq
 
     # -- 6. idempotency -----------------------------------------------------------------------
 
@@ -267,19 +350,18 @@ class GuardChain:
             raise IdempotencyConflict("a call with this idempotency key is still running; retry later",
                                       code="idempotency_in_progress")
         if state == "done":
-            assert stored is not None
-            call.notes["idempotent_replay"] = True
+            if stored is None:  # never run a keyed call twice: without its first result, refuse
+                raise StoreUnavailable("the first result of this idempotency key could not be read")
+            call.idempotent_replay = True
             return Outcome.model_validate(stored)
         try:
             outcome = await self.execute_and_redact(call)
         except BaseException:
-            if "executed" not in call.notes:
+            if not call.executed:
                 await self._state.idempotency.release(key)  # nothing happened: a retry may run it
             else:
-                # It ran but its answer failed after: a retry must not run it twice.
-                await self._state.idempotency.complete(key, Outcome(
-                    status=Status.ERROR, code="answer_failed",
-                    reason="the action ran but its answer could not be produced; do not retry").wire())
+                # It ran but its answer failed after: a retry must not run it twice, and learns it ran.
+                await self._state.idempotency.complete(key, _ran_anyway(call, None).wire())
             raise
         await self._state.idempotency.complete(key, outcome.wire())
         return outcome
@@ -287,53 +369,78 @@ class GuardChain:
     # -- 7. execute and 8. redact -------------------------------------------------------------
 
     async def execute_and_redact(self, call: Call) -> Outcome:
-        assert call.spec is not None and call.args is not None and call.session is not None
-        spec = call.spec
+        spec, session = call.resolved()
         if not spec.read_only:
-            # Durable before the side effect: a crash between intent and outcome stays visible.
-            with telemetry.stage("audit"):
-                call.notes["intent_seq"] = await self._audit.append(self._record(call, kind="intent"))
-        with telemetry.stage("execute"):
-            result = await spec.handler(self._context(call), call.args)                 # 7
-        call.notes["executed"] = True
+            await self.intend(call, "tool")  # durable before the side effect
+        try:
+            with telemetry.stage("execute"):
+                result = await spec.handler(self._context(call), call.args)                 # 7
+        except NotFound as exc:
+            # To a bound session a lookup that finds nothing answers like one that finds another's object.
+            if spec.read_only and call.allowed_customer is not None and exc.code == NotFound.code:
+                raise DeniedError(_OUTSIDE, code="binding") from None
+            raise
+        call.executed = not spec.read_only  # a side effect ran: from here on nothing may refuse the call
         data = result.model_dump(mode="json")
-        self._check_result_binding(call, data)
-        with telemetry.stage("redact"):
-            visible = self._redactor.redact_output(data, self._output_pii[spec.name], call.session.scopes)  # 8
-        call.notes["result_digest"] = _digest(data)
+        call.result_digest = _digest(data)
         if spec.money:
-            call.notes["currency"] = data.get("currency")
-        await self._policy.finish(call, ok=True, result={"status": "ok", "data": visible})
+            call.currency = data.get("currency")
+        if not spec.read_only:
+            await self._record_owner(call, data)
+        if not await self._within_binding(call, data):
+            # A read refuses (like an unknown object); an executed write is answered as executed anyway.
+            raise DeniedError(_OUTSIDE, code="binding")
+        with telemetry.stage("redact"):
+            visible = self._redactor.redact_output(data, self._output_pii[spec.name], session.scopes)  # 8
         return Outcome(status=Status.OK, data=visible)
 
-    async def _settle_unexecuted(self, call: Call, outcome: Outcome) -> None:
-        """A call that did not run (refused, replayed, failed) gives back the money stage 4 reserved for it
-        and closes the approval it claimed, with this answer - in one place, whatever stopped it."""
+    async def _record_owner(self, call: Call, data: dict[str, Any]) -> None:
+        """Who started the actions and hand-offs a write created: deskgate's own record (the backend
+        knows nothing of sessions), read by get_action_status and undo_action. A failure leaves them
+        owned by nobody - visible to no one but a supervisor - and never refuses the executed call."""
+        spec, session = call.resolved()
         try:
-            await self._policy.release(call)
+            for name in ("action_id", "handoff_id"):
+                if isinstance(data.get(name), str):
+                    await self._state.actions.record(RecordedAction(
+                        data[name], spec.name, session.sid, session.sub, call.request_id,
+                        _field(call.args, "amount"), call.now))
+        except DeskgateError as exc:
+            logger.error("could not record the owner of an action (request %s): %s", call.request_id, exc.reason)
+
+    async def _within_binding(self, call: Call, data: Any) -> bool:
+        """A bound session sees only its own customer and the accounts it is a member of."""
+        allowed = call.allowed_customer
+        if allowed is None:
+            return True
+        for kind, value in _owner_fields(data):
+            mine = value == allowed if kind == "customer_id" else allowed in await self._owners(kind, value)
+            if not mine:
+                return False
+        return True
+
+    async def _settle(self, call: Call, outcome: Outcome) -> None:
+        """Close the approval the call claimed, with its answer; a call that did not run (refused, replayed,
+        failed) also gives back the money stage 4 reserved for it - in one place, whatever stopped it."""
+        try:
+            if not call.executed:
+                await self._policy.release(call)
             await self._policy.finish(call, ok=outcome.status == Status.OK, result=outcome.wire())
         except DeskgateError as exc:
-            logger.error("could not settle an unexecuted call (request %s): %s", call.request_id, exc.reason)
-
-    def _check_result_binding(self, call: Call, data: Any) -> None:
-        if call.allowed_customer is None:
-            return
-        if any(c != call.allowed_customer for c in _customer_ids(data)):
-            raise DeniedError("outside this session's binding", code="binding")
+            logger.error("could not settle a call (request %s): %s", call.request_id, exc.reason)
 
     def _context(self, call: Call) -> ToolContext:
-        assert call.session is not None
-        session = call.session
+        _, session = call.resolved()
         return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
                            policy_view=lambda: self._policy.view_for(session),
-                           undo_windows=self._policy.undo_windows)
+                           undo_windows=self._policy.undo_windows, actions=self._policy.actions)
 
     # -- 9. audit -----------------------------------------------------------------------------
 
     @telemetry.audit_stage
     async def audit(self, call: Call, outcome: Outcome) -> Outcome:
-        kind = "outcome" if "intent_seq" in call.notes else "call"
+        kind = "outcome" if call.intent_seq is not None else "call"
         # A write tool's record is fsync'd before its answer whatever happened to it; a read's may
         # answer once written (see `AuditSection.fsync_reads`).
         durable = self._settings.fsync_reads or (call.spec is not None and not call.spec.read_only)
@@ -342,30 +449,40 @@ class GuardChain:
             outcome.audit_seq = await self._audit.append(record, durable=durable)
         except AuditUnavailable as exc:
             logger.error("audit log unavailable: %s (request %s)", exc.reason, call.request_id)
-            executed = "intent_seq" in call.notes
-            if executed or self._settings.reads_fail_closed or call.spec is None or not call.spec.read_only:
-                reason = ("the action ran but its audit record could not be written; the operator must check"
-                          if executed else "the audit log is unavailable; nothing was done")
+            intended = call.intent_seq is not None
+            if intended or self._settings.reads_fail_closed or call.spec is None or not call.spec.read_only:
+                # Said as it is: it ran (do not repeat it), something may have happened, or nothing did.
+                if call.executed:
+                    reason = "the action ran but its audit record could not be written; do not repeat it"
+                elif intended:
+                    reason = "an effect of this call may have happened but its audit record could not be written"
+                else:
+                    reason = "the audit log is unavailable; nothing was done"
                 return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason)
         return outcome
 
     def _audited_arguments(self, call: Call) -> dict[str, Any]:
         """The arguments as the audit record keeps them: validated ones redacted by their declared PII
         classes; for a call whose arguments failed validation only their names (their values' types are
-        unknown, so no declaration can be trusted to mask them)."""
+        unknown, so no declaration can be trusted to mask them) - a name the tool does not declare is the
+        caller's choice, so only its keyed fingerprint."""
         if call.spec is None:
             return {}
         if call.args is None:
-            return {"arg_names": sorted(str(k)[:64] for k in call.raw)[:50]}
+            declared = call.spec.input_model.model_fields
+            return {"arg_names": sorted({k if k in declared else self._fingerprint(str(k)) for k in call.raw})[:50]}
         validated = call.args.model_dump(mode="json", exclude_none=True)
         return {"args": self._redactor.redact_for_audit(validated, self._input_pii[call.spec.name])}
 
     def _record(self, call: Call, *, kind: str, outcome: Outcome | None = None) -> dict[str, Any]:
         session, spec = call.session, call.spec
+        # A name outside the catalogue is the caller's choice: kept only as a keyed fingerprint.
+        known = spec is not None or self._catalogue.get(call.tool) is not None
         record: dict[str, Any] = {
             "kind": kind,
             "request_id": call.request_id,
-            "tool": call.tool if spec is not None else redact_text(call.tool[:64]),
+            "tool": call.tool if known else "(unknown)",
+            "tool_fp": None if known else self._fingerprint(call.tool),
             "sub": session.sub if session else None,
             "sid": session.sid if session else None,
             "jti": session.jti if session else None,
@@ -376,13 +493,15 @@ class GuardChain:
         }
         if call.verdict is not None:
             record["decision"] = call.verdict.audit()
+            if kind == "intent":
+                record["decision"].pop("events", None)  # a breaker trip is audited once: in the call's record
         if spec is not None and spec.money and call.args is not None:
+            currency = call.currency or (call.verdict.decision.currency if call.verdict else None)
             record["money"] = {"amount": str(getattr(call.args, "amount", "")), "tool": spec.name,
-                               "currency": call.notes.get("currency")}
+                               "currency": currency}
         if outcome is not None:
             record.update(status=outcome.status.value, code=outcome.code, reason=outcome.reason,
-                          result_digest=call.notes.get("result_digest"),
-                          replayed=call.notes.get("idempotent_replay", False) or None,
+                          result_digest=call.result_digest, replayed=call.idempotent_replay or None,
                           latency_ms=round((time.perf_counter() - call.started) * 1000, 3))
             for extra in ("approval_id", "escalation_id"):
                 if getattr(outcome, extra):
@@ -390,6 +509,39 @@ class GuardChain:
             if outcome.confirmation_token:
                 record["confirmation_issued"] = True
         return {k: v for k, v in record.items() if v is not None}
+
+    def _fingerprint(self, chosen: str) -> str:
+        return self._fingerprints.fingerprint(PiiClass.FREE_TEXT, chosen)
+
+
+def _ran_anyway(call: Call, refusal: Outcome | None) -> Outcome:
+    """The answer of a call whose side effect ran but whose result cannot be shown: executed, data withheld
+    (never a refusal: the caller must not retry what already happened)."""
+    why = f" ({refusal.reason})" if refusal is not None and refusal.code == "binding" else ""
+    logger.error("request %s ran; its answer is withheld%s", call.request_id, f": {refusal.code}" if refusal else "")
+    return Outcome(status=Status.OK, code="result_withheld",
+                   reason=f"The action ran; its result is withheld{why}. Do not repeat it.")
+
+
+def _where(loc: tuple[int | str, ...], error_type: str) -> str:
+    """An argument's path for an error message; an undeclared argument's name is the caller's, never shown."""
+    parts = [str(p) for p in loc]
+    if error_type == "extra_forbidden" and parts:
+        parts[-1] = "(undeclared argument)"
+    return ".".join(parts)
+
+
+def _owner_fields(data: Any) -> Iterator[tuple[ObjectKind, str]]:
+    """Every (customer_id | account_id, value) a result names, at any depth."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in _RESULT_OWNERS and isinstance(v, str):
+                yield ("customer_id" if k == "customer_id" else "account_id"), v
+            else:
+                yield from _owner_fields(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _owner_fields(v)
 
 
 def _field(args: BaseModel | None, name: str) -> Any:
@@ -400,15 +552,6 @@ def _field(args: BaseModel | None, name: str) -> Any:
 
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _customer_ids(data: Any) -> list[str]:
-    if isinstance(data, dict):
-        found = [v for k, v in data.items() if k == "customer_id" and isinstance(v, str)]
-        return found + [c for v in data.values() for c in _customer_ids(v)]
-    if isinstance(data, list):
-        return [c for v in data for c in _customer_ids(v)]
-    return []
 
 
 __all__ = ["CONTROL_ARGUMENTS", "Call", "ChainSettings", "GuardChain"]

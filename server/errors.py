@@ -13,7 +13,8 @@
     ├── DomainError                   stage 7: the backend refused (unknown id, wrong state)
     ├── StoreUnavailable              the state store cannot be read or written: fail closed
     ├── AuditUnavailable              the audit log cannot be made durable: fail closed
-    └── TokenRequestRefused           /oauth/token: the RFC 6749 / 8707 / 9396 `error` the client gets
+    ├── TokenRequestRefused           /oauth/token: the RFC 6749 / 8707 / 9396 `error` the client gets
+    └── StageOrderError               a chain stage ran before one it depends on: a bug, refused
 
 Rules: a failure in a phase surfaces as that phase's error, never a raw ValueError; a `reason`
 never contains a token, a key or raw PII, because it is sent to the client and written to the
@@ -138,3 +139,9 @@ class TokenRequestRefused(DeskgateError):
     def __init__(self, error: str, reason: str, *, code: str | None = None) -> None:
         super().__init__(reason, code=code or error)
         self.error = error
+
+
+class StageOrderError(DeskgateError):
+    """A stage of the guard chain ran before a stage it depends on (a bug): refused, never skipped."""
+
+    code = "internal_error"

@@ -9,12 +9,19 @@
 The engine (`server/policy/engine.py`) decides; confirmations (`server/policy/confirmation.py`)
 and approvals (`server/policy/approvals.py`) keep their own invariants. This module only connects
 them to a `Call`, so the chain reads the same whatever the policy file says.
+
+Every side effect these stages cause - the escalation hand-off (which also changes the ticket), the
+approval row, the customer's one-time code email - MUST be preceded by the chain's durable intent
+record (`before(effect)`), exactly as a tool's execution is: a crash between the effect and the
+call's record then still leaves a record that says the effect may have happened.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.session import Session
@@ -22,20 +29,27 @@ from deskgate.server import telemetry
 from deskgate.server.errors import (
     ConfirmationRequired,
     DeniedError,
+    DeskgateError,
     EscalatedError,
     PendingApproval,
 )
 from deskgate.server.policy.approvals import Approval, Approvals
 from deskgate.server.policy.confirmation import Binding, Confirmations
 from deskgate.server.policy.engine import Decision, PolicyEngine, Reservation
-from deskgate.server.policy.model import Policy
-from deskgate.server.store.state import StateStore
+from deskgate.server.policy.model import ActionRules, Policy
+from deskgate.server.store.state import RecordedAction, StateStore
 from deskgate.tools.spec import Catalogue
 
 if TYPE_CHECKING:
     from deskgate.server.chain import Call
     from deskgate.tools.backend.base import SupportBackend
     from deskgate.tools.context import ToolContext
+
+logger = logging.getLogger("deskgate.policy")
+
+# What a call may cause besides its answer; each is announced by a durable intent record first.
+Effect = Literal["tool", "handoff", "approval", "customer_code"]
+BeforeEffect = Callable[[Effect], Awaitable[None]]
 
 _ESCALATION_ADVICE = "A specialist will take this over; tell the customer they will hear back from a human."
 
@@ -66,6 +80,7 @@ class PolicyStage:
                  keys: SigningKeys, issuer: str, manifest_hash: str) -> None:
         self._engine = PolicyEngine(policy, list(catalogue), state)
         self._policy = policy
+        self._state = state
         self._approvals = approvals
         self._keys = keys
         self._issuer = issuer
@@ -86,50 +101,69 @@ class PolicyStage:
     def undo_windows(self) -> dict[str, int]:
         return self._undo_windows
 
+    @property
+    def actions(self) -> ActionRules:
+        """Who may see and undo an action besides the session that started it."""
+        return self._policy.actions
+
     # -- 4. policy ----------------------------------------------------------------------------
 
     @telemetry.traced_stage("policy")
-    async def decide(self, call: Call, backend: SupportBackend) -> Verdict:
-        assert call.spec is not None and call.session is not None and call.args is not None
-        spec, session = call.spec, call.session
+    async def decide(self, call: Call, backend: SupportBackend, before: BeforeEffect) -> Verdict:
+        spec, session = call.resolved()
         now = call.now
         decision = await self._engine.decide(spec, session, call.raw, amount=getattr(call.args, "amount", None),
-                                             backend=backend, now=now)
+                                             backend=backend, now=now, target=call.target)
         call.verdict = Verdict(decision, reservation=decision.reservation)  # audited even when refused
         if decision.tier == "deny":
             raise DeniedError(decision.reason or "refused by policy", code=decision.code)
         if decision.tier == "escalate":
             customer = await self._engine.customer_of(spec, session, call.raw, backend)
+            await before("handoff")
             handoff = await backend.create_handoff(
                 customer_id=customer, ticket_id=getattr(call.args, "ticket_id", None),
                 summary=f"Policy escalated {spec.name}: {decision.reason}"[:500], tried=f"{spec.name} by {session.sub}",
                 proposed_action=f"Review and, if right, perform {spec.name} ({call.digest})", priority="high",
                 source="policy", actor=session.sub, now=now)
+            await self._record_owner(RecordedAction(handoff, spec.name, session.sid, session.sub, call.request_id,
+                                                    decision.amount, now))
             raise EscalatedError(f"{decision.reason} {_ESCALATION_ADVICE}".strip(), code=decision.code,
                                  escalation_id=handoff)
         if decision.tier == "assist":
-            call.verdict.approval = await self._approved_or_pending(call, decision, backend)
-            call.verdict.reservation = await self._engine.reserve_approved(spec.name, session.sid,
-                                                                           decision.amount, now)
+            approval = await self._approved_or_pending(call, decision, backend, before)
+            call.verdict.approval = await self._approvals.claim(
+                approval.id, sid=session.sid, policy_version=self.version, manifest_hash=self._manifest_hash,
+                now=now, call=(spec.name, call.digest or ""))
+            # Only the claimer counts the money, atomically against the session cap: two approved calls
+            # repeated at once never both pass it. Refused, the claimed approval ends failed (the chain settles).
+            call.verdict.reservation = await self._engine.reserve_approved(spec.name, session, decision, now)
         return call.verdict
 
-    async def _approved_or_pending(self, call: Call, decision: Decision, backend: SupportBackend) -> Approval:
-        assert call.spec is not None and call.session is not None
+    async def _record_owner(self, action: RecordedAction) -> None:
+        """Who started the hand-off; a failure leaves it visible to supervisors only, and does not hide
+        that it happened (the answer still names it)."""
+        try:
+            await self._state.actions.record(action)
+        except DeskgateError as exc:
+            logger.error("could not record the owner of %s: %s", action.action_id, exc.reason)
+
+    async def _approved_or_pending(self, call: Call, decision: Decision, backend: SupportBackend,
+                                   before: BeforeEffect) -> Approval:
+        spec, session = call.resolved()
         approvals = self._policy.approvals
         two_person = (approvals.two_person_above is not None and decision.amount is not None
                       and decision.amount > approvals.two_person_above)
+        customer = await self._engine.customer_of(spec, session, call.raw, backend)
+        await before("approval")
         approval = await self._approvals.create(
-            self._binding(call), call.raw,
-            customer_id=await self._engine.customer_of(call.spec, call.session, call.raw, backend),
-            summary=f"{call.spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
+            self._binding(call), call.raw, customer_id=customer,
+            summary=f"{spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
             required=2 if two_person else 1)
         if approval.state_at(call.now) != "approved":
             raise PendingApproval(
                 f"{decision.reason} A human approver must approve this exact call; repeat it once approved "
                 f"(get_action_status tells you when).".strip(), code=decision.code, approval_id=approval.id)
-        return await self._approvals.claim(approval.id, sid=call.session.sid, policy_version=self.version,
-                                           manifest_hash=self._manifest_hash, now=call.now,
-                                           call=(call.spec.name, call.digest or ""))
+        return approval
 
     async def finish(self, call: Call, *, ok: bool, result: dict[str, Any]) -> None:
         """After stage 7: record the outcome on the approval the call ran under."""
@@ -156,16 +190,16 @@ class PolicyStage:
                 issuer=self._issuer, ttl=self._policy.confirmation.ttl))
         return self._confirmations_for[1]
 
-    async def request_confirmation(self, call: Call, ctx: ToolContext) -> None:
-        assert call.spec is not None and call.session is not None and call.verdict is not None
-        spec = call.spec
+    async def request_confirmation(self, call: Call, ctx: ToolContext, before: BeforeEffect) -> None:
+        spec, session = call.resolved()
         preview = await spec.preview(ctx, call.args) if spec.preview else f"Run {spec.title}."
         await self.release(call)  # nothing runs until the confirmed repeat
         confirmations = self._confirmations()
-        if call.verdict.decision.confirmation == "customer":
-            customer = await self._engine.customer_of(spec, call.session, call.raw, ctx.backend)
+        if call.verdict is not None and call.verdict.decision.confirmation == "customer":
+            customer = await self._engine.customer_of(spec, session, call.raw, ctx.backend)
             if customer is None:
                 raise DeniedError("no customer to confirm with for this call", code="customer_unknown")
+            await before("customer_code")
             issued = await confirmations.issue_for_customer(self._binding(call), backend=ctx.backend,
                                                             customer_id=customer, preview=preview, now=call.now)
             reason = ("The customer must confirm: a one-time code was sent to their contact on file. Repeat the "
@@ -182,6 +216,6 @@ class PolicyStage:
             replay_allowed=replay_allowed)
 
     def _binding(self, call: Call) -> Binding:
-        assert call.session is not None and call.spec is not None and call.digest is not None
-        return Binding(sid=call.session.sid, sub=call.session.sub, tool=call.spec.name, args_digest=call.digest,
+        spec, session = call.resolved()
+        return Binding(sid=session.sid, sub=session.sub, tool=spec.name, args_digest=call.digest or "",
                        manifest_hash=self._manifest_hash, policy_version=self.version)

@@ -26,6 +26,7 @@ from deskgate.server.manifest.sources import build_served_manifest
 from deskgate.server.policy.approvals import Approvals
 from deskgate.server.policy.model import Policy, load_policy
 from deskgate.server.policy_stage import PolicyStage
+from deskgate.server.redaction.fingerprint import FingerprintKey
 from deskgate.server.redaction.redactor import Redactor
 from deskgate.server.settings import Paths, Settings, database_url, load_settings
 from deskgate.server.store.db import Database, open_database
@@ -97,6 +98,7 @@ class Runtime:
         self.chain = GuardChain(
             verifier=self.verifier, catalogue=self.catalogue, backend=self.backend, state=self.state,
             policy=stage, redactor=self.redactor, audit=self.audit, clock=clock,
+            fingerprints=FingerprintKey.load(self.paths),
             settings=ChainSettings(max_argument_bytes=self.settings.server.max_argument_bytes,
                                    reads_fail_closed=self.settings.audit.reads_fail_closed,
                                    fsync_reads=self.settings.audit.fsync_reads,

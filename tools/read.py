@@ -177,7 +177,8 @@ async def get_policy(ctx: ToolContext, args: GetPolicyInput) -> PolicyRules:
         return PolicyRules(topic=None, rules=view)
     if args.topic not in view:
         known = ", ".join(sorted(view)) or "none"
-        raise NotFound(f"no policy section {args.topic!r}; sections: {known}")
+        # Not an object lookup: its own code, so that a bound session's "not found" rule leaves it alone.
+        raise NotFound(f"no policy section {args.topic!r}; sections: {known}", code="unknown_topic")
     section = view[args.topic]
     return PolicyRules(topic=args.topic, rules=section if isinstance(section, dict) else {args.topic: section})
 
@@ -200,8 +201,13 @@ _APPROVAL_NEXT = {
 
 
 async def get_action_status(ctx: ToolContext, args: ActionRef) -> ActionStatus:
+    """Only what this session started (or, per policy, its subject; a supervisor scope: anyone's). Another
+    session's action, hand-off or approval answers exactly like an unknown one: ids are sequential."""
     if args.action_id.startswith("AP-"):
         return await _approval_status(ctx, args.action_id)
+    recorded = await ctx.state.actions.get(args.action_id)
+    if recorded is None or not ctx.actions.allows(ctx.session, recorded.sid, recorded.sub):
+        raise NotFound(f"action {args.action_id} not found")
     if args.action_id.startswith("H-"):
         handoff = await ctx.backend.get_handoff(args.action_id)
         return ActionStatus(action_id=handoff.handoff_id, kind="handoff", status=handoff.status,
@@ -220,7 +226,7 @@ async def _approval_status(ctx: ToolContext, approval_id: str) -> ActionStatus:
     except NotFound:
         approval = None
     # Another session's approval looks exactly like an unknown one.
-    if approval is None or approval.sid != ctx.session.sid:
+    if approval is None or not ctx.actions.allows(ctx.session, approval.sid, approval.sub):
         raise NotFound(f"approval {approval_id} not found")
     state = approval.state_at(ctx.now)
     return ActionStatus(action_id=approval.id, kind="approval", status=state, customer_id=approval.customer_id,

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from deskgate.server.errors import NotFound
+
 if TYPE_CHECKING:
     from deskgate.scopes.session import Session
     from deskgate.server.store.state import StateStore
@@ -55,6 +57,18 @@ class FactContext:
             self._cache["customer"] = requester or await self._first(
                 CUSTOMER_ARGUMENTS, "customer_id", self.backend.customer_for)
         return self._cache["customer"]
+
+    async def currency(self) -> str:
+        """The currency a money call pays out in: its order's, or its account's."""
+        if "currency" not in self._cache:
+            order, account = self.text("order_id"), self.text("account_id")
+            if order is not None:
+                self._cache["currency"] = (await self.backend.get_order(order)).currency
+            elif account is not None:
+                self._cache["currency"] = (await self.backend.get_account(account)).currency
+            else:
+                raise NotFound("the order or account this payout is for was not found")
+        return str(self._cache["currency"])
 
     async def _first(self, kinds: tuple[ObjectKind, ...], direct: str,
                      lookup: Callable[[ObjectKind, str], Awaitable[str | None]]) -> str | None:

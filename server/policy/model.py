@@ -25,6 +25,8 @@ import rfc8785
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from deskgate.config import line_of, load_model, packaged, read_toml
+from deskgate.scopes.catalogue import SCOPES
+from deskgate.scopes.session import Session
 from deskgate.server.errors import ConfigError
 from deskgate.server.policy.facts import CUSTOMER_ARGUMENTS, FACTS
 from deskgate.server.settings import parse_duration
@@ -133,13 +135,34 @@ class ApprovalRules(_Strict):
 
 
 class MoneyBreaker(_Strict):
-    per_hour: PolicyAmount  # refunds + credits paid out per clock hour, across all sessions
+    per_hour: PolicyAmount  # refunds + credits paid out per clock hour and per currency, across all sessions
+
+
+class ActionRules(_Strict):
+    """Who may see (`get_action_status`) and undo (`undo_action`) an action, a hand-off or an approval."""
+
+    shared_with: Literal["session", "subject"] = "session"  # subject: every session of the same `sub`
+    supervisor_scope: str = "actions:supervise"              # a session with this scope: any action
+
+    @field_validator("supervisor_scope")
+    @classmethod
+    def _known_scope(cls, scope: str) -> str:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
+        return scope
+
+    def allows(self, session: Session, sid: str, sub: str) -> bool:
+        """May `session` see or act on what the session `sid` of subject `sub` started?"""
+        if session.has_scope(self.supervisor_scope) or session.sid == sid:
+            return True
+        return self.shared_with == "subject" and session.sub == sub
 
 
 class Policy(_Strict):
     confirmation: ConfirmationRules = ConfirmationRules()
     approvals: ApprovalRules = ApprovalRules()
     money_breaker: MoneyBreaker
+    actions: ActionRules = ActionRules()
     reason_codes: dict[str, tuple[ReasonCode, ...]] = {}
     tools: dict[str, ToolRules]
 

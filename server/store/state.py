@@ -10,6 +10,8 @@ Each area is one small repository over the same `Database`, with its own tables:
     Approvals       assist-tier calls waiting for, or decided by, a human
     Verifications   customers whose identity a session verified (step-up)
     DeploymentMeta  what the last server start served (policy version, manifest hash)
+    Actions         who started each reversible action and hand-off (session, subject, tool, amount):
+                    deskgate's own record, since a real backend knows nothing of sessions
 
 Every method that decides something (redeem, claim, add within a limit, decide) does so in one
 write transaction, so two server processes can never both win.
@@ -18,9 +20,12 @@ write transaction, so two server processes can never both win.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
+from deskgate.server.errors import StoreUnavailable
 from deskgate.server.store.db import Database, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 
@@ -103,6 +108,21 @@ CREATE TABLE deployment_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 )"""),
+]
+
+# Its own component, so that its versions never collide with another branch's "state" migrations.
+OWNERSHIP_MIGRATIONS = [
+    Migration(1, "action owners", """
+CREATE TABLE action_owners (
+    action_id TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    amount TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX action_owners_sid ON action_owners (sid)"""),
 ]
 
 
@@ -207,7 +227,8 @@ class Idempotency:
             if inserted == 1:
                 return "new", None
             row = tx.one("SELECT args_digest, state, result FROM idempotency WHERE scope_key = ?", (scope_key,))
-            assert row is not None
+            if row is None:  # the conflicting row vanished inside our own transaction: the store is broken
+                raise StoreUnavailable("the idempotency record could not be read back")
             if row[0] != args_digest:
                 return "conflict", None
             if row[1] == "done":
@@ -234,9 +255,43 @@ class Idempotency:
             "DELETE FROM idempotency WHERE scope_key = ? AND state = 'running'", (scope_key,)))
 
 
+@dataclass(frozen=True, slots=True)
+class CounterAdd:
+    """One addition to a counter window, refused when the total would pass `limit` (None: no limit)."""
+
+    key: str
+    window_start: int
+    amount: int
+    limit: int | None = None
+
+
 class Counters:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def add_all_within(self, adds: Sequence[CounterAdd]) -> tuple[CounterAdd | None, tuple[int, ...]]:
+        """Every addition or none, in one write transaction: check-and-add as one step, so concurrent
+        callers (and processes) can never both pass a limit. Returns (the first addition that would pass
+        its limit, or None; each counter's total afterwards - unchanged when refused)."""
+
+        def add(tx: Tx) -> tuple[CounterAdd | None, tuple[int, ...]]:
+            current = []
+            for a in adds:
+                row = tx.one("SELECT value FROM counters WHERE key = ? AND window_start = ?", (a.key, a.window_start))
+                current.append(int(row[0]) if row else 0)
+            for a, value in zip(adds, current, strict=True):
+                if a.limit is not None and value + a.amount > a.limit:
+                    return a, tuple(current)
+            # Rows in one order for every caller: two transactions never wait on each other's locks (deadlock).
+            for a in sorted(adds, key=lambda a: (a.key, a.window_start)):
+                tx.execute(
+                    "INSERT INTO counters (key, window_start, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key, window_start) DO UPDATE SET value = counters.value + excluded.value",
+                    (a.key, a.window_start, a.amount),
+                )
+            return None, tuple(v + a.amount for a, v in zip(adds, current, strict=True))
+
+        return await self._db.write(add)
 
     async def add_within(self, key: str, window_start: int, amount: int, limit: int | None) -> tuple[bool, int]:
         """Add `amount` unless that would pass `limit`; returns (added, total after)."""
@@ -314,6 +369,41 @@ class DeploymentMeta:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)))
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedAction:
+    """Who started an action (ACT-...) or a hand-off (H-...), by which tool, for how much."""
+
+    action_id: str
+    tool: str
+    sid: str
+    sub: str
+    request_id: str
+    amount: Decimal | None
+    created_at: int
+
+
+class Actions:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, action: RecordedAction) -> None:
+        """Record the owner once; a second record of the same id (an undo naming it) changes nothing."""
+        await self._db.write(lambda tx: tx.execute(
+            "INSERT INTO action_owners (action_id, tool, sid, sub, request_id, amount, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (action_id) DO NOTHING",
+            (action.action_id, action.tool, action.sid, action.sub, action.request_id,
+             None if action.amount is None else str(action.amount), action.created_at)))
+
+    async def get(self, action_id: str) -> RecordedAction | None:
+        row = await self._db.read(lambda tx: tx.one(
+            "SELECT action_id, tool, sid, sub, request_id, amount, created_at FROM action_owners"
+            " WHERE action_id = ?", (action_id,)))
+        if row is None:
+            return None
+        return RecordedAction(row[0], row[1], row[2], row[3], row[4], None if row[5] is None else Decimal(row[5]),
+                              int(row[6]))
+
+
 class StateStore:
     """The facade the guard chain and the CLI hold. Upgrade the schema before first use."""
 
@@ -326,9 +416,10 @@ class StateStore:
         self.breakers = Breakers(db)
         self.verifications = Verifications(db)
         self.meta = DeploymentMeta(db)
+        self.actions = Actions(db)
 
     def upgrade(self) -> list[Migration]:
-        return upgrade(self.db, "state", STATE_MIGRATIONS)
+        return upgrade(self.db, "state", STATE_MIGRATIONS) + upgrade(self.db, "ownership", OWNERSHIP_MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()

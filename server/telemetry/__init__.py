@@ -231,7 +231,7 @@ def _call_facts(scope: _CallScope, call: Call, outcome: Outcome) -> None:
     metrics = scope.on.metrics
     if metrics is None:
         return
-    executed = "executed" in call.notes
+    executed = call.executed
     if outcome.status == Answer.CONFIRMATION_REQUIRED:
         metrics.confirmations["issued"].inc()
     elif outcome.status == Answer.DENIED and (outcome.code or "").startswith("confirmation_"):

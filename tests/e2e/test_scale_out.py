@@ -205,7 +205,7 @@ async def test_the_money_breaker_holds_across_processes(deployment: Deployment) 
     assert deployment.rows(credited, (account,)) == [(executed,)]
     # Exact whatever the clock: the hour in which it tripped holds exactly the limit, no hour more.
     windows = dict(deployment.runtime.state_db.read_sync(lambda tx: tx.query(
-        "SELECT window_start, value FROM counters WHERE key = 'breaker:money'")))
+        "SELECT window_start, value FROM counters WHERE key = 'breaker:money:EUR'")))
     tripped_at = deployment.runtime.state_db.read_sync(lambda tx: tx.one(
         "SELECT tripped_at FROM breakers WHERE name = 'money'"))
     assert tripped_at is not None

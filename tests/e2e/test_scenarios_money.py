@@ -118,8 +118,9 @@ async def test_the_money_breaker_trips_across_sessions_and_holds_money_tools_at_
     assert [(r[1], r[2]) for r in refunds(deployment)] == [("O-1", 4000), ("O-2", 500)]
     assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(0,)]
 
-    trips = [r for r in records_of(deployment) for e in r.get("decision", {}).get("events", [])
-             if e["event"] == "breaker_trip"]
+    # The held call created an approval, so its record is the outcome of that intent.
+    trips = [r for kind in ("call", "outcome") for r in records_of(deployment, kind)
+             for e in r.get("decision", {}).get("events", []) if e["event"] == "breaker_trip"]
     assert len(trips) == 1 and trips[0]["sub"] == "agent-b"
     event = trips[0]["decision"]["events"][0]
     assert event["policy_version"] == trips[0]["policy_version"] and "passes 60.00" in event["reason"]

@@ -8,9 +8,9 @@ from typing import Any
 import anyio
 import pytest
 
-from deskgate.server.errors import InvalidArguments
+from deskgate.server.errors import DeniedError, InvalidArguments
 from deskgate.server.policy.engine import Decision, PolicyEngine
-from deskgate.server.store.state import StateStore
+from deskgate.server.store.state import CounterAdd, RecordedAction, StateStore
 from deskgate.tools.backend.sql import SqlSupportBackend
 from deskgate.tools.spec import ToolSpec
 
@@ -27,10 +27,10 @@ class Caller:
         self.engine, self.specs, self.backend, self.session = engine, specs, backend, session
 
     async def __call__(self, tool: str, *, now: int = NOW, sid: str = "sid-1", max_refund: str | None = None,
-                       **args: Any) -> Decision:
+                       target: RecordedAction | None = None, **args: Any) -> Decision:
         amount = Decimal(args["amount"]) if "amount" in args else None
         return await self.engine.decide(self.specs[tool], self.session(sid, max_refund=max_refund), args,
-                                        amount=amount, backend=self.backend, now=now)
+                                        amount=amount, backend=self.backend, now=now, target=target)
 
 
 @pytest.fixture
@@ -226,10 +226,73 @@ async def test_the_money_breaker_trips_once_and_holds_money_tools_at_assist_unti
 
 async def test_a_preview_that_would_pass_the_breaker_trips_it(call: Caller, state: StateStore) -> None:
     """An honest preview: a refund that would take the hour over the limit goes to an approver."""
-    await state.counters.add_within("breaker:money", NOW - NOW % 3600, 149_000, None)
+    await state.counters.add_within("breaker:money:EUR", NOW - NOW % 3600, 149_000, None)
     decision = await call("issue_refund", **refund("20.00"))
     assert (decision.tier, decision.code) == ("assist", "breaker_open")
     assert "money" in await state.breakers.tripped()
+
+
+async def test_the_breaker_counts_each_currency_apart(call: Caller, state: StateStore,
+                                                     backend: SqlSupportBackend) -> None:
+    """1490 EUR this hour: a 20 GBP credit runs (its hour is empty), a 20 EUR refund trips, naming EUR."""
+    backend.db.write_sync(lambda tx: tx.execute("UPDATE accounts SET currency = 'GBP' WHERE id = 'A-2'"))
+    await state.counters.add_within("breaker:money:EUR", NOW - NOW % 3600, 149_000, None)
+    gbp = await call("apply_account_credit", account_id="A-2", amount="20.00", reason_code="goodwill")
+    assert (gbp.tier, gbp.currency) == ("automate", "GBP") and gbp.reservation is not None
+    eur = await call("issue_refund", confirmation_token="t", **refund("20.00"))
+    assert (eur.tier, eur.code) == ("assist", "breaker_open")
+    assert eur.events[0]["currency"] == "EUR" and eur.events[0]["reason"].startswith("EUR hour total 1490.00")
+
+
+async def test_concurrent_approved_reservations_never_pass_the_session_cap(call: Caller, session: SessionFactory,
+                                                                          engine: PolicyEngine) -> None:
+    """Ten approved 60.00 credits counted at once against a cap of 200.00: three are, seven are refused."""
+    decision = await call("apply_account_credit", max_refund="200", account_id="A-1", amount="60.00",
+                          reason_code="goodwill")
+    assert decision.tier == "assist" and decision.reservation is None
+    capped = session(max_refund="200")
+    outcomes: list[str] = []
+
+    async def reserve() -> None:
+        try:
+            await engine.reserve_approved("apply_account_credit", capped, decision, NOW)
+            outcomes.append("reserved")
+        except DeniedError as refusal:
+            outcomes.append(refusal.code)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(reserve)
+    assert sorted(outcomes) == ["reserved"] * 3 + ["session_cap"] * 7
+
+
+async def test_counters_add_all_or_nothing(state: StateStore) -> None:
+    """One addition past its limit refuses them all; the totals say where each counter stands."""
+    within, past = CounterAdd("a", 0, 5, 10), CounterAdd("b", 0, 11, 10)
+    assert await state.counters.add_all_within([within, past]) == (past, (0, 0))
+    assert await state.counters.add_all_within([within, CounterAdd("b", 0, 10, 10)]) == (None, (5, 10))
+
+
+async def test_an_undo_passes_the_tier_limits_and_breaker_of_the_tool_that_made_the_action(
+        call: Caller, state: StateStore) -> None:
+    """Undoing a 120.00 credit is assist; undoing a 10.00 one automates until the breaker trips; undos count
+    as credits against the credit tool's session limit."""
+    def credit(amount: str) -> RecordedAction:
+        return RecordedAction("ACT-1", "apply_account_credit", "sid-1", "agent-7", "r", Decimal(amount), NOW)
+
+    undo = {"action_id": "ACT-1", "account_id": "A-1"}
+    for _ in range(3):
+        await call("apply_account_credit", account_id="A-1", amount="1.00", reason_code="goodwill")
+    large = await call("undo_action", target=credit("120.00"), **undo)
+    assert (large.tier, large.code) == ("assist", "threshold")
+    assert (await call("undo_action", target=credit("10.00"), **undo)).tier == "automate"
+    await state.breakers.trip("money", "EUR hour total", NOW)
+    held = await call("undo_action", target=credit("10.00"), **undo)
+    assert (held.tier, held.code) == ("assist", "breaker_open")
+    for _ in range(14):  # 20 credit calls an hour per session: 3 credits and 3 undos counted already
+        await call("undo_action", target=credit("10.00"), **undo)
+    limited = await call("undo_action", target=credit("10.00"), **undo)
+    assert (limited.tier, limited.code) == ("deny", "rate_limited") and "apply_account_credit" in limited.reason
 
 
 # -- get_policy --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from deskgate.server.errors import NotFound
+from deskgate.server.store.state import RecordedAction
 from deskgate.tools import read
 from deskgate.tools.backend.seed import DEMO
 from deskgate.tools.catalogue import build_catalogue
@@ -31,10 +32,14 @@ SAMPLE_ARGUMENTS: dict[str, dict[str, Any]] = {
 }
 
 
-async def test_every_read_tool_answers_its_output_model_and_writes_nothing(make_ctx, backend, snapshot) -> None:
+async def test_every_read_tool_answers_its_output_model_and_writes_nothing(make_ctx, backend, state,
+                                                                           snapshot) -> None:
     """Each read-only tool returns its declared output model, and no table changes."""
-    await backend.change_shipping_address(DEMO.pending_order, Address(line1="Torstrasse 1", city="Berlin",
-                                          postcode="10119", country="DE"), actor="a", now=1, reversible_until=2)
+    changed = await backend.change_shipping_address(DEMO.pending_order, Address(
+        line1="Torstrasse 1", city="Berlin", postcode="10119", country="DE"), actor="a", now=1, reversible_until=2)
+    # The chain records who started each action; get_action_status shows it to that session only.
+    await state.actions.record(RecordedAction(changed.action_id, "change_shipping_address", "sid-1", "agent-7",
+                                              "req-0", None, 1))
     before = snapshot()
     ctx = make_ctx(policy_view={"refunds": {"reason_codes": ["damaged_item"]}})
     specs = [s for s in build_catalogue() if s.read_only]
@@ -164,20 +169,26 @@ async def test_refund_eligibility_reports_the_refundable_remainder(make_ctx, bac
     assert (done.eligible, done.refundable_remaining) == (False, Decimal("0.00"))
 
 
-async def test_action_status_follows_reversible_actions_and_handoffs(make_ctx, backend) -> None:
-    """An address change reads done, then undone; a hand-off reads queued."""
+async def test_action_status_follows_reversible_actions_and_handoffs(make_ctx, backend, state) -> None:
+    """An address change reads done, then undone; a hand-off reads queued (each recorded as this session's)."""
     ctx = make_ctx()
+
+    async def owned(action_id: str) -> str:
+        await state.actions.record(RecordedAction(action_id, "tool", "sid-1", "agent-7", "req-0", None, ctx.now))
+        return action_id
+
     changed = await backend.change_shipping_address(
         DEMO.pending_order, Address(line1="Torstrasse 1", city="Berlin", postcode="10119", country="DE"),
         actor="a", now=ctx.now, reversible_until=ctx.now + 60)
+    await owned(changed.action_id)
     status = await read.get_action_status(ctx, read.ActionRef(action_id=changed.action_id))
     assert (status.kind, status.status, status.customer_id) == ("reversible_action", "done", DEMO.customer_id)
     await backend.undo_action(changed.action_id, ActionOwner(customer_id=DEMO.customer_id), actor="a", now=ctx.now)
     status = await read.get_action_status(ctx, read.ActionRef(action_id=changed.action_id))
     assert status.status == "undone"
-    handoff_id = await backend.create_handoff(customer_id=DEMO.customer_id, ticket_id=None, summary="s", tried="t",
-                                              proposed_action="p", priority="low", source="agent", actor="a",
-                                              now=ctx.now)
+    handoff_id = await owned(await backend.create_handoff(
+        customer_id=DEMO.customer_id, ticket_id=None, summary="s", tried="t", proposed_action="p", priority="low",
+        source="agent", actor="a", now=ctx.now))
     status = await read.get_action_status(ctx, read.ActionRef(action_id=handoff_id))
     assert (status.kind, status.status) == ("handoff", "queued")
     with pytest.raises(ValidationError):
