@@ -30,6 +30,9 @@ from deskgate.server.redaction.redactor import Redactor
 from deskgate.server.settings import Paths, Settings, database_url, load_settings
 from deskgate.server.store.db import Database, open_database
 from deskgate.server.store.state import StateStore
+from deskgate.tools.backend.base import SupportBackend
+from deskgate.tools.backend.build import build_backend
+from deskgate.tools.backend.ledger import IntentLedger
 from deskgate.tools.backend.sql import SqlSupportBackend
 from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.spec import Catalogue
@@ -44,7 +47,7 @@ class Runtime:
     state_db: Database
     backend_db: Database
     state: StateStore
-    backend: SqlSupportBackend
+    backend: SupportBackend  # one system per domain, as `[backends]` says (the demo by default)
     keys: SigningKeys
     roles: Roles
     catalogue: Catalogue
@@ -53,6 +56,7 @@ class Runtime:
     redactor: Redactor
     audit: GroupCommit
     approvals: Approvals
+    demo: SqlSupportBackend  # the embedded demo backend: the domains left on `sql`, and the action journal
     # Set by `wire`: what depends on the policy.
     policy: Policy = field(init=False)
     manifest: dict[str, Any] = field(init=False)
@@ -71,14 +75,15 @@ class Runtime:
         state.upgrade()
         approvals = Approvals(state_db)
         approvals.upgrade()
-        backend = SqlSupportBackend(backend_db)
-        backend.upgrade()
+        demo = SqlSupportBackend(backend_db)
+        demo.upgrade()
+        backend = build_backend(settings.backends, demo, IntentLedger(backend_db))
         keys = SigningKeys(paths, settings.tokens)
         keys.ensure()
         runtime = cls(paths, settings, state_db, backend_db, state, backend, keys, load_roles(), build_catalogue(),
                       TokenIssuer(keys, state.tokens, settings.tokens),
                       TokenVerifier(keys, state.tokens, settings.tokens), Redactor.load(paths),
-                      open_audit_log(paths, settings, state_db), approvals)
+                      open_audit_log(paths, settings, state_db), approvals, demo)
         runtime.wire(policy_path=policy_path, clock=clock)
         return runtime
 
