@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import Roles, load_roles
@@ -32,7 +35,9 @@ from deskgate.server.store.db import Database, open_database
 from deskgate.server.store.state import StateStore
 from deskgate.tools.backend.base import SupportBackend
 from deskgate.tools.backend.build import build_backend
+from deskgate.tools.backend.composed import ComposedBackend
 from deskgate.tools.backend.ledger import IntentLedger
+from deskgate.tools.backend.recovery import recover_intents
 from deskgate.tools.backend.sql import SqlSupportBackend
 from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.spec import Catalogue
@@ -107,6 +112,29 @@ class Runtime:
                                    manifest_hash=manifest_hash, bind_manifest=self.settings.tokens.bind_manifest),
         )
 
+    def recover_intents(self) -> list[int]:
+        """Settle the money intents a crashed process left without an outcome (`tools/backend/recovery.py`).
+        Runs on a thread of its own, so it can be called from inside or outside an event loop."""
+        systems = [b for b in {id(b): b for b in vars(self.backend.domains).values()}.values()
+                   if hasattr(b, "settle_unfinished")] if isinstance(self.backend, ComposedBackend) else []
+        if not systems:
+            return []
+
+        def redact(tool: str, data: dict[str, Any]) -> dict[str, Any]:
+            return self.redactor.redact_output(data, self.catalogue.get(tool).pii_classes(), frozenset())
+
+        recovered: list[int] = []
+
+        def run() -> None:
+            recovered.extend(anyio.run(lambda: recover_intents(
+                IntentLedger(self.backend_db), systems, self.audit.append_sync, redact,
+                self.state.idempotency.complete)))
+
+        worker = threading.Thread(target=run, name="deskgate-recovery")
+        worker.start()
+        worker.join()
+        return recovered
+
     def announce_start(self, transport: str) -> int:
         """Audit a server start with what it serves; say so when the policy or manifest changed since the
         last start (a changed policy or tool set is something security wants to see in the log)."""
@@ -120,6 +148,7 @@ class Runtime:
                                 if previous.get(k) != v}
         seq = self.audit.append_sync(event)
         self.state.meta.set_sync("served", json.dumps(served, sort_keys=True))
+        self.recover_intents()
         return seq
 
     async def aclose(self) -> None:

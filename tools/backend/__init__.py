@@ -14,10 +14,5 @@
     schema.py     its tables and indexes (migrations of component "backend")
     seed.py       `seed_demo`: deterministic demo data and the fixed scenario objects `DEMO`
     demo_data.py  the word lists and ticket texts the seed draws from
+    ids.py        the id formats each system declares (a leaf module: the models are built from it)
 """
-
-from deskgate.tools.backend.base import SupportBackend
-from deskgate.tools.backend.seed import DEMO, SeedReport, demo_summary, seed_demo
-from deskgate.tools.backend.sql import SqlSupportBackend
-
-__all__ = ["DEMO", "SeedReport", "SqlSupportBackend", "SupportBackend", "demo_summary", "seed_demo"]

@@ -47,4 +47,9 @@ def build_backend(settings: BackendsSection, demo: SqlSupportBackend, ledger: In
     """One backend per domain as configured; the demo for every domain left on `sql`."""
     billing: BillingBackend = demo
     tickets: TicketsBackend = demo
+    if settings.billing.kind == "stripe":
+        from deskgate.tools.backend.stripe_billing import StripeBilling
+
+        billing = StripeBilling.from_settings(settings.billing, read_secret(settings.billing, "billing"),
+                                              commerce=demo, identity=demo, ledger=ledger)
     return ComposedBackend(Domains(identity=demo, commerce=demo, billing=billing, tickets=tickets, journal=demo))

@@ -44,6 +44,15 @@ CREATE TABLE order_payments (
     provider TEXT NOT NULL,
     reference TEXT NOT NULL
 )"""),
+    Migration(2, "references of deskgate objects in external systems", """
+CREATE TABLE provider_refs (
+    system TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    local_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    PRIMARY KEY (system, kind, local_id)
+);
+CREATE INDEX provider_refs_provider ON provider_refs (system, provider_id)"""),
 ]
 
 IntentState = Literal["started", "done", "not_executed"]
@@ -127,6 +136,24 @@ class IntentLedger:
         return [_entry(r) for r in rows]
 
     # --- commerce's payment references ------------------------------------------------------
+
+    async def provider_ref(self, system: str, kind: str, local_id: str) -> str | None:
+        """The external system's id of a deskgate object (e.g. the Stripe customer of customer C-1)."""
+        row = await self.db.read(lambda tx: tx.one(
+            "SELECT provider_id FROM provider_refs WHERE system = ? AND kind = ? AND local_id = ?",
+            (system, kind, local_id)))
+        return None if row is None else str(row[0])
+
+    def set_provider_refs_sync(self, system: str, kind: str, refs: dict[str, str]) -> None:
+        self.db.write_sync(lambda tx: tx.executemany(
+            "INSERT INTO provider_refs (system, kind, local_id, provider_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (system, kind, local_id) DO UPDATE SET provider_id = excluded.provider_id",
+            [(system, kind, local, remote) for local, remote in sorted(refs.items())]))
+
+    def provider_refs_sync(self, system: str, kind: str) -> dict[str, str]:
+        rows = self.db.read_sync(lambda tx: tx.query(
+            "SELECT local_id, provider_id FROM provider_refs WHERE system = ? AND kind = ?", (system, kind)))
+        return {str(a): str(b) for a, b in rows}
 
     def set_payment_references_sync(self, provider: str, references: dict[str, str]) -> None:
         self.db.write_sync(lambda tx: tx.executemany(
