@@ -37,7 +37,7 @@ from deskgate.tools.backend.base import SupportBackend
 from deskgate.tools.backend.build import build_backend
 from deskgate.tools.backend.composed import ComposedBackend
 from deskgate.tools.backend.ledger import IntentLedger
-from deskgate.tools.backend.recovery import recover_intents
+from deskgate.tools.backend.recovery import Recoverable, recover_intents
 from deskgate.tools.backend.sql import SqlSupportBackend
 from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.spec import Catalogue
@@ -115,8 +115,8 @@ class Runtime:
     def recover_intents(self) -> list[int]:
         """Settle the money intents a crashed process left without an outcome (`tools/backend/recovery.py`).
         Runs on a thread of its own, so it can be called from inside or outside an event loop."""
-        systems = [b for b in {id(b): b for b in vars(self.backend.domains).values()}.values()
-                   if hasattr(b, "settle_unfinished")] if isinstance(self.backend, ComposedBackend) else []
+        systems = [b for b in self.backend.domains.distinct()
+                   if isinstance(b, Recoverable)] if isinstance(self.backend, ComposedBackend) else []
         if not systems:
             return []
 

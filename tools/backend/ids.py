@@ -41,7 +41,8 @@ def systems_for(kind: str) -> list[str]:
 def pattern_for(kind: str, systems: Iterable[str] | None = None) -> str:
     """An anchored pattern accepting `kind` ids of `systems` (all that declare the kind by default)."""
     chosen = systems_for(kind) if systems is None else [s for s in systems if kind in ID_FORMATS[s]]
-    return "^(?:" + "|".join(ID_FORMATS[s][kind] for s in chosen) + ")$"
+    formats = [ID_FORMATS[s][kind] for s in chosen]
+    return f"^{formats[0]}$" if len(formats) == 1 else "^(?:" + "|".join(formats) + ")$"
 
 
 def matches(kind: str, system: str, value: str) -> bool:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from deskgate.server.errors import DeskgateError
 from deskgate.server.outcome import Outcome, Status
@@ -22,6 +22,7 @@ from deskgate.tools.backend.ledger import IntentLedger, LedgerEntry, process_gon
 logger = logging.getLogger("deskgate.backend")
 
 
+@runtime_checkable
 class Recoverable(Protocol):
     system: str
 
