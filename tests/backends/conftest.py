@@ -7,9 +7,12 @@ so tests never see each other's objects.
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +102,76 @@ async def on_stripe(home: Path, localstripe: LocalStripe, stripe_env: None) -> A
         seed_stripe(client, deployment.runtime.backend_db)
         yield StripeDeployment(deployment, client, stripe_ids(deployment.runtime.backend_db))
 
+
+
+# What a peer does with one request: None forwards it (and answers Stripe's answer); otherwise
+# (status, headers, body) is answered instead. Called again after forwarding with the answer.
+Fault = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
+
+
+class Peer:
+    """A real HTTP server on loopback between deskgate and localstripe, for faults the test chooses:
+    answer 500 or 429, hang, or act on a request after Stripe answered it. Not a mock of deskgate."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.before: Fault = lambda method, path: None
+        self.after: Callable[[str, str], bool] = lambda method, path: True  # False: drop the answer
+        self.requests: list[tuple[str, str]] = []
+        self.release = threading.Event()  # hanging requests end when the test ends
+        peer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                peer.requests.append((self.command, self.path))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                canned = peer.before(self.command, self.path)
+                if canned is None:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                    answer = httpx2.request(self.command, peer.upstream + self.path, headers=headers, content=body,
+                                            timeout=30)
+                    if not peer.after(self.command, self.path):
+                        return
+                    canned = (answer.status_code, {"Content-Type": "application/json"}, answer.content)
+                status, headers, content = canned
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]  # a cut-off client
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def hang(self) -> None:
+        self.release.wait(60)
+
+
+@pytest.fixture
+def peer(localstripe: LocalStripe) -> Iterator[Peer]:
+    faulty = Peer(localstripe.url)
+    thread = threading.Thread(target=faulty.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield faulty
+    finally:
+        faulty.release.set()
+        faulty.server.shutdown()
+        faulty.server.server_close()
+
+
+@asynccontextmanager
+async def through(home: Path, localstripe: LocalStripe, peer: Peer, **settings: object) -> AsyncIterator[
+        StripeDeployment]:
+    """The demo with billing on Stripe reached through `peer` (seeded straight into localstripe)."""
+    async with deployed(home, None, stripe_settings(peer.url, **settings)) as deployment:
+        seed_stripe(localstripe.client(), deployment.runtime.backend_db)
+        yield StripeDeployment(deployment, localstripe.client(), stripe_ids(deployment.runtime.backend_db))
