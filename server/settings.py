@@ -86,8 +86,8 @@ class BackendSection(_Strict):
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     breaker_failures: int = Field(5, ge=1, le=1000)
     breaker_cooldown_seconds: int = Field(30, ge=1, le=3600)
-    queue: str | None = Field(None, min_length=1, max_length=100)        # helpdesk: where new tickets go
-    human_queue: str | None = Field(None, min_length=1, max_length=100)  # helpdesk: where hand-offs go
+    queue: int | None = Field(None, ge=1)        # helpdesk: the queue id of customers' tickets
+    human_queue: int | None = Field(None, ge=1)  # helpdesk: the queue id hand-offs go to
     # Literal secrets are refused by name, so the error says what to do instead.
     api_key: str | None = None
     token: str | None = None

@@ -1,13 +1,16 @@
-"""Real external systems for the adapters: localstripe (a stateful Stripe emulator from PyPI), started here.
+"""Real external systems for the adapters, started here: localstripe (a stateful Stripe emulator from
+PyPI) and django-helpdesk (the minimal project in tests/helpdesk_site, on SQLite, `runserver`).
 
 localstripe binds every interface (it has no host option); the tests only ever send it loopback
-traffic. One emulator serves the whole session; each deployment seeds its own Stripe customers,
-so tests never see each other's objects.
+traffic. One emulator and one helpdesk serve the whole session; each deployment seeds its own
+Stripe customers and helpdesk tickets, so tests never see each other's objects by id.
 """
 
 from __future__ import annotations
 
 import http.server
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -21,6 +24,7 @@ import httpx2
 import pytest
 import stripe
 
+from deskgate.tools.backend.helpdesk_seed import helpdesk_ids, seed_helpdesk
 from deskgate.tools.backend.stripe_seed import seed_stripe, stripe_ids
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import Deployment, deployed
@@ -175,3 +179,81 @@ async def through(home: Path, localstripe: LocalStripe, peer: Peer, **settings: 
     async with deployed(home, None, stripe_settings(peer.url, **settings)) as deployment:
         seed_stripe(localstripe.client(), deployment.runtime.backend_db)
         yield StripeDeployment(deployment, localstripe.client(), stripe_ids(deployment.runtime.backend_db))
+
+
+@dataclass(frozen=True)
+class Helpdesk:
+    url: str
+    token: str
+    queue: int
+    human_queue: int
+
+    def http(self) -> httpx2.Client:
+        return httpx2.Client(base_url=f"{self.url}/api/", headers={"Authorization": f"Token {self.token}"},
+                             timeout=30)
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def helpdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helpdesk]:
+    """django-helpdesk on a fresh SQLite file: migrated, an API superuser's token, a support and a human queue."""
+    where = tmp_path_factory.mktemp("helpdesk")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
+    env.update(DJANGO_SETTINGS_MODULE="tests.helpdesk_site.settings", HELPDESK_SITE_DB=str(where / "db.sqlite3"),
+               PYTHONPATH=str(REPOSITORY))
+    boot = subprocess.run([sys.executable, "-m", "tests.helpdesk_site.bootstrap"], env=env, cwd=REPOSITORY,
+                          capture_output=True, check=True, timeout=600)
+    made = json.loads(boot.stdout)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                            env=env, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    async def up() -> None:
+        with anyio.fail_after(60):
+            async with httpx2.AsyncClient() as http:
+                while proc.poll() is None:
+                    try:
+                        await http.get(f"{url}/api/tickets/", headers={"Authorization": f"Token {made['token']}"})
+                        return
+                    except httpx2.TransportError:
+                        await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
+        raise RuntimeError("the helpdesk exited")
+
+    try:
+        anyio.run(up)
+        yield Helpdesk(url, made["token"], made["queue"], made["human_queue"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def helpdesk_settings(hd: Helpdesk, url: str | None = None, **extra: object) -> str:
+    lines = ["[backends.tickets]", 'kind = "helpdesk"', f'url = "{url or hd.url}"', 'token_env = "HELPDESK_TOKEN"',
+             f"queue = {hd.queue}", f"human_queue = {hd.human_queue}"]
+    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class HelpdeskDeployment:
+    deployment: Deployment
+    helpdesk: Helpdesk
+    ids: dict[str, str]  # demo ticket id -> helpdesk ticket id
+
+    def ticket(self, ticket_id: str) -> dict[str, object]:
+        with self.helpdesk.http() as http:
+            answer: dict[str, object] = http.get(f"tickets/{ticket_id}/").json()
+            return answer
+
+
+@pytest.fixture
+async def on_helpdesk(home: Path, helpdesk: Helpdesk, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
+        HelpdeskDeployment]:
+    """The demo with tickets on django-helpdesk, seeded as `init --helpdesk` does."""
+    monkeypatch.setenv("HELPDESK_TOKEN", helpdesk.token)
+    async with deployed(home, None, helpdesk_settings(helpdesk)) as deployment:
+        seed_helpdesk(helpdesk.url, helpdesk.token, helpdesk.queue, deployment.runtime.backend_db)
+        yield HelpdeskDeployment(deployment, helpdesk, helpdesk_ids(deployment.runtime.backend_db))

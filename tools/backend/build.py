@@ -52,4 +52,9 @@ def build_backend(settings: BackendsSection, demo: SqlSupportBackend, ledger: In
 
         billing = StripeBilling.from_settings(settings.billing, read_secret(settings.billing, "billing"),
                                               commerce=demo, identity=demo, ledger=ledger)
+    if settings.tickets.kind == "helpdesk":
+        from deskgate.tools.backend.helpdesk import HelpdeskTickets
+
+        tickets = HelpdeskTickets.from_settings(settings.tickets, read_secret(settings.tickets, "tickets"),
+                                                identity=demo)
     return ComposedBackend(Domains(identity=demo, commerce=demo, billing=billing, tickets=tickets, journal=demo))
