@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -54,7 +55,25 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
                         await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
         raise RuntimeError("localstripe exited")
 
-    anyio.run(poll)
+    in_own_thread(poll)
+
+
+def in_own_thread(fn: Callable[[], Any]) -> None:
+    """Run an async readiness check to the end on a thread of its own (a fixture may be set up inside a
+    running event loop)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            anyio.run(fn)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture(scope="session")
@@ -223,7 +242,7 @@ def helpdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helpdesk]:
         raise RuntimeError("the helpdesk exited")
 
     try:
-        anyio.run(up)
+        in_own_thread(up)
         yield Helpdesk(url, made["token"], made["queue"], made["human_queue"])
     finally:
         proc.terminate()
