@@ -95,3 +95,26 @@ async def test_a_session_bound_to_one_customer_cannot_reach_another_customers_st
     assert (foreign["status"], foreign["code"]) == ("denied", "binding")
     assert (unknown["status"], unknown["code"]) == ("denied", "binding")
     assert own["status"] == "ok"
+
+
+async def test_a_credit_is_a_pending_negative_invoice_item_in_stripe_and_undo_takes_it_back(
+        on_stripe: StripeDeployment) -> None:
+    d = on_stripe.deployment
+    customer = d.rows("SELECT provider_id FROM provider_refs WHERE kind = 'account' AND local_id = 'A-1'")[0][0]
+    async with d.client(d.token("supervisor")) as client:
+        credit = await call(client, "apply_account_credit", account_id="A-1", amount="15.00",
+                            reason_code="goodwill", idempotency_key="credit-a1-once")
+        again = await call(client, "apply_account_credit", account_id="A-1", amount="15.00",
+                           reason_code="goodwill", idempotency_key="credit-a1-once")
+        assert credit["status"] == "ok", credit
+        item = on_stripe.stripe.v1.invoice_items.retrieve(credit["data"]["credit_id"])
+        assert (item.amount, item.customer, item.invoice) == (-1500, customer, None)
+        assert item.metadata.to_dict()["deskgate_account"] == "A-1"
+        assert again["data"]["credit_id"] == credit["data"]["credit_id"]
+        assert credit["data"]["credit_balance"] == "15.00"
+        undone = await call(client, "undo_action", action_id=credit["data"]["action_id"], account_id="A-1")
+        twice = await call(client, "undo_action", action_id=credit["data"]["action_id"], account_id="A-1")
+    assert undone["status"] == "ok", undone
+    assert (twice["status"], twice["code"]) == ("error", "already_undone")
+    items = on_stripe.stripe.v1.invoice_items.list(params={"customer": customer}).data
+    assert credit["data"]["credit_id"] not in [i.id for i in items]

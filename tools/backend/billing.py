@@ -8,10 +8,18 @@ idempotency key derived from it, the intent named in the provider object's metad
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from deskgate.tools.backend.kinds import Intent, ObjectKind
-from deskgate.tools.models import CreditApplied, Invoice, InvoiceStatus, RefundEligibility, RefundIssued, Subscription
+from deskgate.tools.models import (
+    CreditApplied,
+    Invoice,
+    InvoiceStatus,
+    RefundEligibility,
+    RefundIssued,
+    ReversibleAction,
+    Subscription,
+)
 
 
 class BillingBackend(Protocol):
@@ -52,3 +60,11 @@ class BillingBackend(Protocol):
     async def customer_for(self, kind: ObjectKind, object_id: str) -> str | None: ...
 
     async def account_for(self, kind: ObjectKind, object_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class ExternalCredits(Protocol):
+    """A billing backend whose credits live outside the action journal's database: `undo_action` of a
+    credit asks it to take the credit back there (refused once the credit was used)."""
+
+    async def reverse_credit(self, action: ReversibleAction) -> None: ...

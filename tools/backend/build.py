@@ -51,7 +51,7 @@ def build_backend(settings: BackendsSection, demo: SqlSupportBackend, ledger: In
         from deskgate.tools.backend.stripe_billing import StripeBilling
 
         billing = StripeBilling.from_settings(settings.billing, read_secret(settings.billing, "billing"),
-                                              commerce=demo, identity=demo, ledger=ledger)
+                                              commerce=demo, identity=demo, journal=demo, ledger=ledger)
     if settings.tickets.kind == "helpdesk":
         from deskgate.tools.backend.helpdesk import HelpdeskTickets
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Literal
 
 from deskgate.tools.backend.base import SupportBackend
-from deskgate.tools.backend.billing import BillingBackend
+from deskgate.tools.backend.billing import BillingBackend, ExternalCredits
 from deskgate.tools.backend.commerce import CommerceBackend
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.journal import ActionJournal
@@ -181,7 +181,9 @@ class ComposedBackend(SupportBackend):
         return await self.domains.journal.get_action(action_id)
 
     async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:
-        return await self.domains.journal.undo_action(action_id, owner, actor=actor, now=now)
+        billing = self.domains.billing
+        external = {"apply_account_credit": billing.reverse_credit} if isinstance(billing, ExternalCredits) else None
+        return await self.domains.journal.undo_action(action_id, owner, actor=actor, now=now, external=external)
 
     # --- ownership, by the domain that owns the kind ----------------------------------------
 

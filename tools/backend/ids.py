@@ -26,8 +26,8 @@ ID_FORMATS: dict[str, dict[str, str]] = {
     },
     "stripe": {
         "subscription_id": f"sub_{_STRIPE_ID}", "invoice_id": f"in_{_STRIPE_ID}", "refund_id": f"re_{_STRIPE_ID}",
-        # A credit to a customer balance, named after the intent that made it (see stripe_billing.py).
-        "credit_id": "dgcr_[0-9a-f]{24}",
+        # A credit is a negative invoice item on the account's customer (see stripe_billing.py).
+        "credit_id": f"ii_{_STRIPE_ID}",
     },
     # django-helpdesk numbers tickets and follow-ups; a hand-off is named by its follow-up (the note).
     "helpdesk": {"ticket_id": "[1-9][0-9]{0,8}", "note_id": "[1-9][0-9]{0,8}", "handoff_id": "H-[0-9]{1,9}"},

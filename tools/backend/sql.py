@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -25,6 +25,7 @@ from deskgate.server.errors import DomainError, NotFound
 from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 from deskgate.tools.backend.base import SupportBackend, check_cancellable, check_refundable
+from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
 from deskgate.tools.backend.schema import BACKEND_MIGRATIONS
@@ -52,6 +53,7 @@ from deskgate.tools.models import (
     RefundEligibility,
     RefundIssued,
     ReversibleAction,
+    ReversibleTool,
     Role,
     Subscription,
     Ticket,
@@ -578,24 +580,49 @@ class SqlSupportBackend(SupportBackend):
 
         return await self.db.write(write)
 
-    async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:
-        def write(tx: Tx) -> ActionUndone:
+    async def record_action(self, tool: ReversibleTool, owner: ActionOwner, object_id: str, before: dict[str, Any],
+                            after: dict[str, Any], *, actor: str, now: int, reversible_until: int) -> str:
+        """Journal a reversible action another system carried out (e.g. a credit in Stripe)."""
+        return await self.db.write(lambda tx: _record_action(tx, tool, owner, object_id, before, after, actor, now,
+                                                             reversible_until))
+
+    async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int,
+                          external: Mapping[str, Reverser] | None = None) -> ActionUndone:
+        """Reverse an action of `owner`; one that another system carried out (its tool in `external`) is
+        reversed there first, then marked undone here."""
+
+        def check(tx: Tx) -> tuple[ReversibleAction, dict[str, Any], dict[str, Any]]:
             row = tx.one(_ACTION + " WHERE id = ?", (action_id,))
             # Another owner's action is reported exactly like a missing one: ids are guessable.
             if row is None or (row[2], row[3]) != (owner.customer_id, owner.account_id):
                 raise NotFound(f"action {action_id} not found")
             action = _action(row)
-            before, after = json.loads(row[5]), json.loads(row[6])
             if action.undone_at is not None:
                 raise DomainError(f"action {action_id} was already undone", code="already_undone")
             if now > int(row[8]):
                 raise DomainError(f"the undo window of action {action_id} has closed", code="undo_window_expired")
-            _UNDO[action.tool](tx, action, before, after, now)
-            tx.execute("UPDATE actions SET undone_at = ?, undone_by = ? WHERE id = ?", (now, actor, action_id))
+            return action, json.loads(row[5]), json.loads(row[6])
+
+        def mark(tx: Tx, action: ReversibleAction) -> ActionUndone:
+            if tx.execute("UPDATE actions SET undone_at = ?, undone_by = ? WHERE id = ? AND undone_at IS NULL",
+                          (now, actor, action_id)) != 1:
+                raise DomainError(f"action {action_id} was already undone", code="already_undone")
             return ActionUndone(action_id=action_id, tool=action.tool, customer_id=action.customer_id,
                                 account_id=action.account_id, object_id=action.object_id, undone_at=_at(now))
 
-        return await self.db.write(write)
+        def write(tx: Tx) -> ActionUndone:
+            action, before, after = check(tx)
+            _UNDO[action.tool](tx, action, before, after, now)
+            return mark(tx, action)
+
+        reverser = None
+        if external:
+            action, _, _ = await self.db.read(check)
+            reverser = external.get(action.tool)
+        if reverser is None:
+            return await self.db.write(write)
+        await reverser(action)
+        return await self.db.write(lambda tx: mark(tx, action))
 
 
 def _owning_row(tx: Tx, kind: ObjectKind, object_id: str) -> tuple[str, str | None] | None:

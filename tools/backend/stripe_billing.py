@@ -7,7 +7,8 @@ What lives where:
                    subscription's metadata (`deskgate_customer`, `deskgate_account`)
     invoices       Stripe invoices (`in_…`) of the Stripe customer of a deskgate customer or account
                    (`provider_refs`, filled by `deskgate init --stripe`); draft and open are "open"
-    credits        customer balance transactions (`cbtxn_…`) on the account's Stripe customer
+    credits        negative invoice items (`ii_…`) on the account's Stripe customer, taken by its next
+                   invoice; journaled in the demo database, so `undo_action` deletes one not yet used
     previews       the card brand and last four digits of the payment's PaymentMethod
 
 Exactly once. A money write (refund, credit) is carried out for one audit `Intent`:
@@ -36,11 +37,21 @@ from deskgate.tools.backend.base import check_cancellable, check_refundable
 from deskgate.tools.backend.commerce import CommerceBackend
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.ids import matches
+from deskgate.tools.backend.journal import ActionJournal
 from deskgate.tools.backend.kinds import Intent, ObjectKind
 from deskgate.tools.backend.ledger import IntentLedger, LedgerEntry
 from deskgate.tools.backend.remote import Remote
 from deskgate.tools.backend.sql import minor_units, money
-from deskgate.tools.models import CreditApplied, Invoice, InvoiceStatus, RefundEligibility, RefundIssued, Subscription
+from deskgate.tools.models import (
+    ActionOwner,
+    CreditApplied,
+    Invoice,
+    InvoiceStatus,
+    RefundEligibility,
+    RefundIssued,
+    ReversibleAction,
+    Subscription,
+)
 
 SYSTEM = "stripe"
 _OPEN = {"draft", "open"}
@@ -89,18 +100,20 @@ class StripeBilling:
     system = SYSTEM
 
     def __init__(self, client: stripe.StripeClient, remote: Remote, *, commerce: CommerceBackend,
-                 identity: IdentityBackend, ledger: IntentLedger, clock: Callable[[], float] = time.time) -> None:
+                 identity: IdentityBackend, journal: ActionJournal, ledger: IntentLedger,
+                 clock: Callable[[], float] = time.time) -> None:
         self._api = client.v1
         self.remote = remote
         self._commerce = commerce
         self._identity = identity
+        self._journal = journal
         self._ledger = ledger
         self._clock = clock
         self._owners_of_customer: dict[str, tuple[str | None, str | None]] = {}
 
     @classmethod
     def from_settings(cls, section: BackendSection, api_key: str, *, commerce: CommerceBackend,
-                      identity: IdentityBackend, ledger: IntentLedger) -> StripeBilling:
+                      identity: IdentityBackend, journal: ActionJournal, ledger: IntentLedger) -> StripeBilling:
         base = section.api_base or section.url
         client = stripe.StripeClient(
             api_key, base_addresses={"api": base} if base else None, max_network_retries=0,
@@ -108,7 +121,7 @@ class StripeBilling:
         remote = Remote("the billing system (Stripe)", timeout=section.timeout_seconds,
                         failures=section.breaker_failures, cooldown=section.breaker_cooldown_seconds,
                         classify=classify)
-        return cls(client, remote, commerce=commerce, identity=identity, ledger=ledger)
+        return cls(client, remote, commerce=commerce, identity=identity, journal=journal, ledger=ledger)
 
     async def _call(self, request: Callable[[], Any]) -> dict[str, Any]:
         """One Stripe request through the remote guard, answered as plain data."""
@@ -326,10 +339,56 @@ class StripeBilling:
         result: RefundIssued = await self._once(intent, "issue_refund", order_id, RefundIssued, find, act)
         return result
 
+    async def _pending_credits(self, customer: str) -> list[dict[str, Any]]:
+        """The account's credits not yet used: negative invoice items no invoice has taken."""
+        page = await self._call(lambda: self._api.invoice_items.list(params={"customer": customer, "limit": 100}))
+        return [i for i in page["data"] if int(i["amount"]) < 0 and not i.get("invoice")]
+
+    def _credit_applied(self, account_id: str, reason_code: str, item: dict[str, Any], pending: list[dict[str, Any]],
+                        action_id: str, reversible_until: int) -> CreditApplied:
+        balance = -sum(int(i["amount"]) for i in {i["id"]: i for i in [*pending, item]}.values())
+        return CreditApplied(credit_id=item["id"], account_id=account_id, amount=money(-int(item["amount"])),
+                             currency=str(item["currency"]).upper(), reason_code=reason_code,
+                             credit_balance=money(balance), action_id=action_id,
+                             reversible_until=_at(reversible_until))
+
     async def apply_account_credit(self, account_id: str, amount: Decimal, reason_code: str, *,
                                    actor: str, now: int, reversible_until: int,
                                    intent: Intent | None = None) -> CreditApplied:
-        raise DomainError("account credits in Stripe are not supported by this adapter yet", code="unsupported")
+        """A credit is a negative invoice item on the account's Stripe customer: the next invoice takes it.
+        Journaled for `undo_action`, which deletes the item while no invoice has used it."""
+        account = await self._identity.get_account(account_id)
+        customer = await self._stripe_customer("account", account_id)
+        if customer is None:
+            raise DomainError(f"account {account_id} has no customer in the billing system", code="no_billing_customer")
+
+        async def journal(item: dict[str, Any], pending: list[dict[str, Any]]) -> CreditApplied:
+            action_id = await self._journal.record_action(
+                "apply_account_credit", ActionOwner(account_id=account_id), item["id"],
+                {"credit": None}, {"credit": item["id"]}, actor=actor, now=now, reversible_until=reversible_until)
+            return self._credit_applied(account_id, reason_code, item, pending, action_id, reversible_until)
+
+        async def find() -> CreditApplied | None:
+            pending = await self._pending_credits(customer)
+            mine = [i for i in pending if intent is not None and _metadata(i).get("deskgate_intent") == intent.key]
+            return await journal(mine[0], pending) if mine else None
+
+        async def act() -> CreditApplied:
+            meta, options = self._tags(intent, account=account_id, reason=reason_code, actor=actor)
+            item = await self._call(lambda: self._api.invoice_items.create(params={
+                "customer": customer, "amount": -minor_units(amount), "currency": account.currency.lower(),
+                "description": f"Credit ({reason_code})", "metadata": meta}, options=options))
+            return await journal(item, await self._pending_credits(customer))
+
+        result: CreditApplied = await self._once(intent, "apply_account_credit", account_id, CreditApplied, find, act)
+        return result
+
+    async def reverse_credit(self, action: ReversibleAction) -> None:
+        item = await self._call(lambda: self._api.invoice_items.retrieve(action.object_id))
+        if item.get("invoice"):
+            raise DomainError(f"credit {action.object_id} has been used and can no longer be taken back",
+                              code="credit_used")
+        await self._call(lambda: self._api.invoice_items.delete(action.object_id))
 
     async def cancel_subscription(self, subscription_id: str, requester_id: str, reason_code: str, *,
                                   actor: str, now: int, intent: Intent | None = None) -> Subscription:
@@ -368,6 +427,7 @@ class StripeBilling:
         finder: dict[str, Callable[[], Any]] = {
             "issue_refund": lambda: self._find_refund(entry),
             "cancel_subscription": lambda: self._find_cancellation(entry),
+            "apply_account_credit": lambda: self._find_credit(entry),
         }
         found = await finder[entry.tool]() if entry.tool in finder else None
         now = int(self._clock())
@@ -386,6 +446,21 @@ class StripeBilling:
             return None
         return self._refund_issued(entry.object_id, order.customer_id, _metadata(mine[0]).get("deskgate_reason", ""),
                                    mine[0], payment, refunds)
+
+    async def _find_credit(self, entry: LedgerEntry) -> CreditApplied | None:
+        """A credit found after a crash is journaled now, with its undo window closed (the window of the
+        call that made it is unknown here); the item names the intent in its metadata."""
+        customer = await self._stripe_customer("account", entry.object_id)
+        pending = await self._pending_credits(customer) if customer else []
+        mine = [i for i in pending if _metadata(i).get("deskgate_intent") == entry.intent.key]
+        if not mine:
+            return None
+        meta, now = _metadata(mine[0]), int(self._clock())
+        action_id = await self._journal.record_action(
+            "apply_account_credit", ActionOwner(account_id=entry.object_id), mine[0]["id"], {"credit": None},
+            {"credit": mine[0]["id"]}, actor=meta.get("deskgate_actor", "deskgate"), now=now, reversible_until=now)
+        return self._credit_applied(entry.object_id, meta.get("deskgate_reason", "recovered"), mine[0], pending,
+                                    action_id, now)
 
     async def _find_cancellation(self, entry: LedgerEntry) -> Subscription | None:
         sub = await self.get_subscription(entry.object_id)
