@@ -105,3 +105,27 @@ async def test_an_intent_is_never_reused_for_another_object(backend: SqlSupportB
                                    intent=intent)
     assert error.value.code == "intent_conflict"
     assert snapshot() == before
+
+
+def test_connecting_writes_the_backends_section_with_secret_names_only(tmp_path: Path) -> None:
+    """`init --stripe/--helpdesk` writes what deskgate.toml needs: the systems and their secrets' names."""
+    from deskgate.tools.backend.connect import HelpdeskTarget, backends_section
+
+    paths = _settings_with(tmp_path, '[server]\nname = "x"\n\n' + backends_section(
+        "http://127.0.0.1:8420", HelpdeskTarget("http://127.0.0.1:8000", 1, 2)))
+    backends = load_settings(paths).backends
+    assert (backends.billing.kind, backends.billing.api_base, backends.billing.api_key_env) == (
+        "stripe", "http://127.0.0.1:8420", "STRIPE_API_KEY")
+    assert (backends.tickets.kind, backends.tickets.queue, backends.tickets.human_queue) == ("helpdesk", 1, 2)
+    assert (backends.commerce.kind, backends.identity.kind) == ("sql", "sql")
+
+
+def test_connecting_refuses_to_overwrite_another_backends_section(tmp_path: Path, backend) -> None:
+    from deskgate.tools.backend.connect import connect_demo
+
+    paths = _settings_with(tmp_path, '[backends.billing]\nkind = "sql"\ntimeout_seconds = 3\n')
+    before = paths.overrides.read_text()
+    with pytest.raises(ConfigError) as error:
+        connect_demo(paths, backend.db, stripe_url="http://127.0.0.1:9", helpdesk=None)
+    assert "already has a [backends] section" in error.value.reason
+    assert paths.overrides.read_text() == before
