@@ -9,92 +9,44 @@ Stripe customers and helpdesk tickets, so tests never see each other's objects b
 from __future__ import annotations
 
 import http.server
-import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import anyio
 import httpx2
 import pytest
 import stripe
 
 from deskgate.tools.backend.helpdesk_seed import helpdesk_ids, seed_helpdesk
 from deskgate.tools.backend.stripe_seed import seed_stripe, stripe_ids
+from tests.backends.systems import (
+    STRIPE_KEY,
+    Helpdesk,
+    LocalStripe,
+    helpdesk_settings,
+    start_helpdesk,
+    start_localstripe,
+    stripe_settings,
+)
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import Deployment, deployed
-from tests.e2e.test_transports import free_port
 
 home = e2e.home  # the e2e state-directory fixture, shared
-STRIPE_KEY = "sk_test_deskgate_contract"  # localstripe accepts any test-mode key
-
-
-@dataclass(frozen=True)
-class LocalStripe:
-    url: str
-
-    def client(self) -> stripe.StripeClient:
-        return stripe.StripeClient(STRIPE_KEY, base_addresses={"api": self.url}, max_network_retries=0)
-
-
-def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async def poll() -> None:
-        with anyio.fail_after(30):
-            async with httpx2.AsyncClient() as http:
-                while proc.poll() is None:
-                    try:
-                        await http.get(f"{url}/v1/customers", headers={"Authorization": f"Bearer {STRIPE_KEY}"})
-                        return
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
-        raise RuntimeError("localstripe exited")
-
-    in_own_thread(poll)
-
-
-def in_own_thread(fn: Callable[[], Any]) -> None:
-    """Run an async readiness check to the end on a thread of its own (a fixture may be set up inside a
-    running event loop)."""
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            anyio.run(fn)
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
 
 
 @pytest.fixture(scope="session")
 def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
-    port = free_port()
-    exe = Path(sys.executable).with_name("localstripe")
-    proc = subprocess.Popen([str(exe), "--port", str(port), "--from-scratch"], cwd=tmp_path_factory.mktemp("ls"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url, proc)
-        yield LocalStripe(url)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with start_localstripe(tmp_path_factory.mktemp("localstripe")) as running:
+        yield running
 
 
-def stripe_settings(url: str, **extra: object) -> str:
-    lines = ["[backends.billing]", 'kind = "stripe"', f'api_base = "{url}"', 'api_key_env = "STRIPE_API_KEY"']
-    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
+@pytest.fixture(scope="session")
+def helpdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helpdesk]:
+    """django-helpdesk on a fresh SQLite file: migrated, an API superuser's token, a support and a human queue."""
+    with start_helpdesk(tmp_path_factory.mktemp("helpdesk")) as running:
+        yield running
 
 
 @dataclass
@@ -198,62 +150,6 @@ async def through(home: Path, localstripe: LocalStripe, peer: Peer, **settings: 
     async with deployed(home, None, stripe_settings(peer.url, **settings)) as deployment:
         seed_stripe(localstripe.client(), deployment.runtime.backend_db)
         yield StripeDeployment(deployment, localstripe.client(), stripe_ids(deployment.runtime.backend_db))
-
-
-@dataclass(frozen=True)
-class Helpdesk:
-    url: str
-    token: str
-    queue: int
-    human_queue: int
-
-    def http(self) -> httpx2.Client:
-        return httpx2.Client(base_url=f"{self.url}/api/", headers={"Authorization": f"Token {self.token}"},
-                             timeout=30)
-
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def helpdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helpdesk]:
-    """django-helpdesk on a fresh SQLite file: migrated, an API superuser's token, a support and a human queue."""
-    where = tmp_path_factory.mktemp("helpdesk")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
-    env.update(DJANGO_SETTINGS_MODULE="tests.helpdesk_site.settings", HELPDESK_SITE_DB=str(where / "db.sqlite3"),
-               PYTHONPATH=str(REPOSITORY))
-    boot = subprocess.run([sys.executable, "-m", "tests.helpdesk_site.bootstrap"], env=env, cwd=REPOSITORY,
-                          capture_output=True, check=True, timeout=600)
-    made = json.loads(boot.stdout)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                            env=env, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    async def up() -> None:
-        with anyio.fail_after(60):
-            async with httpx2.AsyncClient() as http:
-                while proc.poll() is None:
-                    try:
-                        await http.get(f"{url}/api/tickets/", headers={"Authorization": f"Token {made['token']}"})
-                        return
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
-        raise RuntimeError("the helpdesk exited")
-
-    try:
-        in_own_thread(up)
-        yield Helpdesk(url, made["token"], made["queue"], made["human_queue"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def helpdesk_settings(hd: Helpdesk, url: str | None = None, **extra: object) -> str:
-    lines = ["[backends.tickets]", 'kind = "helpdesk"', f'url = "{url or hd.url}"', 'token_env = "HELPDESK_TOKEN"',
-             f"queue = {hd.queue}", f"human_queue = {hd.human_queue}"]
-    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
 
 
 @dataclass
