@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+import anyio
 import pytest
 
-from tests.backends.conftest import HelpdeskDeployment
-from tests.e2e.conftest import call
+from deskgate.tools.backend.helpdesk_seed import helpdesk_ids, seed_helpdesk
+from tests.backends.conftest import HelpdeskDeployment, Peer
+from tests.backends.systems import Helpdesk, helpdesk_settings
+from tests.e2e.conftest import call, deployed
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +84,29 @@ async def test_a_session_bound_to_one_customer_cannot_touch_another_customers_he
     assert own["status"] == "ok"
     notes = [f for f in on_helpdesk.ticket(on_helpdesk.ids["T-2"])["followup_set"] if not f["public"]]  # type: ignore[union-attr]
     assert notes == []
+
+
+async def test_a_failing_or_hanging_helpdesk_is_backend_unavailable_and_its_text_never_shown(
+        home: Path, helpdesk: Helpdesk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a loopback peer: a 500 whose body carries data, then a hang beyond the 0.5 s timeout."""
+    monkeypatch.setenv("HELPDESK_TOKEN", helpdesk.token)
+    faulty = Peer(helpdesk.url)
+    thread = threading.Thread(target=faulty.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        async with deployed(home, None, helpdesk_settings(helpdesk, faulty.url, timeout_seconds=0.5)) as d:
+            seed_helpdesk(helpdesk.url, helpdesk.token, helpdesk.queue, d.runtime.backend_db)
+            number = helpdesk_ids(d.runtime.backend_db)["T-1"]
+            faulty.before = lambda method, path: (500, {"Content-Type": "text/plain"}, b"Traceback: maria@example.com")
+            async with d.client(d.token("tier1-agent")) as client:
+                failed = await call(client, "add_ticket_note", ticket_id=number, body="hello")
+                faulty.before = lambda method, path: faulty.hang()  # type: ignore[assignment, return-value]
+                with anyio.fail_after(10):
+                    hung = await call(client, "get_ticket", ticket_id=number)
+    finally:
+        faulty.release.set()
+        faulty.server.shutdown()
+        faulty.server.server_close()
+    assert (failed["status"], failed["code"]) == ("error", "backend_unavailable")
+    assert "maria" not in str(failed) and "Traceback" not in str(failed)
+    assert (hung["status"], hung["code"]) == ("error", "backend_unavailable")
