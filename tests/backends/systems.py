@@ -34,17 +34,19 @@ class LocalStripe:
         return stripe.StripeClient(STRIPE_KEY, base_addresses={"api": self.url}, max_network_retries=0)
 
 
-def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
+def wait_until_answering(url: str, proc: subprocess.Popen[bytes], headers: dict[str, str]) -> None:
+    """Until `url` answers at all (any status), or `proc` exits: readiness of a process the tests started."""
+
     async def poll() -> None:
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             async with httpx2.AsyncClient() as http:
                 while proc.poll() is None:
                     try:
-                        await http.get(f"{url}/v1/customers", headers={"Authorization": f"Bearer {STRIPE_KEY}"})
+                        await http.get(url, headers=headers)
                         return
                     except httpx2.TransportError:
                         await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
-        raise RuntimeError("localstripe exited")
+        raise RuntimeError(f"the process serving {url} exited")
 
     in_own_thread(poll)
 
@@ -76,7 +78,7 @@ def start_localstripe(where: Path) -> Iterator[LocalStripe]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(url, proc)
+        wait_until_answering(f"{url}/v1/customers", proc, {"Authorization": f"Bearer {STRIPE_KEY}"})
         yield LocalStripe(url)
     finally:
         proc.terminate()
@@ -118,19 +120,8 @@ def start_helpdesk(where: Path) -> Iterator[Helpdesk]:
                             env=env, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
-    async def up() -> None:
-        with anyio.fail_after(60):
-            async with httpx2.AsyncClient() as http:
-                while proc.poll() is None:
-                    try:
-                        await http.get(f"{url}/api/tickets/", headers={"Authorization": f"Token {made['token']}"})
-                        return
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
-        raise RuntimeError("the helpdesk exited")
-
     try:
-        in_own_thread(up)
+        wait_until_answering(f"{url}/api/tickets/", proc, {"Authorization": f"Token {made['token']}"})
         yield Helpdesk(url, made["token"], made["queue"], made["human_queue"])
     finally:
         proc.terminate()
