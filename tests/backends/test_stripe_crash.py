@@ -16,7 +16,9 @@ import anyio
 import httpx2
 import pytest
 
-from tests.backends.conftest import LocalStripe, Peer, through
+from deskgate.tools.backend.kinds import Intent
+from deskgate.tools.backend.ledger import IntentLedger
+from tests.backends.conftest import LocalStripe, Peer, StripeDeployment, through
 from tests.e2e.test_transports import CLI, _wait_until_up, free_port, http_client, server_env
 
 pytestmark = pytest.mark.anyio
@@ -88,3 +90,19 @@ async def test_a_crash_between_the_stripe_refund_and_its_record_never_refunds_tw
         assert refund.metadata.to_dict()["deskgate_request"] == intent["request_id"]
         verify = await anyio.run_process([*CLI, "audit", "verify"], env=env, check=False)
         assert verify.returncode == 0, verify.stdout.decode() + verify.stderr.decode()
+
+
+async def test_at_start_up_an_intent_stripe_never_saw_is_recorded_as_not_executed(on_stripe: StripeDeployment) -> None:
+    """A process that died before its request reached Stripe: recovery finds nothing by the intent's metadata,
+    records the outcome `not_executed`, and refunds nothing."""
+    d = on_stripe.deployment
+    ledger = IntentLedger(d.runtime.backend_db)
+    await ledger.start(Intent(key="lost-intent-" + "1" * 52, request_id="req-lost", seq=3), "issue_refund", "O-1",
+                       "stripe", 1)
+    [seq] = d.runtime.recover_intents()
+    [record] = [r for r in d.audit_records() if r.get("seq") == seq]
+    assert (record["kind"], record["request_id"], record["status"], record["code"], record["recovered"]) == (
+        "outcome", "req-lost", "error", "not_executed", True)
+    assert on_stripe.refunds_of("O-1") == []
+    assert await ledger.unsettled("stripe") == []
+    assert d.runtime.recover_intents() == []  # settled once
