@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from deskgate.tools.backend.base import SupportBackend
 from deskgate.tools.backend.billing import BillingBackend, ExternalCredits
@@ -46,7 +46,7 @@ from deskgate.tools.models import (
     TicketSummary,
 )
 
-Owner = IdentityBackend | CommerceBackend | BillingBackend | TicketsBackend
+Owner: TypeAlias = IdentityBackend | CommerceBackend | BillingBackend | TicketsBackend
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,9 +202,9 @@ class HelpdeskTickets:
         raw = await self._ticket(str(note["ticket"]))
         status: Literal["queued", "taken", "closed"] = (
             "closed" if int(raw["status"]) in _CLOSED else "taken" if raw.get("assigned_to") else "queued")
-        return Handoff(handoff_id=handoff_id, customer_id=await self._customer_of(raw), ticket_id=str(raw["id"]),
-                       priority=header.group(1), status=status, source=header.group(2),  # type: ignore[arg-type]
-                       created_at=_at(note["date"]))
+        return Handoff.model_validate({
+            "handoff_id": handoff_id, "customer_id": await self._customer_of(raw), "ticket_id": str(raw["id"]),
+            "priority": header.group(1), "status": status, "source": header.group(2), "created_at": _at(note["date"])})
 
     # --- ownership --------------------------------------------------------------------------
 

@@ -269,14 +269,14 @@ class StripeBilling:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def _tags(self, intent: Intent | None, **ids: str) -> tuple[dict[str, str], dict[str, Any]]:
+    def _tags(self, intent: Intent | None, **ids: str) -> tuple[dict[str, str], stripe.RequestOptions]:
         """The metadata naming the intent and deskgate's ids, and the request options (idempotency key)."""
         meta = {f"deskgate_{k}": v for k, v in ids.items()}
         if intent is None:
-            return meta, {}
+            return meta, stripe.RequestOptions()
         meta.update(deskgate_intent=intent.key, deskgate_request=intent.request_id,
                     deskgate_audit_seq="" if intent.seq is None else str(intent.seq))
-        return meta, {"idempotency_key": f"deskgate-{intent.key}"}
+        return meta, stripe.RequestOptions(idempotency_key=f"deskgate-{intent.key}")
 
     async def _once(self, intent: Intent | None, tool: str, object_id: str, model: type[Any],
                     find: Callable[[], Any], act: Callable[[], Any]) -> Any:

@@ -81,11 +81,10 @@ def seed_stripe(client: stripe.StripeClient, db: Database) -> bool:
         product = api.products.create(params={"name": plan_name})
         plan = api.plans.create(params={"product": product.id, "amount": int(price), "currency": str(currency).lower(),
                                         "interval": period, "nickname": plan_name})
-        created = api.subscriptions.create(params={"customer": accounts[account_id], "items": [{"plan": plan.id}],
-                                                   "metadata": {"deskgate_customer": customer_id,
-                                                                "deskgate_account": account_id,
-                                                                "deskgate_plan": plan_name}})
-        subscriptions[sub_id] = str(created.id)
+        subscription = api.subscriptions.create(params={
+            "customer": accounts[account_id], "items": [{"plan": plan.id}],
+            "metadata": {"deskgate_customer": customer_id, "deskgate_account": account_id, "deskgate_plan": plan_name}})
+        subscriptions[sub_id] = str(subscription.id)
     ledger.set_provider_refs_sync(SYSTEM, "subscription", subscriptions)
 
     invoice = db.read_sync(lambda tx: tx.one("SELECT account_id, amount_minor, currency FROM invoices WHERE id = ?",
@@ -93,9 +92,9 @@ def seed_stripe(client: stripe.StripeClient, db: Database) -> bool:
     if invoice is not None:
         api.invoice_items.create(params={"customer": accounts[invoice[0]], "amount": int(invoice[1]),
                                          "currency": str(invoice[2]).lower()})
-        created = api.invoices.create(params={"customer": accounts[invoice[0]],
-                                              "metadata": {"deskgate_account": invoice[0]}})
-        ledger.set_provider_refs_sync(SYSTEM, "invoice", {d.open_invoice: str(created.id)})
+        opened = api.invoices.create(params={"customer": accounts[invoice[0]],
+                                             "metadata": {"deskgate_account": invoice[0]}})
+        ledger.set_provider_refs_sync(SYSTEM, "invoice", {d.open_invoice: str(opened.id)})
     return True
 
 
