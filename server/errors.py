@@ -11,6 +11,8 @@
     ├── IdempotencyConflict           stage 6: same key, other arguments
     ├── InvalidArguments              arguments fail the tool's input model (values never echoed)
     ├── DomainError                   stage 7: the backend refused (unknown id, wrong state)
+    ├── BackendUnavailable            stage 7: a support system timed out, failed, throttled or is
+    │                                 cut off by its circuit breaker: fail closed, provider text never shown
     ├── StoreUnavailable              the state store cannot be read or written: fail closed
     ├── AuditUnavailable              the audit log cannot be made durable: fail closed
     ├── TokenRequestRefused           /oauth/token: the RFC 6749 / 8707 / 9396 `error` the client gets
@@ -114,6 +116,10 @@ class DomainError(DeskgateError):
 
 class NotFound(DomainError):
     code = "not_found"
+
+
+class BackendUnavailable(DeskgateError):
+    code = "backend_unavailable"
 
 
 class StoreUnavailable(DeskgateError):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from deskgate.scopes.clients import ClientRegistry
 from deskgate.scopes.keys import SigningKeys
@@ -31,6 +34,11 @@ from deskgate.server.redaction.redactor import Redactor
 from deskgate.server.settings import Paths, Settings, database_url, load_settings
 from deskgate.server.store.db import Database, open_database
 from deskgate.server.store.state import StateStore
+from deskgate.tools.backend.base import SupportBackend
+from deskgate.tools.backend.build import build_backend
+from deskgate.tools.backend.composed import ComposedBackend
+from deskgate.tools.backend.ledger import IntentLedger
+from deskgate.tools.backend.recovery import Recoverable, recover_intents
 from deskgate.tools.backend.sql import SqlSupportBackend
 from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.spec import Catalogue
@@ -45,7 +53,7 @@ class Runtime:
     state_db: Database
     backend_db: Database
     state: StateStore
-    backend: SqlSupportBackend
+    backend: SupportBackend  # one system per domain, as `[backends]` says (the demo by default)
     keys: SigningKeys
     roles: Roles
     catalogue: Catalogue
@@ -54,6 +62,7 @@ class Runtime:
     redactor: Redactor
     audit: GroupCommit
     approvals: Approvals
+    demo: SqlSupportBackend  # the embedded demo backend: the domains left on `sql`, and the action journal
     # Set by `wire`: what depends on the policy.
     policy: Policy = field(init=False)
     manifest: dict[str, Any] = field(init=False)
@@ -73,14 +82,15 @@ class Runtime:
         approvals = Approvals(state_db)
         approvals.upgrade()
         ClientRegistry(state_db).upgrade()  # the OAuth platform clients (server/oauth.py)
-        backend = SqlSupportBackend(backend_db)
-        backend.upgrade()
+        demo = SqlSupportBackend(backend_db)
+        demo.upgrade()
+        backend = build_backend(settings.backends, demo, IntentLedger(backend_db))
         keys = SigningKeys(paths, settings.tokens)
         keys.ensure()
         runtime = cls(paths, settings, state_db, backend_db, state, backend, keys, load_roles(), build_catalogue(),
                       TokenIssuer(keys, state.tokens, settings.tokens),
                       TokenVerifier(keys, state.tokens, settings.tokens), Redactor.load(paths),
-                      open_audit_log(paths, settings, state_db), approvals)
+                      open_audit_log(paths, settings, state_db), approvals, demo)
         runtime.wire(policy_path=policy_path, clock=clock)
         return runtime
 
@@ -105,6 +115,29 @@ class Runtime:
                                    manifest_hash=manifest_hash, bind_manifest=self.settings.tokens.bind_manifest),
         )
 
+    def recover_intents(self) -> list[int]:
+        """Settle the money intents a crashed process left without an outcome (`tools/backend/recovery.py`).
+        Runs on a thread of its own, so it can be called from inside or outside an event loop."""
+        systems = [b for b in self.backend.domains.distinct()
+                   if isinstance(b, Recoverable)] if isinstance(self.backend, ComposedBackend) else []
+        if not systems:
+            return []
+
+        def redact(tool: str, data: dict[str, Any]) -> dict[str, Any]:
+            return self.redactor.redact_output(data, self.catalogue.get(tool).pii_classes(), frozenset())
+
+        recovered: list[int] = []
+
+        def run() -> None:
+            recovered.extend(anyio.run(lambda: recover_intents(
+                IntentLedger(self.backend_db), systems, self.audit.append_sync, redact,
+                self.state.idempotency.complete)))
+
+        worker = threading.Thread(target=run, name="deskgate-recovery")
+        worker.start()
+        worker.join()
+        return recovered
+
     def announce_start(self, transport: str) -> int:
         """Audit a server start with what it serves; say so when the policy or manifest changed since the
         last start (a changed policy or tool set is something security wants to see in the log)."""
@@ -117,6 +150,7 @@ class Runtime:
                                 if previous.get(k) != v}
         seq = self.audit.append_sync(event)
         self.state.meta.set_sync("served", json.dumps(served, sort_keys=True))
+        self.recover_intents()
         return seq
 
     async def aclose(self) -> None:

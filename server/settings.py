@@ -17,11 +17,11 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from deskgate.config import load_model, packaged, read_toml
+from deskgate.config import line_of, load_model, packaged, read_toml
 from deskgate.server.errors import ConfigError
 from deskgate.server.http_security import WILDCARD_ADDRESSES, HostPattern, OriginPattern, Proxies, origin_of
 
@@ -103,10 +103,58 @@ class AuditSection(_Strict):
     rotate_bytes: int = Field(64 * 1024 * 1024, ge=4096)
 
 
+class BackendSection(_Strict):
+    """`[backends.<domain>]`: the system one domain acts on. Secrets are named here, never written here."""
+
+    kind: Literal["sql", "stripe", "helpdesk"] = "sql"
+    url: str | None = Field(None, pattern=r"^https?://[^\s]+$")  # helpdesk base URL; Stripe's api_base
+    api_base: str | None = Field(None, pattern=r"^https?://[^\s]+$")  # omit for Stripe itself
+    api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
+    token_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
+    keyring: str | None = Field(None, min_length=1, max_length=100)  # keyring service; user: the domain
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_cooldown_seconds: int = Field(30, ge=1, le=3600)
+    queue: int | None = Field(None, ge=1)        # helpdesk: the queue id of customers' tickets
+    human_queue: int | None = Field(None, ge=1)  # helpdesk: the queue id hand-offs go to
+    # Literal secrets are refused by name, so the error says what to do instead.
+    api_key: str | None = None
+    token: str | None = None
+
+    @field_validator("api_key", "token")
+    @classmethod
+    def _no_literal_secret(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError("a secret never goes in this file: name its environment variable "
+                             "(api_key_env / token_env) or a keyring service (keyring)")
+        return None
+
+
+class BackendsSection(_Strict):
+    """Which system each domain acts on; a domain left out stays on the embedded demo backend."""
+
+    billing: BackendSection = BackendSection()
+    tickets: BackendSection = BackendSection()
+    commerce: BackendSection = BackendSection()
+    identity: BackendSection = BackendSection()
+
+    @field_validator("billing", "tickets", "commerce", "identity")
+    @classmethod
+    def _kind_fits_domain(cls, value: BackendSection, info: ValidationInfo) -> BackendSection:
+        allowed = _KINDS[str(info.field_name)]
+        if value.kind not in allowed:
+            raise ValueError(f"kind {value.kind!r} cannot serve {info.field_name}; it takes {' or '.join(allowed)}")
+        return value
+
+
+_KINDS = {"billing": ("sql", "stripe"), "tickets": ("sql", "helpdesk"), "commerce": ("sql",), "identity": ("sql",)}
+
+
 class Settings(_Strict):
     server: ServerSection = ServerSection()
     tokens: TokensSection = TokensSection()
     audit: AuditSection = AuditSection()
+    backends: BackendsSection = BackendsSection()
 
 
 class Paths:
@@ -135,7 +183,13 @@ class Paths:
 def load_settings(paths: Paths) -> Settings:
     overrides: dict[str, object] = {}
     if paths.overrides.exists():
-        overrides, _ = read_toml(paths.overrides)
+        overrides, text = read_toml(paths.overrides)
+        try:  # the deployment's own file alone first, so an error names its line
+            Settings.model_validate(overrides)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                              file=str(paths.overrides), line=line_of(text, first["loc"])) from None
     try:
         return load_model(packaged("server.toml"), Settings, overrides)
     except ConfigError as exc:

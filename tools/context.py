@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deskgate.server.policy.model import ActionRules
+from deskgate.tools.backend.kinds import Intent
 
 if TYPE_CHECKING:
     from deskgate.scopes.session import Session
@@ -24,6 +25,16 @@ class ToolContext:
     policy_view: Callable[[], dict[str, Any]]    # the rules that apply to this session (built on demand)
     undo_windows: Mapping[str, int] = field(default_factory=dict)  # seconds, per reversible tool
     actions: ActionRules = field(default_factory=ActionRules)    # who sees the actions others started
+    intent_seq: int | None = None           # a write's audit intent record (set once it is durable)
+    idempotency_scope: str | None = None    # the call's session-scoped idempotency key, when it has one
+
+    def intent(self) -> Intent | None:
+        """The audit intent this write carries out, for a backend that must act exactly once: named by the
+        call's idempotency key when it has one (its retry is the same intent), else by the request id.
+        None outside the chain (no intent record was written)."""
+        if self.intent_seq is None:
+            return None
+        return Intent(key=self.idempotency_scope or self.request_id, request_id=self.request_id, seq=self.intent_seq)
 
     def undo_deadline(self, tool: str) -> int:
         """Until when an action of `tool` taken now can be undone; no window in the policy means none."""

@@ -17,27 +17,29 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from deskgate.server.redaction.classes import PiiClass
+from deskgate.tools.backend.ids import pattern_for
 from deskgate.tools.spec import pii
 
 NONE, FREE = PiiClass.NONE, PiiClass.FREE_TEXT
 
 
-def _ident(prefix: str, what: str) -> Any:
-    return Annotated[str, pii(NONE, pattern=rf"^{prefix}-[0-9]{{1,9}}$", description=f"{what} id, e.g. {prefix}-1042")]
+def _ident(kind: str, prefix: str, what: str) -> Any:
+    """An id type in the formats of every system that can own `kind` (`tools/backend/ids.py`)."""
+    return Annotated[str, pii(NONE, pattern=pattern_for(kind), description=f"{what} id, e.g. {prefix}-1042")]
 
 
-CustomerId = _ident("C", "Customer")
-AccountId = _ident("A", "B2B account")
-OrderId = _ident("O", "Order")
-TicketId = _ident("T", "Ticket")
-SubscriptionId = _ident("S", "Subscription")
-InvoiceId = _ident("I", "Invoice")
-RefundId = _ident("R", "Refund")
-HandoffId = _ident("H", "Hand-off")
-CreditId = _ident("CR", "Account credit")
-NoteId = _ident("N", "Ticket note")
-OutboxId = _ident("M", "Outbox email")
-ActionId = _ident("ACT", "Reversible action")
+CustomerId = _ident("customer_id", "C", "Customer")
+AccountId = _ident("account_id", "A", "B2B account")
+OrderId = _ident("order_id", "O", "Order")
+TicketId = _ident("ticket_id", "T", "Ticket")
+SubscriptionId = _ident("subscription_id", "S", "Subscription")
+InvoiceId = _ident("invoice_id", "I", "Invoice")
+RefundId = _ident("refund_id", "R", "Refund")
+HandoffId = _ident("handoff_id", "H", "Hand-off")
+CreditId = _ident("credit_id", "CR", "Account credit")
+NoteId = _ident("note_id", "N", "Ticket note")
+OutboxId = _ident("outbox_id", "M", "Outbox email")
+ActionId = _ident("action_id", "ACT", "Reversible action")
 
 # Money: a positive decimal with cents, capped well above any single support action. Sent as a JSON
 # number, or as text in one plain spelling (ASCII digits, no sign, no leading zeros, at most two

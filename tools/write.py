@@ -167,7 +167,7 @@ async def initiate_password_reset(ctx: ToolContext, args: PasswordResetInput) ->
 
 async def issue_refund(ctx: ToolContext, args: RefundInput) -> RefundIssued:
     return await ctx.backend.issue_refund(args.order_id, args.amount, args.reason_code,
-                                          actor=ctx.session.sub, now=ctx.now)
+                                          actor=ctx.session.sub, now=ctx.now, intent=ctx.intent())
 
 
 async def preview_refund(ctx: ToolContext, args: RefundInput) -> str:
@@ -181,12 +181,12 @@ async def preview_refund(ctx: ToolContext, args: RefundInput) -> str:
 async def apply_account_credit(ctx: ToolContext, args: CreditInput) -> CreditApplied:
     return await ctx.backend.apply_account_credit(
         args.account_id, args.amount, args.reason_code, actor=ctx.session.sub, now=ctx.now,
-        reversible_until=ctx.undo_deadline("apply_account_credit"))
+        reversible_until=ctx.undo_deadline("apply_account_credit"), intent=ctx.intent())
 
 
 async def cancel_subscription(ctx: ToolContext, args: CancelInput) -> Subscription:
     return await ctx.backend.cancel_subscription(args.subscription_id, args.requester_id, args.reason_code,
-                                                 actor=ctx.session.sub, now=ctx.now)
+                                                 actor=ctx.session.sub, now=ctx.now, intent=ctx.intent())
 
 
 async def preview_cancellation(ctx: ToolContext, args: CancelInput) -> str:

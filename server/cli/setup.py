@@ -39,6 +39,11 @@ def init(
     demo: Annotated[bool, typer.Option("--demo", help="Seed a demo support backend.")] = False,
     customers: Annotated[int, typer.Option(help="Demo size: number of customers (up to 1,000,000).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the deterministic demo generator.")] = 42,
+    stripe_url: Annotated[str | None, typer.Option("--stripe", help="With --demo: seed billing into Stripe at "
+                                                   "this API base (key in STRIPE_API_KEY).")] = None,
+    helpdesk_url: Annotated[str | None, typer.Option("--helpdesk", help="With --demo: seed tickets into this "
+                                                     "django-helpdesk (token in HELPDESK_TOKEN).")] = None,
+    helpdesk_queues: Annotated[str, typer.Option(help="The helpdesk's customer and human queue ids.")] = "1,2",
 ) -> None:
     """Create the state directory, the state database, the signing key and (with --demo) demo data.
 
@@ -63,9 +68,24 @@ def init(
                 seeded = seed_demo(runtime.backend_db, customers=customers, seed=seed,
                                    progress=lambda done: progress.update(task, completed=done))
             err.print("demo backend:    " + ("seeded" if seeded else "already seeded, unchanged"))
+            for line in _connect(paths, runtime, stripe_url, helpdesk_url, helpdesk_queues):
+                err.print(line)
             err.print(demo_summary())
+        elif stripe_url or helpdesk_url:
+            raise ConfigError("--stripe and --helpdesk seed the demo into those systems: add --demo")
     finally:
         anyio.run(runtime.aclose)
+
+
+def _connect(paths: Paths, runtime: Runtime, stripe_url: str | None, helpdesk_url: str | None,
+             queues: str) -> list[str]:
+    from deskgate.tools.backend.connect import HelpdeskTarget, connect_demo
+
+    queue, _, human = queues.partition(",")
+    if helpdesk_url and not (queue.isdigit() and human.isdigit()):
+        raise ConfigError("--helpdesk-queues takes two queue ids, e.g. 1,2")
+    target = HelpdeskTarget(helpdesk_url, int(queue), int(human)) if helpdesk_url else None
+    return connect_demo(paths, runtime.backend_db, stripe_url=stripe_url, helpdesk=target)
 
 
 def serve(

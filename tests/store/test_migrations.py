@@ -24,6 +24,7 @@ from deskgate.server.store.db import Database, SqliteDatabase, Tx
 from deskgate.server.store.migrations import Migration, current_version, upgrade
 from deskgate.server.store.postgres import PostgresDatabase
 from deskgate.server.store.state import OWNERSHIP_MIGRATIONS, STATE_MIGRATIONS
+from deskgate.tools.backend.ledger import INTENT_MIGRATIONS
 from deskgate.tools.backend.schema import BACKEND_MIGRATIONS
 
 CLI = [sys.executable, "-m", "deskgate.server.cli"]
@@ -203,9 +204,10 @@ def test_db_upgrade_brings_an_existing_deployment_to_the_latest_schema_in_place(
     expected = {"state": STATE_MIGRATIONS, "ownership": OWNERSHIP_MIGRATIONS, "policy": POLICY_MIGRATIONS,
                 "oauth": OAUTH_MIGRATIONS}
     if database.dialect == "postgresql":
-        expected |= {"backend": BACKEND_MIGRATIONS, "audit": AUDIT_MIGRATIONS}
+        expected |= {"backend": BACKEND_MIGRATIONS, "audit": AUDIT_MIGRATIONS, "intents": INTENT_MIGRATIONS}
     else:
-        assert [v for _, v, _, _ in ledger(backend)] == [m.version for m in BACKEND_MIGRATIONS]
+        assert [(c, v) for c, v, _, _ in ledger(backend)] == sorted(
+            [("backend", m.version) for m in BACKEND_MIGRATIONS] + [("intents", m.version) for m in INTENT_MIGRATIONS])
     assert {(c, v) for c, v, _, _ in ledger(database)} == {(c, m.version) for c, ms in expected.items() for m in ms}
     assert database.read_sync(lambda tx: tx.query("SELECT kind, value, reason FROM revocations")) == [
         ("sub", "agent-7", "left")]

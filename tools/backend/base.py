@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Literal
 
 from deskgate.server.errors import DomainError
+from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.models import (
     Account,
     ActionOwner,
@@ -69,13 +70,14 @@ def check_cancellable(subscription: Subscription) -> None:
                           code="not_active")
 
 
-ObjectKind = Literal["customer_id", "account_id", "order_id", "ticket_id", "subscription_id", "invoice_id"]
-FindBy = Literal["email", "phone", "order_id"]
-VerifyMethod = Literal["card_last4", "postcode"]
-PreferenceName = Literal["marketing", "product_updates", "newsletter"]
-
-
 class SupportBackend(ABC):
+    """Everything the tools and the guard chain ask of the support systems, in one place.
+
+    It is the union of the four domain interfaces (`identity.py`, `commerce.py`, `billing.py`,
+    `tickets.py`) and the action journal (`journal.py`). The demo `SqlSupportBackend` implements
+    all of it; `ComposedBackend` builds it from one implementation per domain, as configured.
+    """
+
     # --- reads ------------------------------------------------------------------------------
 
     @abstractmethod
@@ -173,16 +175,17 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def issue_refund(self, order_id: str, amount: Decimal, reason_code: str, *,
-                           actor: str, now: int) -> RefundIssued:
+                           actor: str, now: int, intent: Intent | None = None) -> RefundIssued:
         """Never above the order's remaining refundable amount. Final."""
 
     @abstractmethod
     async def apply_account_credit(self, account_id: str, amount: Decimal, reason_code: str, *,
-                                   actor: str, now: int, reversible_until: int) -> CreditApplied: ...
+                                   actor: str, now: int, reversible_until: int,
+                                   intent: Intent | None = None) -> CreditApplied: ...
 
     @abstractmethod
     async def cancel_subscription(self, subscription_id: str, requester_id: str, reason_code: str, *,
-                                  actor: str, now: int) -> Subscription:
+                                  actor: str, now: int, intent: Intent | None = None) -> Subscription:
         """Only an active subscription, at the request of its customer or a member of its account."""
 
     @abstractmethod
@@ -196,6 +199,14 @@ class SupportBackend(ABC):
         customer nor ticket is fine (e.g. policy escalating an account-level call); both must agree."""
 
     @abstractmethod
+    async def payment_reference(self, order_id: str) -> str | None:
+        """The payment provider's reference of the order's payment (None: the backend keeps none)."""
+
+    @abstractmethod
     async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:
         """Reverse a recorded action of `owner` before its `reversible_until`, if nothing changed it
         since. An action of another owner is `NotFound`, exactly like an unknown one."""
+
+
+__all__ = ["FindBy", "Intent", "ObjectKind", "PreferenceName", "SupportBackend", "VerifyMethod", "check_cancellable",
+           "check_refundable"]

@@ -14,23 +14,20 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from deskgate.server.errors import DomainError, NotFound
 from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
-from deskgate.tools.backend.base import (
-    FindBy,
-    ObjectKind,
-    PreferenceName,
-    SupportBackend,
-    VerifyMethod,
-    check_cancellable,
-    check_refundable,
-)
+from deskgate.tools.backend.base import SupportBackend, check_cancellable, check_refundable
+from deskgate.tools.backend.journal import Reverser
+from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
+from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
 from deskgate.tools.backend.schema import BACKEND_MIGRATIONS
 from deskgate.tools.models import (
     Account,
@@ -56,6 +53,7 @@ from deskgate.tools.models import (
     RefundEligibility,
     RefundIssued,
     ReversibleAction,
+    ReversibleTool,
     Role,
     Subscription,
     Ticket,
@@ -66,6 +64,7 @@ from deskgate.tools.models import (
 )
 
 ID_PREFIXES = ("C", "A", "O", "T", "S", "I", "R", "H", "CR", "N", "M", "ACT")
+R = TypeVar("R", bound=BaseModel)
 _EMAIL_KIND = re.compile(r"^[a-z][a-z_]{1,39}$")
 _MAX_MESSAGES = 200  # a ticket answers its latest messages; older ones stay in the helpdesk
 
@@ -204,6 +203,21 @@ def _set_prefs(tx: Tx, customer_id: str, prefs: EmailPreferences) -> None:
                (int(prefs.marketing), int(prefs.product_updates), int(prefs.newsletter), customer_id))
 
 
+def _once(tx: Tx, intent: Intent | None, tool: str, object_id: str, model: type[R], now: int,
+          act: Callable[[], R]) -> R:
+    """Carry out `act` once per intent: a repeated intent answers its first result and changes nothing."""
+    if intent is None:
+        return act()
+    earlier = find_in(tx, intent.key)
+    if earlier is not None and earlier.result is not None:
+        if earlier.tool != tool or earlier.object_id != object_id:
+            raise DomainError("this intent was carried out for another call", code="intent_conflict")
+        return model.model_validate(earlier.result)
+    result = act()
+    record_done_in(tx, intent, tool, object_id, "sql", result.model_dump(mode="json"), now)
+    return result
+
+
 def _postcode_key(value: str) -> str:
     return re.sub(r"[\s-]", "", value).upper()
 
@@ -216,7 +230,7 @@ class SqlSupportBackend(SupportBackend):
         self._clock = clock
 
     def upgrade(self) -> list[Migration]:
-        applied = upgrade(self.db, "backend", BACKEND_MIGRATIONS)
+        applied = upgrade(self.db, "backend", BACKEND_MIGRATIONS) + upgrade(self.db, "intents", INTENT_MIGRATIONS)
         self.db.write_sync(lambda tx: tx.executemany(
             "INSERT INTO id_sequences (prefix, next_value) VALUES (?, 1) ON CONFLICT (prefix) DO NOTHING",
             [(p,) for p in ID_PREFIXES]))
@@ -334,6 +348,11 @@ class SqlSupportBackend(SupportBackend):
             return f"{r[0]} card ending {r[1]}" if r[1] else "the original payment method"
 
         return await self.db.read(read)
+
+    async def payment_reference(self, order_id: str) -> str | None:
+        row = await self.db.read(lambda tx: tx.one("SELECT reference FROM order_payments WHERE order_id = ?",
+                                                   (order_id,)))
+        return None if row is None else str(row[0])
 
     async def get_action(self, action_id: str) -> ReversibleAction:
         return _action(await self.db.read(lambda tx: _must(tx.one(_ACTION + " WHERE id = ?", (action_id,)),
@@ -455,10 +474,10 @@ class SqlSupportBackend(SupportBackend):
         return await self.db.write(lambda tx: _queue_email(tx, customer_id, kind, subject, body, sent_at))
 
     async def issue_refund(self, order_id: str, amount: Decimal, reason_code: str, *,
-                           actor: str, now: int) -> RefundIssued:
+                           actor: str, now: int, intent: Intent | None = None) -> RefundIssued:
         wanted = minor_units(amount)
 
-        def write(tx: Tx) -> RefundIssued:
+        def refund(tx: Tx) -> RefundIssued:
             r = _must(tx.one("SELECT customer_id, total_minor, refunded_minor, currency FROM orders WHERE id = ?",
                              (order_id,)), "order", order_id)
             customer_id, total, refunded, currency = r[0], int(r[1]), int(r[2]), r[3]
@@ -473,13 +492,15 @@ class SqlSupportBackend(SupportBackend):
                                 currency=currency, reason_code=reason_code, refunded_total=money(refunded + wanted),
                                 refundable_remaining=money(remaining - wanted), created_at=_at(now))
 
-        return await self.db.write(write)
+        return await self.db.write(lambda tx: _once(tx, intent, "issue_refund", order_id, RefundIssued, now,
+                                                    lambda: refund(tx)))
 
     async def apply_account_credit(self, account_id: str, amount: Decimal, reason_code: str, *,
-                                   actor: str, now: int, reversible_until: int) -> CreditApplied:
+                                   actor: str, now: int, reversible_until: int,
+                                   intent: Intent | None = None) -> CreditApplied:
         credit = minor_units(amount)
 
-        def write(tx: Tx) -> CreditApplied:
+        def credit_account(tx: Tx) -> CreditApplied:
             r = _must(tx.one("SELECT currency, credit_minor FROM accounts WHERE id = ?", (account_id,)),
                       "account", account_id)
             currency, balance = r[0], int(r[1]) + credit
@@ -495,11 +516,12 @@ class SqlSupportBackend(SupportBackend):
                                  reason_code=reason_code, credit_balance=money(balance), action_id=action_id,
                                  reversible_until=_at(reversible_until))
 
-        return await self.db.write(write)
+        return await self.db.write(lambda tx: _once(tx, intent, "apply_account_credit", account_id, CreditApplied,
+                                                    now, lambda: credit_account(tx)))
 
     async def cancel_subscription(self, subscription_id: str, requester_id: str, reason_code: str, *,
-                                  actor: str, now: int) -> Subscription:
-        def write(tx: Tx) -> Subscription:
+                                  actor: str, now: int, intent: Intent | None = None) -> Subscription:
+        def cancel(tx: Tx) -> Subscription:
             sub = _subscription(_must(tx.one(_SUBSCRIPTION + " WHERE id = ?", (subscription_id,)),
                                       "subscription", subscription_id))
             _must(tx.one("SELECT 1 FROM customers WHERE id = ?", (requester_id,)), "customer", requester_id)
@@ -515,7 +537,8 @@ class SqlSupportBackend(SupportBackend):
                        (now, requester_id, reason_code, subscription_id))
             return sub.model_copy(update={"status": "cancelled", "cancelled_at": _at(now), "renews_at": None})
 
-        return await self.db.write(write)
+        return await self.db.write(lambda tx: _once(tx, intent, "cancel_subscription", subscription_id, Subscription,
+                                                    now, lambda: cancel(tx)))
 
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded:
         def write(tx: Tx) -> NoteAdded:
@@ -557,24 +580,49 @@ class SqlSupportBackend(SupportBackend):
 
         return await self.db.write(write)
 
-    async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int) -> ActionUndone:
-        def write(tx: Tx) -> ActionUndone:
+    async def record_action(self, tool: ReversibleTool, owner: ActionOwner, object_id: str, before: dict[str, Any],
+                            after: dict[str, Any], *, actor: str, now: int, reversible_until: int) -> str:
+        """Journal a reversible action another system carried out (e.g. a credit in Stripe)."""
+        return await self.db.write(lambda tx: _record_action(tx, tool, owner, object_id, before, after, actor, now,
+                                                             reversible_until))
+
+    async def undo_action(self, action_id: str, owner: ActionOwner, *, actor: str, now: int,
+                          external: Mapping[str, Reverser] | None = None) -> ActionUndone:
+        """Reverse an action of `owner`; one that another system carried out (its tool in `external`) is
+        reversed there first, then marked undone here."""
+
+        def check(tx: Tx) -> tuple[ReversibleAction, dict[str, Any], dict[str, Any]]:
             row = tx.one(_ACTION + " WHERE id = ?", (action_id,))
             # Another owner's action is reported exactly like a missing one: ids are guessable.
             if row is None or (row[2], row[3]) != (owner.customer_id, owner.account_id):
                 raise NotFound(f"action {action_id} not found")
             action = _action(row)
-            before, after = json.loads(row[5]), json.loads(row[6])
             if action.undone_at is not None:
                 raise DomainError(f"action {action_id} was already undone", code="already_undone")
             if now > int(row[8]):
                 raise DomainError(f"the undo window of action {action_id} has closed", code="undo_window_expired")
-            _UNDO[action.tool](tx, action, before, after, now)
-            tx.execute("UPDATE actions SET undone_at = ?, undone_by = ? WHERE id = ?", (now, actor, action_id))
+            return action, json.loads(row[5]), json.loads(row[6])
+
+        def mark(tx: Tx, action: ReversibleAction) -> ActionUndone:
+            if tx.execute("UPDATE actions SET undone_at = ?, undone_by = ? WHERE id = ? AND undone_at IS NULL",
+                          (now, actor, action_id)) != 1:
+                raise DomainError(f"action {action_id} was already undone", code="already_undone")
             return ActionUndone(action_id=action_id, tool=action.tool, customer_id=action.customer_id,
                                 account_id=action.account_id, object_id=action.object_id, undone_at=_at(now))
 
-        return await self.db.write(write)
+        def write(tx: Tx) -> ActionUndone:
+            action, before, after = check(tx)
+            _UNDO[action.tool](tx, action, before, after, now)
+            return mark(tx, action)
+
+        reverser = None
+        if external:
+            action, _, _ = await self.db.read(check)
+            reverser = external.get(action.tool)
+        if reverser is None:
+            return await self.db.write(write)
+        await reverser(action)
+        return await self.db.write(lambda tx: mark(tx, action))
 
 
 def _owning_row(tx: Tx, kind: ObjectKind, object_id: str) -> tuple[str, str | None] | None:

@@ -1,0 +1,37 @@
+"""`TicketsBackend`: support tickets, their messages and internal notes, and hand-offs to humans.
+
+Owns the ids of kind `ticket_id`. A hand-off puts the case in front of a human (in a helpdesk: the
+ticket assigned to the human queue with the summary as an internal note).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from deskgate.tools.backend.kinds import ObjectKind
+from deskgate.tools.models import Handoff, NoteAdded, Priority, Ticket, TicketStatus, TicketSummary
+
+
+class TicketsBackend(Protocol):
+    async def get_ticket(self, ticket_id: str) -> Ticket: ...
+
+    async def list_tickets(self, customer_id: str, *, status: TicketStatus | None = None,
+                           limit: int = 20) -> list[TicketSummary]: ...
+
+    async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded: ...
+
+    async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
+                             proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
+                             actor: str, now: int | None = None) -> str:
+        """Queue a hand-off to a human; returns its id. A ticket is marked escalated. Neither customer nor
+        ticket is fine (e.g. policy escalating an account-level call); both must agree."""
+        ...
+
+    async def get_handoff(self, handoff_id: str) -> Handoff: ...
+
+    # Ownership of `ticket_id` (see `SupportBackend.owners`).
+    async def owners(self, kind: ObjectKind, object_id: str) -> frozenset[str]: ...
+
+    async def customer_for(self, kind: ObjectKind, object_id: str) -> str | None: ...
+
+    async def account_for(self, kind: ObjectKind, object_id: str) -> str | None: ...
