@@ -225,7 +225,7 @@ async def _approval_status(ctx: ToolContext, approval_id: str) -> ActionStatus:
     state = approval.state_at(ctx.now)
     return ActionStatus(action_id=approval.id, kind="approval", status=state, customer_id=approval.customer_id,
                         created_at=datetime.fromtimestamp(approval.requested_at, UTC), tool=approval.tool,
-                        next_step=_APPROVAL_NEXT.get(state))
+                        next_step=_APPROVAL_NEXT.get(state), reason=approval.decision_reason)
 
 
 # --- specs ----------------------------------------------------------------------------------
