@@ -1,0 +1,199 @@
+"""The web console at /console/: server-rendered pages over the same runtime the MCP endpoint uses.
+
+Every page needs a logged-in person (`server/people/`); every POST needs the session's CSRF token;
+every answer carries the security headers (`server/console/security.py`). What a person may do is
+their role's (`PERMISSIONS`), checked by the operation itself, not by hiding a button. Every action
+- a login, a failed login, a logout, a decision, a refused decision - is appended to the audit log
+with the person (`kind: admin`, `channel: console`) before the page answers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
+from deskgate.server.console.words import ApprovalWords, approval_in_words
+from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, NotFound
+from deskgate.server.people.accounts import ConsoleSession, open_people
+from deskgate.server.people.decisions import decide
+from deskgate.server.runtime import Runtime
+
+_STATUS = {DeniedError: 403, NotFound: 404}
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+class Console:
+    def __init__(self, runtime: Runtime, *, public_url: str, clock: Callable[[], float] = time.time) -> None:
+        self.runtime = runtime
+        self.people = open_people(runtime.state_db, runtime.settings)
+        self.cookies = Cookies(public_url=public_url, force_secure=runtime.settings.console.secure_cookies)
+        self.clock = clock
+        self.templates = Environment(loader=PackageLoader("deskgate.server.console", "templates"),
+                                     autoescape=select_autoescape(default=True, default_for_string=True))
+
+    def app(self) -> ASGIApp:
+        routes = [
+            Route("/", self.home),
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/approvals", self.approvals, methods=["GET"]),
+            Route("/approvals/{approval_id}", self.decide, methods=["POST"]),
+            Mount("/static", StaticFiles(packages=[("deskgate.server.console", "static")]), name="static"),
+        ]
+        return SecurityHeaders(Starlette(routes=routes, exception_handlers={_LoginRequired: self._to_login}))
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.templates.get_template(template).render(root=request.scope.get("root_path", ""), **context)
+        return HTMLResponse(html, status_code=status)
+
+    async def audit(self, action: str, person: str, **fields: Any) -> None:
+        await self.runtime.audit.append({"kind": "admin", "action": action, "actor": person, "channel": "console",
+                                         **fields})
+
+    async def session(self, request: Request) -> ConsoleSession:
+        secret = self.cookies.session_of(request)
+        if secret is None:
+            raise _LoginRequired
+        try:
+            return await anyio.to_thread.run_sync(lambda: self.people.session(secret, now=self.now()))
+        except AuthenticationError:
+            raise _LoginRequired from None
+
+    async def posted(self, request: Request) -> tuple[ConsoleSession, dict[str, Any]]:
+        """The session and form of a POST whose CSRF token is the session's; else 403 (nothing done)."""
+        session = await self.session(request)
+        form = dict(await request.form())
+        if not same_token(session.csrf, form.get("csrf")):
+            raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+        return session, form
+
+    async def _to_login(self, request: Request, _: Exception) -> Response:
+        response = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
+        if self.cookies.session_of(request) is not None:  # an ended session's cookie goes too
+            self.cookies.clear(response, request, self.cookies.session_name(request))
+        return response
+
+    def _page(self, request: Request, session: ConsoleSession, template: str, status: int = 200,
+              **context: Any) -> HTMLResponse:
+        return self.render(request, template, status, person=session.person, csrf=session.csrf, **context)
+
+    # -- login and logout ---------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        await self.session(request)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/approvals", status_code=303)
+
+    async def login_form(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        token = _random()
+        response = self.render(request, "login.html", status, csrf=token, error=error)
+        self.cookies.set(response, request, LOGIN_COOKIE, token, max_age=900)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = dict(await request.form())
+        if not same_token(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
+            raise HTTPException(403, "the login form's CSRF token is missing or wrong; reload the page")
+        name, password, code = (str(form.get(k, "")) for k in ("name", "password", "code"))
+        address = request.client.host if request.client else "unknown"
+        try:
+            secret, session = await anyio.to_thread.run_sync(
+                lambda: self.people.login(name, password, code, address=address, now=self.now()))
+        except AuthenticationError as exc:
+            await self.audit("person.login_failed", name[:64], code=exc.code, address=address)
+            return await self.login_form(request, error=exc.reason, status=401)
+        # A new session id every login; a session cookie the browser brought is ended, never reused.
+        old = self.cookies.session_of(request)
+        if old is not None:
+            await anyio.to_thread.run_sync(self.people.logout, old)
+        await self.audit("person.login", session.person.name, address=address)
+        response = RedirectResponse(f"{request.scope.get('root_path', '')}/approvals", status_code=303)
+        self.cookies.set(response, request, self.cookies.session_name(request), secret,
+                         max_age=session.expires_at - session.created_at)
+        self.cookies.clear(response, request, LOGIN_COOKIE)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session, _ = await self.posted(request)
+        secret = self.cookies.session_of(request)
+        if secret is not None:
+            await anyio.to_thread.run_sync(self.people.logout, secret)
+        await self.audit("person.logout", session.person.name)
+        response = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
+        self.cookies.clear(response, request, self.cookies.session_name(request))
+        return response
+
+    # -- approvals ----------------------------------------------------------------------------------
+
+    async def approvals(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        session = await self.session(request)
+        pending, decided = await self._approval_lists()
+        return self._page(request, session, "approvals.html", status, pending=pending, decided=decided, error=error,
+                          may_decide=session.person.may("approvals.decide"), done=request.query_params.get("done"))
+
+    async def _approval_lists(self) -> tuple[list[ApprovalWords], list[ApprovalWords]]:
+        now = self.now()
+        runtime = self.runtime
+        every = await anyio.to_thread.run_sync(lambda: runtime.approvals.list_sync(now=now, everything=True))
+        tickets = await anyio.to_thread.run_sync(lambda: {
+            t.sid: t.ticket for t in runtime.state.tokens.list_sync(include_expired=True, now=now) if t.ticket})
+
+        async def words(approval: Any) -> ApprovalWords:
+            return await approval_in_words(approval, catalogue=runtime.catalogue, backend=runtime.backend,
+                                           ticket_of_session=tickets.get(approval.sid), now=now)
+
+        pending = [await words(a) for a in every if a.state_at(now) == "pending"]
+        recent = [a for a in every if a.state_at(now) != "pending" and (a.decided_at or a.requested_at) > now - 86400]
+        decided = [await words(a) for a in sorted(recent, key=lambda a: -(a.decided_at or a.requested_at))[:50]]
+        return pending, decided
+
+    async def decide(self, request: Request) -> Response:
+        session, form = await self.posted(request)
+        approval_id = request.path_params["approval_id"]
+        action = form.get("action")
+        if action not in ("approve", "deny"):
+            raise HTTPException(400, "action is approve or deny")
+        approve, reason = action == "approve", str(form.get("reason", ""))
+        person = session.person
+        try:
+            decided = await anyio.to_thread.run_sync(lambda: decide(
+                self.people, self.runtime.approvals, person, approval_id, approve=approve, reason=reason,
+                now=self.now()))
+        except DeskgateError as exc:
+            await self.audit("approval.refused", person.name, approval_id=approval_id[:32], attempted=action,
+                             code=exc.code)
+            status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
+            return await self.approvals(request, error=exc.reason, status=status)
+        await self.audit(f"approval.{action}", person.name, principal=person.name, approval_id=decided.id,
+                         tool=decided.tool, args_digest=decided.args_digest, requested_by=decided.sub,
+                         sid=decided.sid, state=decided.state_at(self.now()), reason=decided.decision_reason)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/approvals?done={decided.id}", status_code=303)
+
+
+def _random() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def build_console(runtime: Runtime, *, public_url: str) -> ASGIApp:
+    return Console(runtime, public_url=public_url).app()
