@@ -370,7 +370,8 @@ class ActionStatus(ActionOwner):
     reversible_until: datetime | None = None
     tool: str | None = pii(NONE, default=None, description="For an approval: the tool it is for.")
     next_step: str | None = pii(NONE, default=None, description="What to do now, when there is something to do.")
-    reason: str | None = pii(FREE, default=None, description="For a decided approval: the approver's reason.")
+    reason: str | None = pii(NONE, default=None,
+                             description="For a decided approval: the approver's reason (stored redacted).")
 
 
 class PolicyRules(Record):

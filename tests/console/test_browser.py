@@ -1,0 +1,80 @@
+"""The console in a real headless Chromium, against `deskgate serve`, with an agent over Streamable HTTP.
+
+An approver logs in with password and TOTP, sees the pending call the agent's real MCP call created,
+approves it, and the agent's repeat runs; denies another with a reason, and the agent reads it -
+in `get_action_status` and in the answer to its repeat - while the console shows the repeat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from tests.e2e.conftest import Deployment, call
+
+from . import browser as chromium
+from .browser import screenshot, wait_for
+from .conftest import REFUND, Member, agent, pending_refund
+
+pytestmark = pytest.mark.anyio
+browser = chromium.browser  # the fixture
+
+
+def log_in(driver: webdriver.Chrome, base: str, who: Member) -> None:
+    driver.get(f"{base}/console/")
+    wait_for(driver, "form.login")
+    driver.find_element(By.ID, "name").send_keys(who.name)
+    driver.find_element(By.ID, "password").send_keys(who.password)
+    driver.find_element(By.ID, "code").send_keys(who.code())
+    driver.find_element(By.ID, "login").click()
+    wait_for(driver, "h1 .count")
+
+
+def decide(driver: webdriver.Chrome, approval_id: str, action: str, reason: str = "") -> None:
+    card = wait_for(driver, f"article[id='{approval_id}']")
+    if reason:
+        card.find_element(By.NAME, "reason").send_keys(reason)
+    card.find_element(By.CSS_SELECTOR, f"button[value='{action}']").click()
+    wait_for(driver, "p.notice")
+
+
+async def test_an_approver_logs_in_sees_the_agents_call_in_words_approves_and_the_repeat_runs(
+        deployment: Deployment, http_server: str, member: Any, browser: webdriver.Chrome) -> None:
+    anna = member("anna")
+    async with agent(http_server, deployment) as client:
+        approval_id = await pending_refund(client)
+        await anyio.to_thread.run_sync(log_in, browser, http_server, anna)
+        card = wait_for(browser, f"article[id='{approval_id}']").text
+        for words in ("Refund an order", "120.00 EUR", "O-1", "agent-1", "damaged item", "expires in"):
+            assert words in card, (words, card)
+        assert "@" not in card  # no e-mail address, the customer's name masked
+        screenshot(browser, "approvals.png")
+        await anyio.to_thread.run_sync(decide, browser, approval_id, "approve")
+        assert approval_id in browser.find_element(By.CSS_SELECTOR, "p.notice").text
+        ran = await call(client, "issue_refund", **REFUND)
+        assert ran["status"] == "ok", ran
+    record = [r for r in deployment.audit_records() if r.get("action") == "approval.approve"][-1]
+    assert (record["actor"], record["approval_id"], record["channel"]) == ("anna", approval_id, "console")
+
+
+async def test_a_denial_reason_reaches_the_agent_and_its_repeat_is_shown_as_a_repeat(
+        deployment: Deployment, http_server: str, member: Any, browser: webdriver.Chrome) -> None:
+    ben = member("ben")
+    reason = "Already compensated with a voucher on the ticket."
+    async with agent(http_server, deployment) as client:
+        approval_id = await pending_refund(client)
+        await anyio.to_thread.run_sync(log_in, browser, http_server, ben)
+        await anyio.to_thread.run_sync(decide, browser, approval_id, "deny", reason)
+        status = await call(client, "get_action_status", action_id=approval_id)
+        assert (status["data"]["status"], status["data"]["reason"]) == ("denied", reason)
+        repeat = await call(client, "issue_refund", **REFUND)
+        assert (repeat["status"], repeat["code"], repeat["approval_id"]) == ("denied", "approval_denied", approval_id)
+        assert reason.rstrip(".") in repeat["reason"]
+    await anyio.to_thread.run_sync(browser.refresh)
+    row = wait_for(browser, f"tr[id='decided-{approval_id}']").text
+    assert "denied" in row and reason in row and "repeated 1\u00d7 after denial" in row
+    assert wait_for(browser, "p.empty").text == "Nothing waits for a decision."
