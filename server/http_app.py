@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from deskgate.scopes.mcp_auth import McpTokenVerifier
 from deskgate.server.console.app import build_console
 from deskgate.server.mcp_app import build_mcp_server, http_credential
+from deskgate.server.notify.sender import start_notifier
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import ServerSection
 
@@ -70,4 +71,5 @@ def build_http_app(runtime: Runtime, *, host: str, port: int | None = None) -> A
     app = mcp.streamable_http_app(stateless_http=True, json_response=True, host=host,
                                   max_request_body_size=server.max_request_bytes, transport_security=security)
     app.mount("/console", build_console(runtime, public_url=url))
+    start_notifier(runtime.settings, runtime.paths, runtime.state_db, public_url=url)
     return RefuseQueryTokens(app)
