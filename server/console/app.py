@@ -19,17 +19,21 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from deskgate.server.audit.postgres import table_records
+from deskgate.server.audit.reader import iter_records
+from deskgate.server.console import scorecard
 from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
 from deskgate.server.console.words import ApprovalWords, approval_in_words
 from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, NotFound
 from deskgate.server.people.accounts import ConsoleSession, open_people
 from deskgate.server.people.decisions import decide
 from deskgate.server.runtime import Runtime
+from deskgate.server.settings import database_url
 
 _STATUS = {DeniedError: 403, NotFound: 404}
 
@@ -55,6 +59,8 @@ class Console:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/approvals", self.approvals, methods=["GET"]),
             Route("/approvals/{approval_id}", self.decide, methods=["POST"]),
+            Route("/scorecard", self.scorecard_page, methods=["GET"]),
+            Route("/api/scorecard", self.scorecard_json, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("deskgate.server.console", "static")]), name="static"),
         ]
         return SecurityHeaders(Starlette(routes=routes, exception_handlers={_LoginRequired: self._to_login}))
@@ -189,6 +195,30 @@ class Console:
                          tool=decided.tool, args_digest=decided.args_digest, requested_by=decided.sub,
                          sid=decided.sid, state=decided.state_at(self.now()), reason=decided.decision_reason)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/approvals?done={decided.id}", status_code=303)
+
+
+    # -- scorecard ----------------------------------------------------------------------------------
+
+    async def _scorecard(self) -> dict[str, Any]:
+        runtime = self.runtime
+
+        def compute() -> dict[str, Any]:
+            records = (table_records(runtime.state_db) if database_url()
+                       else iter_records(runtime.paths.audit_dir))
+            approvals = runtime.approvals.list_sync(now=self.now(), everything=True)
+            return scorecard.build(records, approvals).as_json()
+
+        return await anyio.to_thread.run_sync(compute)
+
+    async def scorecard_page(self, request: Request) -> Response:
+        session = await self.session(request)
+        data = await self._scorecard()
+        return self._page(request, session, "scorecard.html", data=data, charts=scorecard.charts(data))
+
+    async def scorecard_json(self, request: Request) -> Response:
+        """The scorecard page's data, for dashboards: the same numbers, as JSON."""
+        await self.session(request)
+        return JSONResponse(await self._scorecard())
 
 
 def _random() -> str:

@@ -87,9 +87,9 @@ async def browser_client(base: str) -> AsyncIterator[httpx2.AsyncClient]:
 
 
 @asynccontextmanager
-async def agent(base: str, d: Deployment, sub: str = "agent-1") -> AsyncIterator[Client]:
+async def agent(base: str, d: Deployment, sub: str = "agent-1", role: str = "billing-agent") -> AsyncIterator[Client]:
     """An agent session over Streamable HTTP against the served process."""
-    async with http_client(base, d.token("billing-agent", sub=sub), "auto") as client:
+    async with http_client(base, d.token(role, sub=sub), "auto") as client:
         yield client
 
 

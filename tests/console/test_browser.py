@@ -7,6 +7,7 @@ in `get_action_status` and in the answer to its repeat - while the console shows
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio.to_thread
@@ -15,6 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from tests.e2e.conftest import Deployment, call
+from tests.e2e.test_scenarios import confirmed
 
 from . import browser as chromium
 from .browser import screenshot, wait_for
@@ -78,3 +80,36 @@ async def test_a_denial_reason_reaches_the_agent_and_its_repeat_is_shown_as_a_re
     row = wait_for(browser, f"tr[id='decided-{approval_id}']").text
     assert "denied" in row and reason in row and "repeated 1\u00d7 after denial" in row
     assert wait_for(browser, "p.empty").text == "Nothing waits for a decision."
+
+
+async def test_the_scorecard_draws_its_charts_from_the_same_numbers_as_its_json(
+        deployment: Deployment, http_server: str, member: Any, browser: webdriver.Chrome) -> None:
+    """Automated, approved, escalated and denied calls by real agents; the page's SVG charts have bars, and the
+    API answers the same numbers to the same logged-in person."""
+    anna = member("anna")
+    async with agent(http_server, deployment) as client:
+        assert (await confirmed(client, "issue_refund", **{**REFUND, "amount": "5.00"}))["status"] == "ok"
+        credit = await call(client, "apply_account_credit", account_id="A-1", amount="30.00", reason_code="sla_breach")
+        assert credit["status"] == "ok", credit
+        approval_id = await pending_refund(client)
+        assert (await call(client, "issue_refund", **{**REFUND, "amount": "900.00"}))["status"] == "escalated"
+        await anyio.to_thread.run_sync(log_in, browser, http_server, anna)
+        await anyio.to_thread.run_sync(decide, browser, approval_id, "approve")
+        ran = await call(client, "issue_refund", **REFUND)
+        assert ran["status"] == "ok", ran
+    async with agent(http_server, deployment, role="tier1-agent") as tier1:
+        assert (await call(tier1, "issue_refund", **REFUND))["status"] == "denied"
+    await anyio.to_thread.run_sync(browser.get, f"{http_server}/console/scorecard")
+    figures = browser.find_elements(By.CSS_SELECTOR, "figure.chart")
+    assert len(figures) == 5
+    assert all(f.find_elements(By.CSS_SELECTOR, "svg rect") for f in figures[:4])
+    assert "Actions executed, by tool and tier" in browser.page_source
+    screenshot(browser, "scorecard.png")
+    await anyio.to_thread.run_sync(browser.get, f"{http_server}/console/api/scorecard")
+    data = json.loads(browser.find_element(By.TAG_NAME, "pre").text)
+    assert data["resolution_mix"] == {"automated": 2, "approved": 1, "escalated": 1, "denied": 1}
+    assert data["executed_by_tool_and_tier"] == {"apply_account_credit": {"automate": 1},
+                                                 "issue_refund": {"assist": 1, "automate": 1}}
+    assert {(r["currency"], r["reason_code"], r["amount"]) for r in data["paid_out"]} == {
+        ("EUR", "damaged_item", "125.00"), ("EUR", "sla_breach", "30.00")}
+    assert data["approval_time_to_decision_s"]["count"] == 1
