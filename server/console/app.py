@@ -24,16 +24,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from deskgate.scopes.tokens import TOKEN_ID
 from deskgate.server.audit.postgres import table_records
 from deskgate.server.audit.reader import iter_records
 from deskgate.server.console import scorecard
 from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
-from deskgate.server.console.words import ApprovalWords, approval_in_words
-from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, NotFound
+from deskgate.server.console.words import ApprovalWords, approval_in_words, when
+from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, InvalidArguments, NotFound
 from deskgate.server.people.accounts import ConsoleSession, open_people
 from deskgate.server.people.decisions import decide
 from deskgate.server.runtime import Runtime
-from deskgate.server.settings import database_url
+from deskgate.server.settings import database_url, parse_duration
 
 _STATUS = {DeniedError: 403, NotFound: 404}
 
@@ -59,6 +60,9 @@ class Console:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/approvals", self.approvals, methods=["GET"]),
             Route("/approvals/{approval_id}", self.decide, methods=["POST"]),
+            Route("/sessions", self.sessions, methods=["GET"]),
+            Route("/sessions", self.issue, methods=["POST"]),
+            Route("/sessions/{jti}/revoke", self.revoke, methods=["POST"]),
             Route("/scorecard", self.scorecard_page, methods=["GET"]),
             Route("/api/scorecard", self.scorecard_json, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("deskgate.server.console", "static")]), name="static"),
@@ -196,6 +200,61 @@ class Console:
                          sid=decided.sid, state=decided.state_at(self.now()), reason=decided.decision_reason)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/approvals?done={decided.id}", status_code=303)
 
+
+    # -- sessions (agent tokens) ----------------------------------------------------------------------
+
+    async def sessions(self, request: Request, *, issued: str | None = None, error: str | None = None,
+                       status: int = 200) -> Response:
+        session = await self.session(request)
+        now = self.now()
+        tokens = await anyio.to_thread.run_sync(
+            lambda: self.runtime.state.tokens.list_sync(include_expired=False, now=now))
+        return self._page(request, session, "sessions.html", status, tokens=tokens[::-1], issued=issued,
+                          error=error, roles=sorted(self.runtime.roles.grants()),
+                          may_manage=session.person.may("tokens.manage"), when=when,
+                          default_ttl=self.runtime.settings.tokens.default_ttl)
+
+    async def issue(self, request: Request) -> Response:
+        """Issue an agent session token; it is shown once, on this answer only (never stored, never logged)."""
+        session, form = await self.posted(request)
+        person, runtime = session.person, self.runtime
+        text = {k: str(form.get(k, "")).strip() for k in ("sub", "role", "ttl", "customer", "ticket", "max_refund")}
+        try:
+            person.require("tokens.manage")
+            if text["role"] not in runtime.roles.grants():
+                raise InvalidArguments("choose one of the roles", code="invalid_role")
+            try:
+                ttl = parse_duration(text["ttl"] or runtime.settings.tokens.default_ttl)
+            except ValueError:
+                raise InvalidArguments("a lifetime is like 30m, 8h or 90s", code="invalid_ttl") from None
+            bound = runtime.manifest["manifest_hash"] if runtime.settings.tokens.bind_manifest else None
+            token, record = await anyio.to_thread.run_sync(lambda: runtime.issuer.issue(
+                text["sub"], runtime.roles.scopes_of(text["role"]), ttl, customer=text["customer"] or None,
+                ticket=text["ticket"] or None, max_refund=text["max_refund"] or None, manifest_hash=bound))
+            await anyio.to_thread.run_sync(lambda: self.people.link_token(person.name, record.sid, now=self.now()))
+        except DeskgateError as exc:
+            status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
+            return await self.sessions(request, error=exc.reason, status=status)
+        await self.audit("token.issued", person.name, jti=record.jti, sub=record.sub, sid=record.sid,
+                         scopes=record.scopes, kid=record.kid, expires_at=record.expires_at, customer=record.customer,
+                         ticket=record.ticket, max_refund=record.max_refund, role=text["role"])
+        return await self.sessions(request, issued=token)
+
+    async def revoke(self, request: Request) -> Response:
+        session, form = await self.posted(request)
+        person, jti = session.person, request.path_params["jti"]
+        reason = str(form.get("reason", "")).strip() or f"revoked by {person.name} in the console"
+        try:
+            person.require("tokens.manage")
+            if not TOKEN_ID.match(jti) or not reason.isprintable() or len(reason) > 200:
+                raise InvalidArguments("not a token id, or a reason that is not 1-200 printable characters")
+            await anyio.to_thread.run_sync(
+                lambda: self.runtime.state.tokens.revoke_sync("jti", jti, reason, self.now()))
+        except DeskgateError as exc:
+            status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
+            return await self.sessions(request, error=exc.reason, status=status)
+        await self.audit("token.revoked", person.name, target="jti", value=jti, reason=reason)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/sessions", status_code=303)
 
     # -- scorecard ----------------------------------------------------------------------------------
 

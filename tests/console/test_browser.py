@@ -11,12 +11,15 @@ import json
 from typing import Any
 
 import anyio.to_thread
+import httpx2
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from tests.e2e.conftest import Deployment, call
 from tests.e2e.test_scenarios import confirmed
+from tests.e2e.test_transports import http_client
 
 from . import browser as chromium
 from .browser import screenshot, wait_for
@@ -113,3 +116,44 @@ async def test_the_scorecard_draws_its_charts_from_the_same_numbers_as_its_json(
     assert {(r["currency"], r["reason_code"], r["amount"]) for r in data["paid_out"]} == {
         ("EUR", "damaged_item", "125.00"), ("EUR", "sla_breach", "30.00")}
     assert data["approval_time_to_decision_s"]["count"] == 1
+
+
+async def test_an_admin_issues_a_token_copies_it_once_and_revokes_it_and_cannot_approve_its_calls(
+        deployment: Deployment, http_server: str, member: Any, browser: webdriver.Chrome) -> None:
+    """The token works for a real agent until revoked; a call it makes is the issuing admin's own request."""
+    ada = member("ada", "admin")
+    await anyio.to_thread.run_sync(log_in, browser, http_server, ada)
+
+    def issue() -> str:
+        browser.get(f"{http_server}/console/sessions")
+        browser.find_element(By.ID, "sub").send_keys("agent-7")
+        Select(browser.find_element(By.ID, "role")).select_by_visible_text("billing-agent")
+        browser.find_element(By.ID, "max_refund").send_keys("200.00")
+        browser.find_element(By.ID, "issue").click()
+        return str(wait_for(browser, "#issued-token").get_attribute("value"))
+
+    token = await anyio.to_thread.run_sync(issue)
+    async with http_client(http_server, token, "auto") as client:
+        approval_id = await pending_refund(client)
+    await anyio.to_thread.run_sync(browser.get, f"{http_server}/console/approvals")
+    await anyio.to_thread.run_sync(decide_refused, browser, approval_id)
+    await anyio.to_thread.run_sync(browser.get, f"{http_server}/console/sessions")
+    assert "issued-token" not in browser.page_source and token not in browser.page_source  # shown once
+    row = wait_for(browser, "tr[id^='token-']")
+    assert "agent-7" in row.text and "payout cap 200.00" in row.text
+    await anyio.to_thread.run_sync(lambda: row.find_element(By.CSS_SELECTOR, "button.deny").click())
+    assert "revoked" in wait_for(browser, "tr[id^='token-']").text
+    async with httpx2.AsyncClient() as http:
+        refused = await http.post(f"{http_server}/mcp", headers={"Authorization": f"Bearer {token}",
+                                  "Accept": "application/json, text/event-stream"},
+                                  json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert refused.status_code == 401
+    issued = [r for r in deployment.audit_records() if r.get("action") == "token.issued"]
+    assert [(r["actor"], r["sub"], r["role"]) for r in issued] == [("ada", "agent-7", "billing-agent")]
+    assert token not in deployment.audit_text()
+
+
+def decide_refused(driver: webdriver.Chrome, approval_id: str) -> None:
+    card = wait_for(driver, f"article[id='{approval_id}']")
+    card.find_element(By.CSS_SELECTOR, "button[value='approve']").click()
+    assert "own request" in wait_for(driver, "p.error").text

@@ -215,3 +215,22 @@ async def test_an_auditor_or_specialist_sees_the_queue_but_cannot_decide(
                                   data={"csrf": form_token(page.text), "action": "approve"})
         assert refused.status_code == 403 and f"a {role} may not do this" in refused.text
     assert deployment.runtime.approvals.get_sync(approval_id).state == "pending"
+
+
+async def test_only_an_admin_issues_or_revokes_tokens(deployment: Deployment, http_server: str, member: Any) -> None:
+    """An approver sees no issue form, and forged POSTs to issue or revoke are refused; nothing is issued."""
+    apo = member("apo")
+    known = deployment.runtime.state.tokens.list_sync(include_expired=True, now=int(time.time()))
+    deployment.token("billing-agent", sub="agent-1")
+    async with browser_client(http_server) as http:
+        await log_in(http, http_server, apo)
+        page = await http.get("/console/sessions")
+        assert page.status_code == 200 and 'id="issue"' not in page.text
+        csrf = form_token(page.text)
+        issued = await http.post("/console/sessions", data={"csrf": csrf, "sub": "x", "role": "billing-agent"})
+        assert issued.status_code == 403 and "may not do this" in issued.text
+        jti = deployment.runtime.state.tokens.list_sync(include_expired=False, now=int(time.time()))[-1].jti
+        revoked = await http.post(f"/console/sessions/{jti}/revoke", data={"csrf": csrf})
+        assert revoked.status_code == 403
+    after = deployment.runtime.state.tokens.list_sync(include_expired=True, now=int(time.time()))
+    assert len(after) == len(known) + 1 and not any(t.revoked for t in after)

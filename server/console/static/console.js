@@ -11,3 +11,16 @@
     if (!typing) { window.location.reload(); }
   }, seconds * 1000);
 })();
+
+// "Copy" next to a token shown once: the clipboard API, no inline handler.
+(function () {
+  var buttons = document.querySelectorAll("button[data-copy]");
+  Array.prototype.forEach.call(buttons, function (button) {
+    button.addEventListener("click", function () {
+      var field = document.getElementById(button.getAttribute("data-copy"));
+      field.select();
+      if (navigator.clipboard) { navigator.clipboard.writeText(field.value); }
+      button.textContent = "Copied";
+    });
+  });
+})();
