@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio.to_thread
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -25,16 +26,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from deskgate.scopes.tokens import TOKEN_ID
-from deskgate.server.audit.postgres import table_records
-from deskgate.server.audit.reader import iter_records
-from deskgate.server.console import scorecard
+from deskgate.server.audit.reader import export_jsonl
+from deskgate.server.audit.verify import Report
+from deskgate.server.console import auditing, scorecard
 from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
 from deskgate.server.console.words import ApprovalWords, approval_in_words, when
 from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, InvalidArguments, NotFound
 from deskgate.server.people.accounts import ConsoleSession, open_people
 from deskgate.server.people.decisions import decide
 from deskgate.server.runtime import Runtime
-from deskgate.server.settings import database_url, parse_duration
+from deskgate.server.settings import parse_duration
 
 _STATUS = {DeniedError: 403, NotFound: 404}
 
@@ -63,6 +64,9 @@ class Console:
             Route("/sessions", self.sessions, methods=["GET"]),
             Route("/sessions", self.issue, methods=["POST"]),
             Route("/sessions/{jti}/revoke", self.revoke, methods=["POST"]),
+            Route("/audit", self.audit_page, methods=["GET"]),
+            Route("/audit/verify", self.audit_verify, methods=["POST"]),
+            Route("/audit/export", self.audit_export, methods=["GET"]),
             Route("/scorecard", self.scorecard_page, methods=["GET"]),
             Route("/api/scorecard", self.scorecard_json, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("deskgate.server.console", "static")]), name="static"),
@@ -256,14 +260,50 @@ class Console:
         await self.audit("token.revoked", person.name, target="jti", value=jti, reason=reason)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/sessions", status_code=303)
 
+    # -- audit --------------------------------------------------------------------------------------
+
+    async def audit_page(self, request: Request, *, report: Report | None = None) -> Response:
+        session = await self.session(request)
+        query = auditing.Search.of(request.query_params)
+        try:
+            found = await anyio.to_thread.run_sync(lambda: auditing.search(self.runtime, query))
+            error = None
+        except DeskgateError as exc:
+            found, error = [], exc.reason
+        return self._page(request, session, "audit.html", 400 if error else 200, query=query, found=found,
+                          error=error, report=report, when_of=auditing.when_of, shown=auditing.SHOWN,
+                          export=urlencode(query.params()))
+
+    async def audit_verify(self, request: Request) -> Response:
+        session, _ = await self.posted(request)
+        report = await anyio.to_thread.run_sync(lambda: auditing.check(self.runtime))
+        if report.ok:
+            await self.audit("audit.verified", session.person.name, records=report.records, last_seq=report.last_seq)
+        else:
+            await self.audit("audit.verify_failed", session.person.name, problem=str(report.problems[0])[:300],
+                             good_records=report.records)
+        return await self.audit_page(request, report=report)
+
+    async def audit_export(self, request: Request) -> Response:
+        """The matching records as JSON Lines in their stored canonical form (a SIEM can re-check the hashes)."""
+        session = await self.session(request)
+        query = auditing.Search.of(request.query_params)
+        try:
+            found = await anyio.to_thread.run_sync(lambda: auditing.search(self.runtime, query, limit=None))
+        except DeskgateError as exc:
+            raise HTTPException(400, exc.reason) from None
+        await self.audit("audit.exported", session.person.name, filters=query.params(), records=len(found))
+        body = "".join(f"{line}\n" for line in export_jsonl(reversed(found)))
+        return Response(body, media_type="application/x-ndjson",
+                        headers={"Content-Disposition": 'attachment; filename="deskgate-audit.jsonl"'})
+
     # -- scorecard ----------------------------------------------------------------------------------
 
     async def _scorecard(self) -> dict[str, Any]:
         runtime = self.runtime
 
         def compute() -> dict[str, Any]:
-            records = (table_records(runtime.state_db) if database_url()
-                       else iter_records(runtime.paths.audit_dir))
+            records = auditing.records(runtime)
             approvals = runtime.approvals.list_sync(now=self.now(), everything=True)
             return scorecard.build(records, approvals).as_json()
 
