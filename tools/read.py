@@ -203,10 +203,10 @@ async def get_action_status(ctx: ToolContext, args: ActionRef) -> ActionStatus:
     if args.action_id.startswith("AP-"):
         return await _approval_status(ctx, args.action_id)
     if args.action_id.startswith("H-"):
-        handoff = await ctx.backend.get_handoff(args.action_id)
+        handoff = await ctx.backend.handoff_detail(args.action_id)
         return ActionStatus(action_id=handoff.handoff_id, kind="handoff", status=handoff.status,
                             customer_id=handoff.customer_id, ticket_id=handoff.ticket_id,
-                            created_at=handoff.created_at)
+                            created_at=handoff.created_at, reason=handoff.resolution)
     action = await ctx.backend.get_action(args.action_id)
     return ActionStatus(action_id=action.action_id, kind="reversible_action",
                         status="undone" if action.undone_at else "done", customer_id=action.customer_id,

@@ -30,10 +30,11 @@ from deskgate.server.audit.reader import export_jsonl
 from deskgate.server.audit.verify import Report
 from deskgate.server.console import auditing, scorecard
 from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
-from deskgate.server.console.words import ApprovalWords, approval_in_words, when
+from deskgate.server.console.words import ApprovalWords, approval_in_words, handoff_in_words, when
 from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, InvalidArguments, NotFound
 from deskgate.server.people.accounts import ConsoleSession, open_people
 from deskgate.server.people.decisions import decide
+from deskgate.server.redaction.redactor import redact_text
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import parse_duration
 
@@ -61,6 +62,8 @@ class Console:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/approvals", self.approvals, methods=["GET"]),
             Route("/approvals/{approval_id}", self.decide, methods=["POST"]),
+            Route("/escalations", self.escalations, methods=["GET"]),
+            Route("/escalations/{handoff_id}", self.work, methods=["POST"]),
             Route("/sessions", self.sessions, methods=["GET"]),
             Route("/sessions", self.issue, methods=["POST"]),
             Route("/sessions/{jti}/revoke", self.revoke, methods=["POST"]),
@@ -204,6 +207,43 @@ class Console:
                          sid=decided.sid, state=decided.state_at(self.now()), reason=decided.decision_reason)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/approvals?done={decided.id}", status_code=303)
 
+
+    # -- escalations -----------------------------------------------------------------------------------
+
+    async def escalations(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        session = await self.session(request)
+        handoffs = await self.runtime.backend.list_handoffs(open_only=False)
+        shown = [await handoff_in_words(h, self.runtime.backend) for h in handoffs]
+        return self._page(request, session, "escalations.html", status, error=error,
+                          open=[h for h in shown if h.status != "closed"],
+                          closed=[h for h in shown if h.status == "closed"][:50],
+                          may_work=session.person.may("escalations.work"), done=request.query_params.get("done"))
+
+    async def work(self, request: Request) -> Response:
+        """Take a hand-off, or close it with the reply the agent reads (`get_action_status`)."""
+        session, form = await self.posted(request)
+        person, handoff_id = session.person, request.path_params["handoff_id"]
+        action = form.get("action")
+        reply = redact_text(str(form.get("reply", "")).strip())
+        try:
+            person.require("escalations.work")
+            if action not in ("take", "close"):
+                raise InvalidArguments("action is take or close")
+            if action == "close" and not 0 < len(reply) <= 1000:
+                raise InvalidArguments("closing needs a reply for the agent (at most 1000 characters)",
+                                       code="reply_required")
+            worked = await self.runtime.backend.work_handoff(
+                handoff_id, "taken" if action == "take" else "closed", person=person.name,
+                resolution=reply if action == "close" else None)
+        except DeskgateError as exc:
+            await self.audit("handoff.refused", person.name, handoff_id=handoff_id[:32], attempted=str(action)[:8],
+                             code=exc.code)
+            status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
+            return await self.escalations(request, error=exc.reason, status=status)
+        await self.audit(f"handoff.{action}", person.name, handoff_id=worked.handoff_id, state=worked.status,
+                         reply=worked.resolution if action == "close" else None)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/escalations?done={worked.handoff_id}",
+                                status_code=303)
 
     # -- sessions (agent tokens) ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from deskgate.server.policy.approvals import Approval
 from deskgate.server.redaction.masks import mask_name
 from deskgate.server.redaction.redactor import redact_text
 from deskgate.tools.backend.base import SupportBackend
+from deskgate.tools.models import HandoffDetail
 from deskgate.tools.spec import Catalogue
 
 # Arguments that name an object, in the order they are shown.
@@ -90,3 +91,38 @@ async def approval_in_words(approval: Approval, *, catalogue: Catalogue, backend
         decided_by=approval.decided_by, reason=approval.decision_reason, repeats=approval.repeats,
         extra={k: redact_text(str(v)) for k, v in sorted(args.items()) if k not in shown and isinstance(v, str | int)},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffWords:
+    id: str
+    status: str
+    priority: str
+    source: str
+    customer_id: str | None
+    customer: str | None
+    ticket: str | None
+    summary: str
+    tried: str
+    proposed_action: str
+    handed_by: str
+    created_at: str
+    handled_by: str | None
+    resolution: str | None
+
+
+async def handoff_in_words(handoff: HandoffDetail, backend: SupportBackend) -> HandoffWords:
+    """The agent's (or policy's) words, with every PII detection masked; the customer's name masked."""
+    name = None
+    if handoff.customer_id:
+        try:
+            name = mask_name((await backend.get_customer(handoff.customer_id)).name)
+        except DeskgateError:
+            name = None
+    return HandoffWords(
+        id=handoff.handoff_id, status=handoff.status, priority=handoff.priority, source=handoff.source,
+        customer_id=handoff.customer_id, customer=name, ticket=handoff.ticket_id,
+        summary=redact_text(handoff.summary), tried=redact_text(handoff.tried),
+        proposed_action=redact_text(handoff.proposed_action), handed_by=handoff.actor,
+        created_at=when(int(handoff.created_at.timestamp())), handled_by=handoff.handled_by,
+        resolution=handoff.resolution)

@@ -157,3 +157,40 @@ def decide_refused(driver: webdriver.Chrome, approval_id: str) -> None:
     card = wait_for(driver, f"article[id='{approval_id}']")
     card.find_element(By.CSS_SELECTOR, "button[value='approve']").click()
     assert "own request" in wait_for(driver, "p.error").text
+
+
+async def test_a_specialist_takes_and_closes_an_escalation_and_the_agent_reads_the_reply(
+        deployment: Deployment, http_server: str, member: Any, browser: webdriver.Chrome) -> None:
+    """A policy escalation and an agent's hand-off (its e-mail address masked on the page); take, then close with
+    a reply: the agent sees taken, then closed with the reply."""
+    spe = member("spe", "specialist")
+    reply = "Refunded 900.00 by bank transfer after checking the invoice."
+    async with agent(http_server, deployment) as client:
+        escalated = await call(client, "issue_refund", **{**REFUND, "amount": "900.00"})
+        handoff_id = escalated["escalation_id"]
+        asked = await call(client, "escalate_to_human", customer_id="C-1", priority="normal",
+                           summary="Customer wants the invoice sent to jane.roe@example.com",
+                           tried="Looked up the order", proposed_action="Send the invoice")
+        assert asked["status"] == "ok", asked
+        await anyio.to_thread.run_sync(log_in, browser, http_server, spe)
+        await anyio.to_thread.run_sync(browser.get, f"{http_server}/console/escalations")
+        page = await anyio.to_thread.run_sync(lambda: wait_for(browser, f"article[id='{handoff_id}']").text)
+        assert "Policy escalated issue_refund" in page and "high" in page
+        assert "jane.roe@example.com" not in browser.page_source
+        await anyio.to_thread.run_sync(decide_handoff, browser, handoff_id, "take", "")
+        assert (await call(client, "get_action_status", action_id=handoff_id))["data"]["status"] == "taken"
+        await anyio.to_thread.run_sync(decide_handoff, browser, handoff_id, "close", reply)
+        status = (await call(client, "get_action_status", action_id=handoff_id))["data"]
+        assert (status["status"], status["reason"]) == ("closed", reply)
+    row = wait_for(browser, f"tr[id='closed-{handoff_id}']").text
+    assert "spe" in row and reply in row
+    actions = [(r["actor"], r["action"]) for r in deployment.audit_records() if r.get("kind") == "admin"]
+    assert ("spe", "handoff.take") in actions and ("spe", "handoff.close") in actions
+
+
+def decide_handoff(driver: webdriver.Chrome, handoff_id: str, action: str, reply: str) -> None:
+    card = wait_for(driver, f"article[id='{handoff_id}']")
+    if reply:
+        card.find_element(By.NAME, "reply").send_keys(reply)
+    card.find_element(By.CSS_SELECTOR, f"button[value='{action}']").click()
+    wait_for(driver, "p.notice")

@@ -234,3 +234,33 @@ async def test_only_an_admin_issues_or_revokes_tokens(deployment: Deployment, ht
         assert revoked.status_code == 403
     after = deployment.runtime.state.tokens.list_sync(include_expired=True, now=int(time.time()))
     assert len(after) == len(known) + 1 and not any(t.revoked for t in after)
+
+
+async def test_escalations_are_worked_only_by_roles_that_may_and_a_closed_one_stays_closed(
+        deployment: Deployment, http_server: str, member: Any) -> None:
+    """An auditor cannot take; closing needs a reply; after closing, neither take nor close changes it."""
+    aud, spe = member("aud", "auditor"), member("spe", "specialist")
+    async with agent(http_server, deployment) as client:
+        handoff_id = (await call(client, "issue_refund", order_id="O-1", amount="900.00",
+                                 reason_code="damaged_item"))["escalation_id"]
+    async with browser_client(http_server) as http:
+        await log_in(http, http_server, aud)
+        page = await http.get("/console/escalations")
+        assert handoff_id in page.text and 'value="take"' not in page.text
+        refused = await http.post(f"/console/escalations/{handoff_id}", data={"csrf": form_token(page.text),
+                                                                              "action": "take"})
+        assert refused.status_code == 403
+    async with browser_client(http_server) as http:
+        await log_in(http, http_server, spe)
+        csrf = form_token((await http.get("/console/escalations")).text)
+        no_reply = await http.post(f"/console/escalations/{handoff_id}", data={"csrf": csrf, "action": "close"})
+        assert no_reply.status_code == 400 and "needs a reply" in no_reply.text
+        closed = await http.post(f"/console/escalations/{handoff_id}",
+                                 data={"csrf": csrf, "action": "close", "reply": "Done by phone."})
+        assert closed.status_code == 303
+        for action in ("take", "close"):
+            again = await http.post(f"/console/escalations/{handoff_id}",
+                                    data={"csrf": csrf, "action": action, "reply": "again"})
+            assert again.status_code == 400 and "is closed" in again.text
+    detail = await deployment.runtime.backend.handoff_detail(handoff_id)
+    assert (detail.status, detail.handled_by, detail.resolution) == ("closed", "spe", "Done by phone.")
