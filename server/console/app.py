@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from deskgate.config import packaged
 from deskgate.scopes.tokens import TOKEN_ID
 from deskgate.server.audit.reader import export_jsonl
 from deskgate.server.audit.verify import Report
@@ -32,6 +34,8 @@ from deskgate.server.console import auditing, scorecard
 from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
 from deskgate.server.console.words import ApprovalWords, approval_in_words, handoff_in_words, when
 from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, InvalidArguments, NotFound
+from deskgate.server.manifest import lock
+from deskgate.server.manifest.diff import diff
 from deskgate.server.people.accounts import ConsoleSession, open_people
 from deskgate.server.people.decisions import decide
 from deskgate.server.redaction.redactor import redact_text
@@ -70,6 +74,10 @@ class Console:
             Route("/audit", self.audit_page, methods=["GET"]),
             Route("/audit/verify", self.audit_verify, methods=["POST"]),
             Route("/audit/export", self.audit_export, methods=["GET"]),
+            Route("/manifest", self.manifest_page, methods=["GET"]),
+            Route("/manifest/pin", self.pin, methods=["POST"]),
+            Route("/breakers", self.breakers, methods=["GET"]),
+            Route("/breakers/{name}/reset", self.reset_breaker, methods=["POST"]),
             Route("/scorecard", self.scorecard_page, methods=["GET"]),
             Route("/api/scorecard", self.scorecard_json, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("deskgate.server.console", "static")]), name="static"),
@@ -336,6 +344,56 @@ class Console:
         body = "".join(f"{line}\n" for line in export_jsonl(reversed(found)))
         return Response(body, media_type="application/x-ndjson",
                         headers={"Content-Disposition": 'attachment; filename="deskgate-audit.jsonl"'})
+
+    # -- manifest and breakers ----------------------------------------------------------------------
+
+    def _lock_target(self) -> Path:
+        paths = self.runtime.paths
+        return paths.manifest_lock if paths.manifest_lock.exists() else packaged(lock.RELEASE_LOCK)
+
+    async def manifest_page(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        session = await self.session(request)
+        target = self._lock_target()
+        pinned = lock.load(target) if target.exists() else None
+        changes = diff(pinned, self.runtime.manifest) if pinned is not None else []
+        return self._page(request, session, "manifest.html", status, error=error, target=target,
+                          served=self.runtime.manifest["manifest_hash"],
+                          pinned=pinned["manifest_hash"] if pinned else None, changes=changes,
+                          may_pin=session.person.may("manifest.pin"), tools=len(self.runtime.manifest["tools"]))
+
+    async def pin(self, request: Request) -> Response:
+        """Pin the served manifest in this deployment's lock ($DESKGATE_HOME/manifest.lock)."""
+        session, _ = await self.posted(request)
+        try:
+            session.person.require("manifest.pin")
+        except DeskgateError as exc:
+            return await self.manifest_page(request, error=exc.reason, status=403)
+        target = self.runtime.paths.manifest_lock
+        pinned = await anyio.to_thread.run_sync(lambda: lock.pin(self.runtime.manifest, target))
+        await self.audit("manifest.pinned", session.person.name, manifest_hash=pinned, lock=str(target))
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/manifest", status_code=303)
+
+    async def breakers(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        session = await self.session(request)
+        tripped = await anyio.to_thread.run_sync(self.runtime.state.breakers.list_sync)
+        return self._page(request, session, "breakers.html", status, error=error, tripped=tripped, when=when,
+                          may_reset=session.person.may("breakers.reset"))
+
+    async def reset_breaker(self, request: Request) -> Response:
+        session, _ = await self.posted(request)
+        name = request.path_params["name"]
+        try:
+            session.person.require("breakers.reset")
+            tripped = {row[0]: row for row in await anyio.to_thread.run_sync(self.runtime.state.breakers.list_sync)}
+            if name not in tripped:
+                raise NotFound("this breaker is not tripped", code="breaker_not_tripped")
+            await anyio.to_thread.run_sync(self.runtime.state.breakers.reset_sync, name)
+        except DeskgateError as exc:
+            status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
+            return await self.breakers(request, error=exc.reason, status=status)
+        await self.audit("breaker.reset", session.person.name, breaker=name, principal=session.person.name,
+                         tripped_at=tripped[name][1], trip_reason=tripped[name][2], at=self.now())
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/breakers", status_code=303)
 
     # -- scorecard ----------------------------------------------------------------------------------
 
