@@ -9,6 +9,7 @@ with the person (`kind: admin`, `channel: console`) before the page answers.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from deskgate.config import packaged
 from deskgate.scopes.tokens import TOKEN_ID
 from deskgate.server.audit.reader import export_jsonl
 from deskgate.server.audit.verify import Report
-from deskgate.server.console import auditing, scorecard
+from deskgate.server.console import auditing, qa, scorecard
 from deskgate.server.console.security import LOGIN_COOKIE, Cookies, SecurityHeaders, same_token
 from deskgate.server.console.words import ApprovalWords, approval_in_words, handoff_in_words, when
 from deskgate.server.errors import AuthenticationError, DeniedError, DeskgateError, InvalidArguments, NotFound
@@ -53,6 +54,8 @@ class Console:
     def __init__(self, runtime: Runtime, *, public_url: str, clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.people = open_people(runtime.state_db, runtime.settings)
+        self.reviews = qa.Reviews(runtime.state_db)
+        self.reviews.upgrade()
         self.cookies = Cookies(public_url=public_url, force_secure=runtime.settings.console.secure_cookies)
         self.clock = clock
         self.templates = Environment(loader=PackageLoader("deskgate.server.console", "templates"),
@@ -74,6 +77,8 @@ class Console:
             Route("/audit", self.audit_page, methods=["GET"]),
             Route("/audit/verify", self.audit_verify, methods=["POST"]),
             Route("/audit/export", self.audit_export, methods=["GET"]),
+            Route("/qa", self.qa_page, methods=["GET"]),
+            Route("/qa/{request_id}", self.qa_review, methods=["POST"]),
             Route("/manifest", self.manifest_page, methods=["GET"]),
             Route("/manifest/pin", self.pin, methods=["POST"]),
             Route("/breakers", self.breakers, methods=["GET"]),
@@ -345,6 +350,41 @@ class Console:
         return Response(body, media_type="application/x-ndjson",
                         headers={"Content-Disposition": 'attachment; filename="deskgate-audit.jsonl"'})
 
+    # -- QA sampling ----------------------------------------------------------------------------------
+
+    def _week(self, request: Request) -> str:
+        week = str(request.query_params.get("week") or qa.this_week(self.now()))
+        if not re.fullmatch(r"[0-9]{4}-W[0-9]{2}", week):
+            raise HTTPException(400, "a week is like 2026-W50")
+        return week
+
+    async def qa_page(self, request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        session = await self.session(request)
+        week = self._week(request)
+        sampled = await anyio.to_thread.run_sync(lambda: qa.sample(auditing.records(self.runtime), week))
+        reviews = await anyio.to_thread.run_sync(self.reviews.of_week, week)
+        return self._page(request, session, "qa.html", status, error=error, week=week, sampled=sampled,
+                          reviews=reviews, when_of=auditing.when_of, may_review=session.person.may("qa.review"),
+                          size=qa.SAMPLE_SIZE)
+
+    async def qa_review(self, request: Request) -> Response:
+        session, form = await self.posted(request)
+        person, request_id, week = session.person, request.path_params["request_id"], self._week(request)
+        note = redact_text(str(form.get("note", "")).strip())[:500]
+        try:
+            person.require("qa.review")
+            sampled = await anyio.to_thread.run_sync(lambda: qa.sample(auditing.records(self.runtime), week))
+            if request_id not in {r["request_id"] for r in sampled}:
+                raise NotFound("this action is not in the week's sample", code="qa_not_sampled")
+            review = await anyio.to_thread.run_sync(lambda: self.reviews.record(
+                request_id, week, str(form.get("verdict", "")), note, person.name, now=self.now()))
+        except DeskgateError as exc:
+            status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
+            return await self.qa_page(request, error=exc.reason, status=status)
+        await self.audit("qa.reviewed", person.name, request_id=request_id, week=week, verdict=review.verdict,
+                         note=review.note or None)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/qa?week={week}", status_code=303)
+
     # -- manifest and breakers ----------------------------------------------------------------------
 
     def _lock_target(self) -> Path:
@@ -403,7 +443,7 @@ class Console:
         def compute() -> dict[str, Any]:
             records = auditing.records(runtime)
             approvals = runtime.approvals.list_sync(now=self.now(), everything=True)
-            return scorecard.build(records, approvals).as_json()
+            return scorecard.build(records, approvals, qa=self.reviews.totals()).as_json()
 
         return await anyio.to_thread.run_sync(compute)
 

@@ -8,6 +8,7 @@ asks next - who decided, how fast, how much money for which reason - and charts 
     time to decision            approvals decided: decided_at - requested_at, p50 and p95
     paid out                    per UTC day, currency and reason code
     latency                     p50 / p95 per tool, from the records
+    QA error rate               sampled automated actions a reviewer marked wrong, of those reviewed
 
 `as_json()` is what `/console/api/scorecard` answers and what the page draws: one source.
 """
@@ -32,6 +33,7 @@ class ConsoleScorecard:
     mix: Counter[str] = field(default_factory=Counter)
     paid: dict[tuple[str, str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     decision_seconds: list[int] = field(default_factory=list)
+    qa: tuple[int, int] = (0, 0)  # (reviewed, marked wrong)
 
     def as_json(self) -> dict[str, Any]:
         calls = sum(sum(c.values()) for c in self.base.calls.values())
@@ -46,6 +48,7 @@ class ConsoleScorecard:
             "paid_out": [{"day": d, "currency": c, "reason_code": r, "amount": str(a)}
                          for (d, c, r), a in sorted(self.paid.items())],
             "latency_ms": latency,
+            "qa": {"reviewed": self.qa[0], "wrong": self.qa[1], "error_rate": _ratio(self.qa[1], self.qa[0])},
         }
 
 
@@ -61,9 +64,10 @@ def _percentiles(values: list[int]) -> dict[str, int] | None:
     return {"p50": rank(0.5), "p95": rank(0.95), "count": len(ordered)}
 
 
-def build(records: Iterable[dict[str, Any]], approvals: Iterable[Approval]) -> ConsoleScorecard:
+def build(records: Iterable[dict[str, Any]], approvals: Iterable[Approval], *,
+          qa: tuple[int, int] = (0, 0)) -> ConsoleScorecard:
     kept = list(records)
-    card = ConsoleScorecard(scorecard(kept))
+    card = ConsoleScorecard(scorecard(kept), qa=qa)
     for record in kept:
         status, tool = record.get("status"), str(record.get("tool", "?"))
         decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
