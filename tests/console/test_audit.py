@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any
 
 import pytest
@@ -25,6 +27,14 @@ async def test_an_auditor_finds_a_customers_calls_verifies_the_chain_and_exports
         assert (await call(second, "get_customer", customer_id="C-3"))["status"] == "ok"
     async with browser_client(http_server) as http:
         await log_in(http, http_server, aud)
+        sessions = await http.get("/console/sessions")
+        sid = next(t.sid for t in deployment.runtime.state.tokens.list_sync(include_expired=False, now=0)
+                   if t.sub == "agent-2")
+        row_start = sessions.text.split("agent-2")[0][-400:]
+        timeline = re.search(r'href="(/console/audit\?sid=[^"]+)" class="timeline"', row_start)
+        assert timeline is not None
+        own = await http.get(html.unescape(timeline.group(1)))
+        assert own.text.count("get_customer") == 1 and "issue_refund" not in own.text and sid[:8] in own.text
         by_sub = await http.get("/console/audit", params={"sub": "agent-2"})
         assert by_sub.status_code == 200 and by_sub.text.count("get_customer") == 1
         assert "issue_refund" not in by_sub.text
