@@ -128,14 +128,20 @@ def _count_call(card: Scorecard, record: dict[str, Any], kind: str) -> None:
             _count_money(card, record)
 
 
-def _count_money(card: Scorecard, record: dict[str, Any]) -> None:
+def payout(record: dict[str, Any]) -> tuple[str, str, Decimal] | None:
+    """(UTC day, currency, amount) of a record's `money`, None when it has none or it is malformed."""
     money = record.get("money")
     ts = record.get("ts")
     if not isinstance(money, dict) or not isinstance(ts, str):
-        return
+        return None
     try:
         amount = Decimal(str(money.get("amount")))
     except InvalidOperation:
-        return
-    if amount.is_finite():
-        card.paid_out[(ts[:10], str(money.get("currency", "?")))] += amount
+        return None
+    return (ts[:10], str(money.get("currency", "?")), amount) if amount.is_finite() else None
+
+
+def _count_money(card: Scorecard, record: dict[str, Any]) -> None:
+    paid = payout(record)
+    if paid is not None:
+        card.paid_out[paid[:2]] += paid[2]

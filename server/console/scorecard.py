@@ -19,10 +19,10 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from deskgate.server.audit.report import Scorecard, scorecard
+from deskgate.server.audit.report import Scorecard, payout, scorecard
 from deskgate.server.policy.approvals import Approval
 
 
@@ -82,16 +82,10 @@ def build(records: Iterable[dict[str, Any]], approvals: Iterable[Approval], *,
 
 
 def _paid(card: ConsoleScorecard, record: dict[str, Any]) -> None:
-    money, ts, args = record.get("money"), record.get("ts"), record.get("args")
-    if not isinstance(money, dict) or not isinstance(ts, str):
-        return
-    try:
-        amount = Decimal(str(money.get("amount")))
-    except InvalidOperation:
-        return
-    reason = str(args.get("reason_code", "?")) if isinstance(args, dict) else "?"
-    if amount.is_finite():
-        card.paid[(ts[:10], str(money.get("currency") or "?"), reason)] += amount
+    paid, args = payout(record), record.get("args")
+    if paid is not None:
+        reason = str(args.get("reason_code", "?")) if isinstance(args, dict) else "?"
+        card.paid[(paid[0], paid[1], reason)] += paid[2]
 
 
 # -- charts -------------------------------------------------------------------------------------------
