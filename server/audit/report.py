@@ -49,7 +49,7 @@ class Scorecard:
         if not values:
             return None
         ordered = sorted(values)
-        return _rank(ordered, 0.50), _rank(ordered, 0.95)
+        return nearest_rank(ordered, 0.50), nearest_rank(ordered, 0.95)
 
     def as_dict(self) -> dict[str, Any]:
         overall = self.latency()
@@ -75,7 +75,7 @@ class Scorecard:
         }
 
 
-def _rank(ordered: list[float], q: float) -> float:
+def nearest_rank(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile: a value that was actually observed."""
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 

@@ -86,11 +86,17 @@ def _bound_sessions(runtime: Runtime, query: Search) -> set[str]:
 
 
 def _about(record: dict[str, Any], query: Search, bound: set[str]) -> bool:
-    args = record.get("args") if isinstance(record.get("args"), dict) else {}
+    args = part(record, "args")
     if record.get("sid") in bound:
         return True
     return bool((query.customer and args.get("customer_id") == query.customer)
                 or (query.ticket and args.get("ticket_id") == query.ticket))
+
+
+def part(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """A record's nested object (`decision`, `args`, `money`), or an empty one when absent or malformed."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def check(runtime: Runtime) -> Report:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from deskgate.server.audit.reader import record_time
+from deskgate.server.console.auditing import part
 from deskgate.server.errors import DeniedError, InvalidArguments
 from deskgate.server.store.db import Database, Tx
 from deskgate.server.store.migrations import Migration, upgrade
@@ -54,7 +55,7 @@ def this_week(now: int) -> str:
 
 
 def automated(record: dict[str, Any]) -> bool:
-    decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
+    decision = part(record, "decision")
     return (record.get("kind") == "outcome" and record.get("status") == "ok" and decision.get("tier") == "automate"
             and not decision.get("approval_id") and isinstance(record.get("request_id"), str))
 

@@ -15,14 +15,14 @@ asks next - who decided, how fast, how much money for which reason - and charts 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from deskgate.server.audit.report import Scorecard, payout, scorecard
+from deskgate.server.audit.report import Scorecard, nearest_rank, payout, scorecard
+from deskgate.server.console.auditing import part
 from deskgate.server.policy.approvals import Approval
 
 
@@ -56,12 +56,11 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _percentiles(values: list[int]) -> dict[str, int] | None:
+def _percentiles(values: list[int]) -> dict[str, float] | None:
     if not values:
         return None
-    ordered = sorted(values)
-    rank = lambda q: ordered[max(0, math.ceil(q * len(ordered)) - 1)]  # noqa: E731 - nearest rank, as report.py
-    return {"p50": rank(0.5), "p95": rank(0.95), "count": len(ordered)}
+    ordered = sorted(float(v) for v in values)
+    return {"p50": nearest_rank(ordered, 0.5), "p95": nearest_rank(ordered, 0.95), "count": len(ordered)}
 
 
 def build(records: Iterable[dict[str, Any]], approvals: Iterable[Approval], *,
@@ -70,7 +69,7 @@ def build(records: Iterable[dict[str, Any]], approvals: Iterable[Approval], *,
     card = ConsoleScorecard(scorecard(kept), qa=qa)
     for record in kept:
         status, tool = record.get("status"), str(record.get("tool", "?"))
-        decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
+        decision = part(record, "decision")
         if record.get("kind") == "outcome" and status == "ok":
             card.by_tier[tool][str(decision.get("tier", "?"))] += 1
             card.mix["approved" if decision.get("approval_id") else "automated"] += 1
@@ -82,10 +81,9 @@ def build(records: Iterable[dict[str, Any]], approvals: Iterable[Approval], *,
 
 
 def _paid(card: ConsoleScorecard, record: dict[str, Any]) -> None:
-    paid, args = payout(record), record.get("args")
+    paid = payout(record)
     if paid is not None:
-        reason = str(args.get("reason_code", "?")) if isinstance(args, dict) else "?"
-        card.paid[(paid[0], paid[1], reason)] += paid[2]
+        card.paid[(paid[0], paid[1], str(part(record, "args").get("reason_code", "?")))] += paid[2]
 
 
 # -- charts -------------------------------------------------------------------------------------------

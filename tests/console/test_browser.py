@@ -23,7 +23,7 @@ from tests.e2e.test_transports import http_client
 
 from . import browser as chromium
 from .browser import screenshot, wait_for
-from .conftest import REFUND, Member, agent, pending_refund
+from .conftest import CREDIT, REFUND, Member, agent, pending_refund
 
 pytestmark = pytest.mark.anyio
 browser = chromium.browser  # the fixture
@@ -50,6 +50,8 @@ def decide(driver: webdriver.Chrome, approval_id: str, action: str, reason: str 
 async def test_an_approver_logs_in_sees_the_agents_call_in_words_approves_and_the_repeat_runs(
         deployment: Deployment, http_server: str, member: Any, browser: webdriver.Chrome) -> None:
     anna = member("anna")
+    async with agent(http_server, deployment, sub="billing-bot-2") as other:  # another call waiting beside it
+        assert (await call(other, "apply_account_credit", **CREDIT))["status"] == "pending_approval"
     async with agent(http_server, deployment) as client:
         approval_id = await pending_refund(client)
         await anyio.to_thread.run_sync(log_in, browser, http_server, anna)
