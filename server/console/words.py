@@ -77,14 +77,16 @@ async def approval_in_words(approval: Approval, *, catalogue: Catalogue, backend
             customer_name = mask_name((await backend.get_customer(customer_id)).name)
     except DeskgateError:
         pass  # unknown or unreachable: shown without it
+    title = spec.title if spec else approval.tool
     reason_code = args.get("reason_code")
     shown = {"amount", "reason_code", "ticket_id", *(name for name, _ in _OBJECTS)}
     return ApprovalWords(
-        id=approval.id, state=approval.state_at(now), tool=approval.tool, title=spec.title if spec else approval.tool,
+        id=approval.id, state=approval.state_at(now), tool=approval.tool, title=title,
         amount=str(args["amount"]) if "amount" in args else None, currency=currency,
         objects=[(label, str(args[name])) for name, label in _OBJECTS if name in args],
         customer_id=customer_id, customer=customer_name, agent=approval.sub, session=approval.sid[:10],
-        ticket=str(args.get("ticket_id") or ticket_of_session or "") or None, rule=approval.summary,
+        ticket=str(args.get("ticket_id") or ticket_of_session or "") or None,
+        rule=approval.summary.removeprefix(f"{title}: "),
         stated_reason=str(reason_code).replace("_", " ") if reason_code else None,
         requested_at=when(approval.requested_at), expires_at=when(approval.expires_at),
         expires_in=remaining(approval.expires_at - now), required=approval.required, approvers=approval.approvers,
