@@ -24,8 +24,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deskgate.scopes.mcp_auth import McpTokenVerifier, RefusalReasons
+from deskgate.server.console.app import build_console
 from deskgate.server.http_security import HttpGuard, Reception, cors
 from deskgate.server.mcp_app import build_mcp_server, http_credential
+from deskgate.server.notify.sender import start_notifier
 from deskgate.server.oauth import mount_oauth
 from deskgate.server.runtime import Runtime
 
@@ -79,5 +81,7 @@ def build_http_app(runtime: Runtime, *, host: str, port: int | None = None,
     unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app = mcp.streamable_http_app(stateless_http=True, json_response=True, host=host,
                                   max_request_body_size=server.max_request_bytes, transport_security=unchecked)
+    app.mount("/console", build_console(runtime, public_url=url))
+    start_notifier(runtime.settings, runtime.paths, runtime.state_db, public_url=url)
     metadata = str(build_resource_metadata_url(AnyHttpUrl(f"{url}/mcp")))
     return RefuseQueryTokens(HttpGuard(cors(RefusalReasons(app, metadata), reception), reception))

@@ -150,11 +150,37 @@ class BackendsSection(_Strict):
 _KINDS = {"billing": ("sql", "stripe"), "tickets": ("sql", "helpdesk"), "commerce": ("sql",), "identity": ("sql",)}
 
 
+class ConsoleSection(_Strict):
+    """The web console and `deskgate login` (server/console/, server/people/)."""
+
+    idle_timeout: Duration = "15m"
+    absolute_timeout: Duration = "8h"
+    cli_credential_ttl: Duration = "15m"    # what `deskgate login` gives the CLI
+    secure_cookies: bool = False            # also Secure whenever the request or public_url is https
+    failures_per_account: int = Field(5, ge=1)
+    failures_per_address: int = Field(20, ge=1)
+    failure_window: Duration = "15m"
+
+
+WebhookEvent = Literal["approval.pending", "approval.decided", "handoff.created", "breaker.tripped",
+                       "audit.verify_failed"]
+
+
+class WebhookSection(_Strict):
+    """One `[[webhooks]]` receiver (server/notify/)."""
+
+    url: str = Field(pattern=r"^https?://")
+    events: tuple[WebhookEvent, ...] = Field(min_length=1)
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
 class Settings(_Strict):
     server: ServerSection = ServerSection()
     tokens: TokensSection = TokensSection()
     audit: AuditSection = AuditSection()
     backends: BackendsSection = BackendsSection()
+    console: ConsoleSection = ConsoleSection()
+    webhooks: tuple[WebhookSection, ...] = ()
 
 
 class Paths:

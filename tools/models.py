@@ -364,6 +364,17 @@ class Handoff(Record):
     created_at: datetime
 
 
+class HandoffDetail(Handoff):
+    """A hand-off as the people who work it see it (the console's inbox; not a tool output)."""
+
+    summary: str = pii(FREE)
+    tried: str = pii(FREE)
+    proposed_action: str = pii(FREE)
+    actor: str = pii(NONE, description="The session subject that handed it over")
+    handled_by: str | None = pii(NONE, default=None, description="The person who took or closed it")
+    resolution: str | None = pii(NONE, default=None, description="The reply the agent reads (stored redacted)")
+
+
 class ActionOwner(Record):
     """Whose object a reversible action changed: a customer's, or a B2B account's (a credit)."""
 
@@ -401,6 +412,8 @@ class ActionStatus(ActionOwner):
     reversible_until: datetime | None = None
     tool: str | None = pii(NONE, default=None, description="For an approval: the tool it is for.")
     next_step: str | None = pii(NONE, default=None, description="What to do now, when there is something to do.")
+    reason: str | None = pii(NONE, default=None, description="For a decided approval or a hand-off a person "
+                             "answered: their reason or reply (stored redacted).")
 
 
 class PolicyRules(Record):

@@ -209,10 +209,10 @@ async def get_action_status(ctx: ToolContext, args: ActionRef) -> ActionStatus:
     if recorded is None or not ctx.actions.allows(ctx.session, recorded.sid, recorded.sub):
         raise NotFound(f"action {args.action_id} not found")
     if args.action_id.startswith("H-"):
-        handoff = await ctx.backend.get_handoff(args.action_id)
+        handoff = await ctx.backend.handoff_detail(args.action_id)
         return ActionStatus(action_id=handoff.handoff_id, kind="handoff", status=handoff.status,
                             customer_id=handoff.customer_id, ticket_id=handoff.ticket_id,
-                            created_at=handoff.created_at)
+                            created_at=handoff.created_at, reason=handoff.resolution)
     action = await ctx.backend.get_action(args.action_id)
     return ActionStatus(action_id=action.action_id, kind="reversible_action",
                         status="undone" if action.undone_at else "done", customer_id=action.customer_id,
@@ -231,7 +231,7 @@ async def _approval_status(ctx: ToolContext, approval_id: str) -> ActionStatus:
     state = approval.state_at(ctx.now)
     return ActionStatus(action_id=approval.id, kind="approval", status=state, customer_id=approval.customer_id,
                         created_at=datetime.fromtimestamp(approval.requested_at, UTC), tool=approval.tool,
-                        next_step=_APPROVAL_NEXT.get(state))
+                        next_step=_APPROVAL_NEXT.get(state), reason=approval.decision_reason)
 
 
 # --- specs ----------------------------------------------------------------------------------

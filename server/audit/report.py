@@ -49,7 +49,7 @@ class Scorecard:
         if not values:
             return None
         ordered = sorted(values)
-        return _rank(ordered, 0.50), _rank(ordered, 0.95)
+        return nearest_rank(ordered, 0.50), nearest_rank(ordered, 0.95)
 
     def as_dict(self) -> dict[str, Any]:
         overall = self.latency()
@@ -75,7 +75,7 @@ class Scorecard:
         }
 
 
-def _rank(ordered: list[float], q: float) -> float:
+def nearest_rank(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile: a value that was actually observed."""
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
@@ -128,14 +128,20 @@ def _count_call(card: Scorecard, record: dict[str, Any], kind: str) -> None:
             _count_money(card, record)
 
 
-def _count_money(card: Scorecard, record: dict[str, Any]) -> None:
+def payout(record: dict[str, Any]) -> tuple[str, str, Decimal] | None:
+    """(UTC day, currency, amount) of a record's `money`, None when it has none or it is malformed."""
     money = record.get("money")
     ts = record.get("ts")
     if not isinstance(money, dict) or not isinstance(ts, str):
-        return
+        return None
     try:
         amount = Decimal(str(money.get("amount")))
     except InvalidOperation:
-        return
-    if amount.is_finite():
-        card.paid_out[(ts[:10], str(money.get("currency", "?")))] += amount
+        return None
+    return (ts[:10], str(money.get("currency", "?")), amount) if amount.is_finite() else None
+
+
+def _count_money(card: Scorecard, record: dict[str, Any]) -> None:
+    paid = payout(record)
+    if paid is not None:
+        card.paid_out[paid[:2]] += paid[2]

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from deskgate.server.cli import approvals, audit, breakers, clients, keys, manifest, setup, token
+from deskgate.server.cli import approvals, audit, breakers, clients, keys, login, manifest, setup, token, users
 from deskgate.server.errors import DeskgateError
 
 app = typer.Typer(
@@ -28,6 +28,9 @@ app.add_typer(audit.app, name="audit")
 app.command("report")(audit.report)
 app.add_typer(manifest.app, name="manifest")
 app.add_typer(clients.app, name="clients")
+app.add_typer(users.app, name="users")
+app.command()(login.login)
+app.command()(login.logout)
 
 
 def main() -> None:

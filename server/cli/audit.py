@@ -51,8 +51,9 @@ from deskgate.server.audit.reader import (
 )
 from deskgate.server.audit.report import Scorecard, scorecard
 from deskgate.server.audit.verify import Report, total_bytes, verify
-from deskgate.server.errors import AuditUnavailable, StoreUnavailable
-from deskgate.server.settings import Paths, database_url, parse_duration
+from deskgate.server.cli.common import record_admin
+from deskgate.server.errors import AuditUnavailable, DeskgateError, StoreUnavailable
+from deskgate.server.settings import Paths, database_url, load_settings, parse_duration
 from deskgate.server.store.db import Database, open_database
 
 app = typer.Typer(help="Verify, follow and export the audit log.", no_args_is_help=True)
@@ -197,7 +198,18 @@ def verify_command(
             for problem in report.problems:
                 typer.echo(f"  {safe_text(str(problem))}")
     if not report.ok:
+        _record_failure(str(report.problems[0]), report.records)
         raise typer.Exit(1)
+
+
+def _record_failure(problem: str, good_records: int) -> None:
+    """A failed verification is itself recorded (the `audit.verify_failed` webhook event), if the log takes it."""
+    paths = Paths.from_env()
+    try:
+        record_admin(paths, load_settings(paths), "audit.verify_failed", problem=problem[:300],
+                     good_records=good_records)
+    except DeskgateError as exc:
+        _err.print(f"note: the failure could not be recorded in the log: {safe_text(exc.reason)}", markup=False)
 
 
 @app.command("tail")

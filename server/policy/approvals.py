@@ -11,6 +11,9 @@ Life of an approval (one row; every transition is one write transaction, so exac
 - The approver must be another principal than the requesting `sub` (compared case-insensitively);
   above the policy's `two_person_above` amount two different approvers must approve.
 - `claim` is for the session that asked, under the same policy and manifest, before expiry.
+- A denied call repeated by its session before the approval's expiry is refused with the approver's
+  reason (`approval_denied`) and counted on the denied approval (`repeats`), not filed afresh.
+- A decision's reason is stored redacted (the detectors run over it): the agent and the log read it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Literal
 from deskgate.server.errors import DeniedError, InvalidArguments, NotFound
 from deskgate.server.policy.canonical import argument_digest, call_arguments
 from deskgate.server.policy.confirmation import Binding
+from deskgate.server.redaction.redactor import redact_text
 from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 
@@ -38,6 +42,13 @@ CREATE TABLE approval_votes (
 CREATE TABLE approval_quorum (
     approval_id TEXT PRIMARY KEY,
     required INTEGER NOT NULL
+)"""),
+    # >= 100: added by the console branch beside the policy branch's own versions.
+    Migration(100, "repeats of denied calls", """
+CREATE TABLE approval_repeats (
+    approval_id TEXT PRIMARY KEY,
+    repeats INTEGER NOT NULL,
+    last_at BIGINT NOT NULL
 )"""),
 ]
 
@@ -69,6 +80,7 @@ class Approval:
     result: dict[str, Any] | None
     required: int
     approvers: tuple[str, ...]
+    repeats: int = 0
 
     def state_at(self, now: int) -> State:
         """The state as people should see it: an undecided or unused approval expires."""
@@ -79,7 +91,8 @@ class Approval:
         return {"approval_id": self.id, "state": self.state_at(now), "tool": self.tool, "summary": self.summary,
                 "requested_by": self.sub, "requested_at": self.requested_at, "expires_at": self.expires_at,
                 "approvals_required": self.required, "approved_by": list(self.approvers),
-                "decided_by": self.decided_by, "decided_at": self.decided_at, "reason": self.decision_reason}
+                "decided_by": self.decided_by, "decided_at": self.decided_at, "reason": self.decision_reason,
+                "repeats_after_denial": self.repeats}
 
 
 def principal(name: str) -> str:
@@ -116,6 +129,9 @@ class Approvals:
                 (binding.sid, binding.tool, binding.args_digest, binding.policy_version, binding.manifest_hash, now))
             if row is not None:
                 return _load(tx, row)
+            denied = _count_denied_repeat(tx, binding, now)
+            if denied is not None:
+                return denied
             approval_id = f"AP-{secrets.token_hex(6).upper()}"
             tx.execute(
                 f"INSERT INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",  # noqa: S608 - fixed column list
@@ -125,7 +141,11 @@ class Approvals:
             tx.execute("INSERT INTO approval_quorum (approval_id, required) VALUES (?, ?)", (approval_id, required))
             return _get(tx, approval_id)
 
-        return await self._db.write(create)
+        approval = await self._db.write(create)
+        if approval.state == "denied":  # raised after the commit: the repeat stays counted
+            raise DeniedError(f"An approver denied this exact call: {(approval.decision_reason or '').rstrip('.')}. "
+                              "Do not retry it; tell the customer.", code="approval_denied", approval_id=approval.id)
+        return approval
 
     async def get(self, approval_id: str) -> Approval:
         return await self._db.read(lambda tx: _get(tx, approval_id))
@@ -193,18 +213,34 @@ def _load(tx: Tx, row: Row) -> Approval:
     quorum = tx.one("SELECT required FROM approval_quorum WHERE approval_id = ?", (row[0],))
     votes = tx.query("SELECT approver FROM approval_votes WHERE approval_id = ? ORDER BY voted_at, approver",
                      (row[0],))
+    repeats = tx.one("SELECT repeats FROM approval_repeats WHERE approval_id = ?", (row[0],))
     return Approval(
         id=row[0], state=row[1], tool=row[2], arguments=json.loads(row[3]), args_digest=row[4], sub=row[5],
         sid=row[6], customer_id=row[7], summary=row[8], policy_version=row[9], manifest_hash=row[10],
         requested_at=int(row[11]), expires_at=int(row[12]), decided_by=row[13],
         decided_at=None if row[14] is None else int(row[14]), decision_reason=row[15],
         result=None if row[16] is None else json.loads(row[16]),
-        required=int(quorum[0]) if quorum else 1, approvers=tuple(v[0] for v in votes))
+        required=int(quorum[0]) if quorum else 1, approvers=tuple(v[0] for v in votes),
+        repeats=int(repeats[0]) if repeats else 0)
+
+
+def _count_denied_repeat(tx: Tx, binding: Binding, now: int) -> Approval | None:
+    """The same call, denied for this session and not yet expired: its repeat counted, and returned."""
+    row = tx.one("SELECT id FROM approvals WHERE sid = ? AND tool = ? AND args_digest = ?"
+                 " AND policy_version = ? AND manifest_hash = ? AND state = 'denied' AND expires_at > ?"
+                 " ORDER BY requested_at DESC LIMIT 1",
+                 (binding.sid, binding.tool, binding.args_digest, binding.policy_version, binding.manifest_hash, now))
+    if row is None:
+        return None
+    if tx.execute("UPDATE approval_repeats SET repeats = repeats + 1, last_at = ? WHERE approval_id = ?",
+                  (now, row[0])) == 0:
+        tx.execute("INSERT INTO approval_repeats (approval_id, repeats, last_at) VALUES (?, 1, ?)", (row[0], now))
+    return _get(tx, row[0])
 
 
 def _decide(tx: Tx, approval_id: str, approver: str, approve: bool, reason: str, now: int) -> Approval:
     approver = principal(approver)
-    reason = (reason or "").strip()
+    reason = redact_text((reason or "").strip())
     if not approve and not reason:
         raise InvalidArguments("a denial needs a reason", code="reason_required")
     if len(reason) > 500:

@@ -24,6 +24,7 @@ from mcp import Client
 from deskgate.config import packaged
 from tests.e2e.conftest import PG_URL, Deployment, call
 from tests.e2e.test_transports import CLI, _wait_until_up, free_port, http_client, server_env
+from tests.people.logins import login_as
 
 pytestmark = [
     pytest.mark.anyio,
@@ -229,7 +230,8 @@ async def test_an_approval_decided_while_the_agent_talks_to_another_process_runs
         approval_id = asked["approval_id"]
         waiting = await call(per_process[1], "issue_refund", **arguments)
         assert (waiting["status"], waiting["approval_id"]) == ("pending_approval", approval_id)
-        decided = await cli(deployment, "approvals", "approve", approval_id, "--as", "supervisor-1", "--yes")
+        login_as("supervisor-1")
+        decided = await cli(deployment, "approvals", "approve", approval_id, "--yes")
         assert decided.returncode == 0, decided.stderr
         ran = await call(per_process[1], "issue_refund", **arguments)
         assert ran["status"] == "ok", ran

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from deskgate.config import packaged
 from deskgate.server.cli import app as cli
 from tests.e2e.conftest import Deployment, call
+from tests.people.logins import login_as
 
 pytestmark = pytest.mark.anyio
 
@@ -208,7 +209,8 @@ async def test_every_decision_is_audited_with_the_policy_version_and_its_reason(
             == "denied"
         assert (await confirmed(client, "issue_refund", **refund, amount="10.00"))["status"] == "ok"
         approval_id = (await call(client, "issue_refund", **refund, amount="100.00"))["approval_id"]
-        assert deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes").exit_code == 0
+        login_as("anna")
+        assert deskgate("approvals", "approve", approval_id, "--yes").exit_code == 0
         assert (await call(client, "issue_refund", **refund, amount="100.00"))["status"] == "ok"
         assert (await call(client, "issue_refund", **refund, amount="900.00"))["status"] == "escalated"
         tripped = await call(client, "apply_account_credit", account_id=demo.account_id, amount="30.00",

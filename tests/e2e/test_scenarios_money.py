@@ -23,6 +23,7 @@ from tests.e2e.test_scenarios import (
     refunds,
     together,
 )
+from tests.people.logins import login_as
 
 pytestmark = pytest.mark.anyio
 
@@ -141,10 +142,11 @@ async def test_an_approval_runs_exactly_the_approved_call_once_and_never_on_its_
         status = await call(client, "get_action_status", action_id=approval_id)
         assert status["data"]["status"] == "pending"
 
-        for requester in ("agent-1", "AGENT-1"):
-            self_approved = deskgate("approvals", "approve", approval_id, "--as", requester, "--yes")
-            assert self_approved.exit_code == 1 and "own request" in self_approved.output
-        assert deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes").exit_code == 0
+        login_as("agent-1")  # a person whose name is the token's subject
+        self_approved = deskgate("approvals", "approve", approval_id, "--yes")
+        assert self_approved.exit_code == 1 and "own request" in self_approved.output
+        login_as("anna")
+        assert deskgate("approvals", "approve", approval_id, "--yes").exit_code == 0
         status = await call(client, "get_action_status", action_id=approval_id)
         assert status["data"]["status"] == "approved"
 
@@ -173,13 +175,15 @@ async def test_above_the_two_person_amount_two_different_approvers_must_approve(
     args = {"account_id": demo.account_id, "amount": "300.00", "reason_code": "sla_breach"}
     async with deployment.client(deployment.token("billing-agent")) as client:
         approval_id = (await call(client, "apply_account_credit", **args))["approval_id"]
-        first = deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes")
+        login_as("anna")
+        first = deskgate("approvals", "approve", approval_id, "--yes")
         assert first.exit_code == 0 and "waiting for 1 more approver" in first.stdout
-        assert deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes").exit_code == 1
+        assert deskgate("approvals", "approve", approval_id, "--yes").exit_code == 1
         waiting = await call(client, "apply_account_credit", **args)
         assert (waiting["status"], waiting["approval_id"]) == ("pending_approval", approval_id)
         assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(0,)]
-        assert deskgate("approvals", "approve", approval_id, "--as", "ben", "--yes").exit_code == 0
+        login_as("ben")
+        assert deskgate("approvals", "approve", approval_id, "--yes").exit_code == 0
         assert (await call(client, "apply_account_credit", **args))["status"] == "ok"
     assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(30000,)]
 
@@ -212,7 +216,8 @@ async def test_an_approved_call_stopped_by_its_idempotency_key_closes_its_approv
     async with deployment.client(deployment.token("billing-agent")) as client:
         approval_id = (await call(client, "apply_account_credit", **large))["approval_id"]
         assert (await call(client, "apply_account_credit", **small))["status"] == "ok"
-        assert deskgate("approvals", "approve", approval_id, "--as", "anna", "--yes").exit_code == 0
+        login_as("anna")
+        assert deskgate("approvals", "approve", approval_id, "--yes").exit_code == 0
         refused = await call(client, "apply_account_credit", **large)
         assert (refused["status"], refused["code"]) == ("denied", "idempotency_conflict")
         status = await call(client, "get_action_status", action_id=approval_id)

@@ -18,6 +18,7 @@ from deskgate.server.policy.confirmation import Binding
 from deskgate.server.settings import Paths
 from deskgate.server.store.db import SqliteDatabase
 from deskgate.server.store.state import StateStore
+from tests.people.logins import login_as
 
 from .conftest import NOW
 
@@ -59,7 +60,8 @@ def test_an_approver_lists_shows_and_approves_and_the_decision_is_audited(home: 
     assert listed.exit_code == 0 and approval.id in listed.stdout
     shown = runner.invoke(approvals_app, ["show", approval.id])
     assert json.loads(shown.stdout)["arguments"] == ARGS
-    result = runner.invoke(approvals_app, ["approve", approval.id, "--as", "lead-anna", "--yes"])
+    login_as("lead-anna")
+    result = runner.invoke(approvals_app, ["approve", approval.id, "--yes"])
     assert result.exit_code == 0, result.output
     assert "approved" in result.stdout
     record = [r for r in _audit(home) if r.get("action") == "approval.approve"][-1]
@@ -69,7 +71,8 @@ def test_an_approver_lists_shows_and_approves_and_the_decision_is_audited(home: 
 def test_approving_asks_first_and_aborts_on_no(home: Paths, store: StateStore) -> None:
     """A consequential command confirms; 'n' changes nothing."""
     approval = _pending(store)
-    result = CliRunner().invoke(approvals_app, ["approve", approval.id, "--as", "lead-anna"], input="n\n")
+    login_as("lead-anna")
+    result = CliRunner().invoke(approvals_app, ["approve", approval.id], input="n\n")
     assert result.exit_code != 0
     assert Approvals(store.db).get_sync(approval.id).state == "pending"
 
@@ -77,7 +80,8 @@ def test_approving_asks_first_and_aborts_on_no(home: Paths, store: StateStore) -
 def test_self_approval_from_the_cli_fails_with_one_line_and_exit_one(home: Paths, store: StateStore) -> None:
     """The agent's own name cannot approve; nothing is audited as a decision."""
     approval = _pending(store)
-    result = CliRunner().invoke(approvals_app, ["approve", approval.id, "--as", "agent-7", "--yes"])
+    login_as("agent-7")
+    result = CliRunner().invoke(approvals_app, ["approve", approval.id, "--yes"])
     assert result.exit_code == 1 and "own request" in result.output
     assert not [r for r in _audit(home) if r.get("action", "").startswith("approval.")]
 
@@ -86,8 +90,9 @@ def test_deny_requires_a_reason_and_records_it(home: Paths, store: StateStore) -
     """deny without --reason is a usage error; with it the approval is denied and audited."""
     approval = _pending(store)
     runner = CliRunner()
-    assert runner.invoke(approvals_app, ["deny", approval.id, "--as", "lead-anna"]).exit_code == 2
-    result = runner.invoke(approvals_app, ["deny", approval.id, "--as", "lead-anna", "--reason", "not eligible"])
+    login_as("lead-anna")
+    assert runner.invoke(approvals_app, ["deny", approval.id]).exit_code == 2
+    result = runner.invoke(approvals_app, ["deny", approval.id, "--reason", "not eligible"])
     assert result.exit_code == 0 and "denied" in result.stdout
     assert [r["reason"] for r in _audit(home) if r.get("action") == "approval.deny"] == ["not eligible"]
 

@@ -35,6 +35,7 @@ from deskgate.tools.models import (
     Customer,
     CustomerSummary,
     Handoff,
+    HandoffDetail,
     Invoice,
     InvoiceStatus,
     NoteAdded,
@@ -126,6 +127,19 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def get_handoff(self, handoff_id: str) -> Handoff: ...
+
+    @abstractmethod
+    async def handoff_detail(self, handoff_id: str) -> HandoffDetail: ...
+
+    @abstractmethod
+    async def list_handoffs(self, *, open_only: bool, limit: int = 200) -> list[HandoffDetail]:
+        """Hand-offs newest first: queued and taken ones (`open_only`), or every one."""
+
+    @abstractmethod
+    async def work_handoff(self, handoff_id: str, status: Literal["taken", "closed"], *, person: str,
+                           resolution: str | None) -> HandoffDetail:
+        """queued -> taken by `person`; queued or taken -> closed with the `resolution` the agent reads.
+        A closed hand-off changes no more (`DomainError`, code `handoff_closed`)."""
 
     # --- what the guard chain asks ----------------------------------------------------------
 

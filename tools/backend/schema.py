@@ -195,4 +195,8 @@ CREATE TABLE actions (
 );
 CREATE INDEX actions_customer ON actions (customer_id);
 CREATE INDEX actions_account ON actions (account_id)"""),
+    # >= 100: the console's escalations inbox (people take and close hand-offs; the agent reads the reply).
+    Migration(100, "hand-offs worked by people", """
+ALTER TABLE handoffs ADD COLUMN handled_by TEXT;
+ALTER TABLE handoffs ADD COLUMN resolution TEXT"""),
 ]

@@ -41,6 +41,7 @@ from deskgate.tools.models import (
     CustomerSummary,
     EmailPreferences,
     Handoff,
+    HandoffDetail,
     Invoice,
     InvoiceStatus,
     Membership,
@@ -138,6 +139,16 @@ def _ticket_summary(row: Row) -> TicketSummary:
 def _action(row: Row) -> ReversibleAction:
     return ReversibleAction(action_id=row[0], tool=row[1], customer_id=row[2], account_id=row[3], object_id=row[4],
                             created_at=_at(row[7]), reversible_until=_at(row[8]), undone_at=_time(row[9]))
+
+
+_HANDOFF_DETAIL = ("SELECT id, customer_id, ticket_id, priority, status, source, created_at, summary, tried,"
+                   " proposed_action, actor, handled_by, resolution FROM handoffs")
+
+
+def _handoff_detail(row: Row) -> HandoffDetail:
+    return HandoffDetail(handoff_id=row[0], customer_id=row[1], ticket_id=row[2], priority=row[3], status=row[4],
+                         source=row[5], created_at=_at(row[6]), summary=row[7], tried=row[8],
+                         proposed_action=row[9], actor=row[10], handled_by=row[11], resolution=row[12])
 
 
 def _handoff(row: Row) -> Handoff:
@@ -577,6 +588,29 @@ class SqlSupportBackend(SupportBackend):
                             f"Handed to a human specialist ({handoff_id}, priority {priority}).", at))
                 tx.execute("UPDATE tickets SET status = 'escalated', updated_at = ? WHERE id = ?", (at, ticket_id))
             return handoff_id
+
+        return await self.db.write(write)
+
+    async def handoff_detail(self, handoff_id: str) -> HandoffDetail:
+        return _handoff_detail(await self.db.read(lambda tx: _must(
+            tx.one(_HANDOFF_DETAIL + " WHERE id = ?", (handoff_id,)), "hand-off", handoff_id)))
+
+    async def list_handoffs(self, *, open_only: bool, limit: int = 200) -> list[HandoffDetail]:
+        where = " WHERE status IN ('queued', 'taken')" if open_only else ""
+        rows = await self.db.read(lambda tx: tx.query(
+            f"{_HANDOFF_DETAIL}{where} ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)))
+        return [_handoff_detail(r) for r in rows]
+
+    async def work_handoff(self, handoff_id: str, status: Literal["taken", "closed"], *, person: str,
+                           resolution: str | None) -> HandoffDetail:
+        def write(tx: Tx) -> HandoffDetail:
+            row = _must(tx.one("SELECT status FROM handoffs WHERE id = ?", (handoff_id,)), "hand-off", handoff_id)
+            if row[0] == "closed":
+                raise DomainError(f"hand-off {handoff_id} is closed", code="handoff_closed")
+            tx.execute("UPDATE handoffs SET status = ?, handled_by = ?, resolution = COALESCE(?, resolution)"
+                       " WHERE id = ? AND status <> 'closed'", (status, person, resolution, handoff_id))
+            return _handoff_detail(_must(tx.one(_HANDOFF_DETAIL + " WHERE id = ?", (handoff_id,)), "hand-off",
+                                         handoff_id))
 
         return await self.db.write(write)
 

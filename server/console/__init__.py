@@ -1,0 +1,1 @@
+"""The web console at /console/ (Starlette routes, Jinja2 templates, static CSS/JS; no build step)."""

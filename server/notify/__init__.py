@@ -1,0 +1,1 @@
+"""Outbound webhooks: audit records become signed events in a durable outbox, delivered with retries."""

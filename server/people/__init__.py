@@ -1,0 +1,1 @@
+"""The people who work deskgate: console accounts, their two factors, their sessions, what they may do."""
