@@ -1,7 +1,8 @@
 """The console's browser-facing defences, each in one place.
 
     headers   every answer: a strict Content-Security-Policy (no inline script, `default-src 'self'`),
-              X-Frame-Options DENY, nosniff, no referrer, no caching of pages
+              X-Frame-Options DENY, nosniff, no referrer beyond the console's own origin, no caching of
+              pages
     cookies   the session cookie is HttpOnly, SameSite=Strict, Path=/, and Secure (with the `__Host-`
               prefix) whenever the request or the configured public URL is https, or
               `console.secure_cookies` says so
@@ -23,7 +24,9 @@ _HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with every form POST,
+    # which the HTTP face's Origin check (server/http_security.py) rightly refuses.
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]

@@ -61,7 +61,8 @@ async def test_a_hand_off_moves_the_ticket_to_the_human_queue_with_the_summary_a
     assert handed["status"] == "ok", handed
     assert (handed["data"]["ticket_id"], handed["data"]["customer_id"], handed["data"]["status"]) == (
         number, "C-3", "queued")
-    assert (status["data"]["kind"], status["data"]["status"]) == ("handoff", "queued")
+    assert status.get("data", {}).get("kind") == "handoff", status
+    assert status["data"]["status"] == "queued"
     assert ticket["data"]["status"] == "escalated"
     raw = on_helpdesk.ticket(number)
     assert raw["queue"] == on_helpdesk.helpdesk.human_queue

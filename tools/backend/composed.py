@@ -28,6 +28,7 @@ from deskgate.tools.models import (
     Customer,
     CustomerSummary,
     Handoff,
+    HandoffDetail,
     Invoice,
     InvoiceStatus,
     NoteAdded,
@@ -174,6 +175,16 @@ class ComposedBackend(SupportBackend):
 
     async def get_handoff(self, handoff_id: str) -> Handoff:
         return await self.domains.tickets.get_handoff(handoff_id)
+
+    async def handoff_detail(self, handoff_id: str) -> HandoffDetail:
+        return await self.domains.tickets.handoff_detail(handoff_id)
+
+    async def list_handoffs(self, *, open_only: bool, limit: int = 200) -> list[HandoffDetail]:
+        return await self.domains.tickets.list_handoffs(open_only=open_only, limit=limit)
+
+    async def work_handoff(self, handoff_id: str, status: Literal["taken", "closed"], *, person: str,
+                           resolution: str | None) -> HandoffDetail:
+        return await self.domains.tickets.work_handoff(handoff_id, status, person=person, resolution=resolution)
 
     # --- the action journal -----------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from deskgate.tools.backend.kinds import ObjectKind
 from deskgate.tools.backend.remote import Remote
 from deskgate.tools.models import (
     Handoff,
+    HandoffDetail,
     NoteAdded,
     Priority,
     Ticket,
@@ -49,6 +50,8 @@ _PRIORITY_OUT: dict[Priority, int] = {"urgent": 1, "high": 2, "normal": 3, "low"
 _CLOSED = {3, 4, 5}  # resolved, closed, duplicate
 _SIGNATURE = re.compile(r"\n\n-- ([A-Za-z0-9._@:-]{1,128}) via deskgate$")
 _HANDOFF = re.compile(r"^deskgate hand-off: priority (low|normal|high|urgent), from (agent|policy)\n")
+_HANDOFF_BODY = re.compile(
+    r"\n\nSummary: (.*?)\n\nTried: (.*?)\n\nProposed next step: (.*?)\n\n-- (\S+) via deskgate$", re.S)
 _MAX_PAGES = 200
 
 
@@ -190,21 +193,50 @@ class HelpdeskTickets:
         return sorted(found, key=lambda t: (t.updated_at, int(t.ticket_id)), reverse=True)[:limit]
 
     async def get_handoff(self, handoff_id: str) -> Handoff:
+        handoff, _, _ = await self._handoff(handoff_id)
+        return handoff
+
+    async def _handoff(self, handoff_id: str) -> tuple[Handoff, str, dict[str, Any]]:
+        """The hand-off, its note's text and its ticket as the helpdesk has them."""
         if not matches("handoff_id", SYSTEM, handoff_id):
             raise NotFound(f"hand-off {handoff_id} not found")
         try:
             note = await self._request("GET", f"followups/{int(handoff_id[2:])}/")
         except NotFound:
             raise NotFound(f"hand-off {handoff_id} not found") from None
-        header = _HANDOFF.match(note.get("comment") or "")
+        comment = note.get("comment") or ""
+        header = _HANDOFF.match(comment)
         if header is None or note.get("public"):
             raise NotFound(f"hand-off {handoff_id} not found")
         raw = await self._ticket(str(note["ticket"]))
         status: Literal["queued", "taken", "closed"] = (
             "closed" if int(raw["status"]) in _CLOSED else "taken" if raw.get("assigned_to") else "queued")
-        return Handoff.model_validate({
+        handoff = Handoff.model_validate({
             "handoff_id": handoff_id, "customer_id": await self._customer_of(raw), "ticket_id": str(raw["id"]),
             "priority": header.group(1), "status": status, "source": header.group(2), "created_at": _at(note["date"])})
+        return handoff, comment, raw
+
+    # The helpdesk has its own human queue: people take and close hand-offs there, not in the console.
+    def _worked_in_helpdesk(self) -> DomainError:
+        return DomainError("hand-offs are worked in the helpdesk itself (its human queue), not in deskgate's "
+                           "console", code="handoffs_in_helpdesk")
+
+    async def handoff_detail(self, handoff_id: str) -> HandoffDetail:
+        """Read back from the hand-off's internal note; the people's reply lives in the helpdesk."""
+        handoff, comment, raw = await self._handoff(handoff_id)
+        parts = _HANDOFF_BODY.search(comment)
+        summary, tried, proposed, actor = parts.groups() if parts else ("", "", "", "")
+        assigned = raw.get("assigned_to")
+        return HandoffDetail.model_validate({
+            **handoff.model_dump(), "summary": summary, "tried": tried, "proposed_action": proposed, "actor": actor,
+            "handled_by": f"helpdesk user {assigned}" if assigned else None, "resolution": None})
+
+    async def list_handoffs(self, *, open_only: bool, limit: int = 200) -> list[HandoffDetail]:
+        raise self._worked_in_helpdesk()
+
+    async def work_handoff(self, handoff_id: str, status: Literal["taken", "closed"], *, person: str,
+                           resolution: str | None) -> HandoffDetail:
+        raise self._worked_in_helpdesk()
 
     # --- ownership --------------------------------------------------------------------------
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 from deskgate.tools.backend.kinds import ObjectKind
-from deskgate.tools.models import Handoff, NoteAdded, Priority, Ticket, TicketStatus, TicketSummary
+from deskgate.tools.models import (
+    Handoff,
+    HandoffDetail,
+    NoteAdded,
+    Priority,
+    Ticket,
+    TicketStatus,
+    TicketSummary,
+)
 
 
 class TicketsBackend(Protocol):
@@ -28,6 +36,15 @@ class TicketsBackend(Protocol):
         ...
 
     async def get_handoff(self, handoff_id: str) -> Handoff: ...
+
+    # The console's escalations inbox (see `SupportBackend.list_handoffs`). A system with its own human
+    # queue (a helpdesk) may refuse these with a `DomainError`: its people work hand-offs there.
+    async def handoff_detail(self, handoff_id: str) -> HandoffDetail: ...
+
+    async def list_handoffs(self, *, open_only: bool, limit: int = 200) -> list[HandoffDetail]: ...
+
+    async def work_handoff(self, handoff_id: str, status: Literal["taken", "closed"], *, person: str,
+                           resolution: str | None) -> HandoffDetail: ...
 
     # Ownership of `ticket_id` (see `SupportBackend.owners`).
     async def owners(self, kind: ObjectKind, object_id: str) -> frozenset[str]: ...
