@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deskgate.config import packaged
-from deskgate.server.durable import atomic_replace
+from deskgate.server.durable import PRIVATE_FILE, atomic_replace
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.build import HASH_KEY, canonical_bytes, manifest_hash, require_manifest
 from deskgate.server.manifest.diff import Change, diff, render_diff
@@ -122,6 +122,6 @@ def check_served(manifest: Mapping[str, Any], paths: Paths, *, dev: bool, warn: 
 
 def _replace(path: Path, data: bytes) -> None:
     try:
-        atomic_replace(path, data, mode=0o644)  # a lock is reviewed, not secret
+        atomic_replace(path, data, mode=PRIVATE_FILE)  # not secret, but only its owner may change what is pinned
     except OSError as exc:
         raise ConfigError(f"cannot write the lock: {exc.strerror}", file=str(path)) from None
