@@ -93,7 +93,8 @@ class _SqliteTx:
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self._conn.execute(sql, tuple(params)).fetchone()
+        row: Row | None = self._conn.execute(sql, tuple(params)).fetchone()
+        return row
 
 
 class _Busy(StoreUnavailable):
