@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from bench._common import Home, Summary, Table, prepare_home, ratio, scratch
+from bench._common import SMOKE_HELP, Home, Summary, Table, prepare_home, ratio, scratch
 from bench.bare import build_bare_server
 from bench.servers import call_ok, connected, serving
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
@@ -156,7 +156,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=None, help="where the throwaway state directory goes")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.calls, args.warmup, args.customers = 2, 10, 5, 100
     with scratch(args.dir, "overhead") as root:
         anyio.run(_show, root, args)
 

@@ -72,7 +72,7 @@ class UnsafeNoRedaction(Redactor):
 
 # --- child ----------------------------------------------------------------------------------
 
-def _listening_socket() -> socket.socket:
+def listening_socket() -> socket.socket:
     # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for a delayed ACK (Nagle), drowning what we measure.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -117,7 +117,7 @@ def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
     from deskgate.server.store.db import open_database
     from deskgate.tools.backend.sql import SqlSupportBackend
 
-    sock = _listening_socket()
+    sock = listening_socket()
     if kind.startswith("deskgate"):
         runtime = _runtime(kind, home, policy)
         app = build_http_app(runtime, host="127.0.0.1")
