@@ -62,8 +62,8 @@ class Runtime:
     @classmethod
     def open(cls, paths: Paths, *, settings: Settings | None = None, policy_path: Path | None = None,
              clock: Callable[[], float] = time.time) -> Runtime:
+        open_state_dir(paths.home)  # before anything in it is read
         settings = settings or load_settings(paths)
-        open_state_dir(paths.home)
         url = database_url()
         state_db = open_database(url, paths.state_db)
         # On PostgreSQL state and the demo backend share one database, so one connection pool.

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from deskgate.config import packaged
+from deskgate.server.errors import ConfigError
+from deskgate.server.runtime import Runtime
+from deskgate.server.settings import Paths
 from tests.e2e.test_transports import _wait_until_up, free_port
 
 CLI = [sys.executable, "-m", "deskgate.server.cli"]
@@ -249,3 +252,11 @@ def test_a_state_directory_that_does_not_exist_yet_is_created_private_under_umas
     for directory in (tmp_path / "new", tmp_path / "new" / "deeper", home):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
 
+
+
+def test_the_composition_root_refuses_unsafe_state_too(home: Path) -> None:
+    """`Runtime.open` (what tests, benchmarks and `serve` build on) checks before it reads the settings."""
+    (home / "deskgate.toml").write_text("[server]\nport = 0\n")  # invalid: read first, it would fail otherwise
+    (home / "deskgate.toml").chmod(0o666)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        Runtime.open(Paths(home))
