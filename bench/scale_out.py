@@ -13,7 +13,7 @@ database, dropped afterwards. The configurations alternate their order round by 
 then backward) so warm-up and drift fall on each equally; every ratio is against SQLite x1 measured
 in the same run. Bounded: each window lasts `--seconds`, the whole run at most `--budget` seconds.
 
-Each server is a child (`python -m bench.scale_out serve --home DIR --policy FILE`) that runs what
+Each server is a child (`python -m bench.servers --kind deskgate ... [--database-url URL]`) that runs what
 `deskgate serve --transport http` runs, on the deployment's engine, with the bench policy (rate
 limits raised so that the run measures calls, not refusals). It listens before it announces its
 port on stdout, so the first request waits in the backlog: no polling.
@@ -22,7 +22,6 @@ port on stdout, so the first request waits in the backlog: no polling.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -48,7 +47,7 @@ from bench._common import (
     scratch,
     write_bench_policy,
 )
-from bench.servers import REPO, START_TIMEOUT, announced_url, connected, listening_socket, stop
+from bench.servers import REPO, START_TIMEOUT, announced_url, connected, stop
 from bench.throughput import READ_MIX, WRITE_MIX, window
 from deskgate.server.durable import private_dir
 from deskgate.server.runtime import Runtime
@@ -71,11 +70,6 @@ class Deployment:
     tokens: list[str]
     workload: Workload
 
-    def environment(self) -> dict[str, str]:
-        env = bench_environment()
-        if self.database_url:
-            env["DESKGATE_DATABASE_URL"] = self.database_url
-        return env
 
 
 @contextmanager
@@ -115,10 +109,11 @@ def prepare(home: Path, database_url: str | None, *, customers: int, sessions: i
 @asynccontextmanager
 async def processes(d: Deployment, count: int) -> AsyncIterator[list[str]]:
     """`count` deskgate servers on one state directory (and database); yields their MCP URLs."""
-    command = [sys.executable, "-m", "bench.scale_out", "serve", "--home", str(d.home), "--policy", str(d.policy)]
+    command = [sys.executable, "-m", "bench.servers", "--kind", "deskgate", "--home", str(d.home),
+               "--policy", str(d.policy), *(["--database-url", d.database_url] if d.database_url else [])]
     async with AsyncExitStack() as stack:
         started = [await stack.enter_async_context(await anyio.open_process(
-            command, cwd=REPO, env=d.environment(), stdout=subprocess.PIPE, stderr=None)) for _ in range(count)]
+            command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE, stderr=None)) for _ in range(count)]
         for process in started:
             stack.push_async_callback(stop, process)
         with anyio.fail_after(START_TIMEOUT):
@@ -175,31 +170,7 @@ def scale_out(root: Path, pg_url: str | None, *, configs: Sequence[tuple[str, in
     return table
 
 
-def serve(home: Path, policy: Path) -> None:
-    """The child: one deskgate server on the engine its environment names; announces its port."""
-    import uvicorn
-
-    from deskgate.server.http_app import build_http_app
-
-    sock = listening_socket()
-    runtime = Runtime.open(Paths(home), policy_path=policy)
-    app = build_http_app(runtime, host="127.0.0.1")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False))
-    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        anyio.run(runtime.aclose)
-
-
 def main() -> None:
-    if sys.argv[1:2] == ["serve"]:
-        child = argparse.ArgumentParser(prog="bench.scale_out serve", description="one server (started by the run)")
-        child.add_argument("--home", type=Path, required=True)
-        child.add_argument("--policy", type=Path, required=True)
-        served = child.parse_args(sys.argv[2:])
-        serve(served.home, served.policy)
-        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("DESKGATE_TEST_DATABASE_URL"),
                         help="PostgreSQL to run in (a throwaway schema is created and dropped); "

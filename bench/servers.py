@@ -26,6 +26,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -72,7 +73,7 @@ class UnsafeNoRedaction(Redactor):
 
 # --- child ----------------------------------------------------------------------------------
 
-def listening_socket() -> socket.socket:
+def _listening_socket() -> socket.socket:
     # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for a delayed ACK (Nagle), drowning what we measure.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -96,8 +97,6 @@ def _runtime(kind: Kind, home: Path, policy: Path) -> Any:
 
 def _serve_stdio(kind: Kind, home: Path, policy: Path) -> None:
     """As `deskgate serve --transport stdio` serves: one session, its token from DESKGATE_TOKEN."""
-    import os
-
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 
     runtime = _runtime(kind, home, policy)
@@ -117,7 +116,7 @@ def _serve(kind: Kind, home: Path, policy: Path, profile: Path | None) -> None:
     from deskgate.server.store.db import open_database
     from deskgate.tools.backend.sql import SqlSupportBackend
 
-    sock = listening_socket()
+    sock = _listening_socket()
     if kind.startswith("deskgate"):
         runtime = _runtime(kind, home, policy)
         app = build_http_app(runtime, host="127.0.0.1")
@@ -165,8 +164,12 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile here at exit")
     parser.add_argument("--stdio", action="store_true", help="serve MCP over stdio (deskgate kinds only)")
+    parser.add_argument("--database-url", default=None, help="serve from this PostgreSQL (deskgate kinds only; "
+                                                              "default the embedded SQLite)")
     args = parser.parse_args()
-    apply_bench_environment()
+    apply_bench_environment()  # drops a DESKGATE_DATABASE_URL the caller had: only --database-url sets one
+    if args.database_url:
+        os.environ["DESKGATE_DATABASE_URL"] = args.database_url
     if args.stdio:
         _serve_stdio(args.kind, args.home, args.policy)
     else:
