@@ -28,7 +28,7 @@ from mcp import Client
 
 from bench._common import SMOKE_HELP, Home, Summary, Table, prepare_home, ratio, scratch
 from bench.bare import build_bare_server
-from bench.servers import call_ok, connected, serving
+from bench.servers import call_ok, connected, serving_all
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 from deskgate.server.store.db import open_database
 from deskgate.tools.backend.sql import SqlSupportBackend
@@ -97,13 +97,12 @@ async def compare(clients: dict[str, Client], orders: Sequence[str], *, rounds: 
 
 
 async def over_http(home: Home, *, rounds: int, calls: int, warmup: int) -> Compared:
-    async with serving("bare", home.root, home.policy) as bare_url, \
-            serving("bare-auth", home.root, home.policy) as bare_auth_url, \
-            serving("deskgate", home.root, home.policy) as deskgate_url, \
-            connected(bare_url) as bare, connected(bare_auth_url, home.tokens[0]) as bare_auth, \
-            connected(deskgate_url, home.tokens[0]) as deskgate:
-        return await compare({"bare": bare, "bare-auth": bare_auth, "deskgate": deskgate}, home.workload.orders,
-                             rounds=rounds, calls=calls, warmup=warmup, disk=home.root)
+    async with serving_all(["bare", "bare-auth", "deskgate"], home.root, home.policy) as urls:
+        bare_url, bare_auth_url, deskgate_url = urls
+        async with connected(bare_url) as bare, connected(bare_auth_url, home.tokens[0]) as bare_auth, \
+                connected(deskgate_url, home.tokens[0]) as deskgate:
+            return await compare({"bare": bare, "bare-auth": bare_auth, "deskgate": deskgate}, home.workload.orders,
+                                 rounds=rounds, calls=calls, warmup=warmup, disk=home.root)
 
 
 async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> Compared:

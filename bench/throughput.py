@@ -29,7 +29,7 @@ import anyio
 from mcp import Client
 
 from bench._common import SMOKE_HELP, Home, Summary, Table, Workload, ab_order, prepare_home, ratio, scratch
-from bench.servers import call_ok, connected, serving
+from bench.servers import call_ok, connected, serving_all
 from deskgate.tools.backend.sql import _ORDER
 
 READ_MIX = ("get_order", "get_customer", "list_orders", "get_ticket")
@@ -83,8 +83,7 @@ async def concurrency(home: Home, *, clients: Sequence[int], seconds: float, rou
                 ["mix", "clients", "bare calls/s", "deskgate calls/s", "deskgate / bare"],
                 note="Each client has its own connection and (on deskgate) its own session. Writes on deskgate "
                      "write two durable audit records each (intent, outcome).")
-    async with serving("bare", home.root, home.policy) as bare_url, \
-            serving("deskgate", home.root, home.policy) as deskgate_url:
+    async with serving_all(["bare", "deskgate"], home.root, home.policy) as (bare_url, deskgate_url):
         for count in clients:
             async with AsyncExitStack() as stack:
                 opened = {"bare": await _open(stack, bare_url, [None] * count),
