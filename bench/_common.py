@@ -1,6 +1,7 @@
 """Shared helpers of the performance suite: environment, a prepared state directory, statistics, tables.
 
-Other benchmark scripts may import these (`from bench._common import Summary, Table`).
+Every benchmark runs as `python -m bench.<name>` from the repository root against the installed `deskgate`,
+creates what it needs in throwaway directories, and takes `--smoke` (SMOKE_HELP).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 from deskgate.config import packaged
+from deskgate.server.durable import private_dir
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import Paths
 from deskgate.server.store.db import Tx
 from deskgate.tools.backend.seed import DEMO, seed_demo
 
+SMOKE_HELP = "about a second of measuring, the smallest sizes: checks that the benchmark runs (CI does)"
 ROLE = "supervisor"  # every tool the mixes call, so no call is refused for its scope
 TOKEN_TTL = 3600
 _LIMIT_MAX = re.compile(r"\bmax = \d+")
@@ -113,7 +116,7 @@ async def prepare_home(root: Path, customers: int, *, sessions: int = 64, seed: 
 
 
 def _stage(root: Path, seeded_backend: Path | None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)  # a state directory others could write is refused (server/statedir.py)
     if seeded_backend is not None and seeded_backend.exists():
         shutil.copyfile(seeded_backend, Paths(root).backend_db)
     return write_bench_policy(root / "bench-policy.toml")
@@ -121,7 +124,7 @@ def _stage(root: Path, seeded_backend: Path | None) -> Path:
 
 def _keep(backend_db: Path, seeded_backend: Path | None) -> None:
     if seeded_backend is not None and not seeded_backend.exists():
-        seeded_backend.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(seeded_backend.parent)
         shutil.copyfile(backend_db, seeded_backend)
 
 
@@ -217,5 +220,7 @@ def scratch(root: Path | None, name: str) -> Iterator[Path]:
     """A directory removed afterwards (under `root` when given, else the system temp dir)."""
     import tempfile
 
+    if root is not None:
+        private_dir(root)
     with tempfile.TemporaryDirectory(prefix=f"deskgate-bench-{name}-", dir=root) as tmp:
         yield Path(tmp)

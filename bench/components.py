@@ -1,6 +1,6 @@
 """Component costs: session-token verification and confirmation tokens, per second.
 
-    python -m bench.components [--seconds 2]
+    python -m bench.components [--seconds 2] [--dir DIR] [--smoke]
 
 Baselines, measured in the same run with the same Ed25519 key:
     - token verification against a bare PyJWT EdDSA check (`jwt.decode` with the algorithm pinned):
@@ -10,7 +10,7 @@ Baselines, measured in the same run with the same Ed25519 key:
       up revocation on every call.
     - confirmation issue + redeem against PyJWT sign + verify of the same claims: deskgate adds the
       binding checks and the single-use record (an fsync'd INSERT in the state store).
-Audit appends are measured by `bench/audit.py`, redaction by `bench/redaction.py`.
+Audit appends are measured by `bench.audit`, redaction by `bench.redaction`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import anyio
 import jwt
 
-from bench._common import Home, Table, prepare_home, scratch
+from bench._common import SMOKE_HELP, Home, Table, prepare_home, scratch
 from deskgate.scopes.tokens import ALGORITHM, TokenVerifier
 from deskgate.server.policy.confirmation import AUDIENCE, Binding, Confirmations
 from deskgate.server.runtime import Runtime
@@ -135,7 +135,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds = 0.1
     with scratch(args.dir, "components") as root:
         anyio.run(_show, root, args.seconds)
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from bench._common import Home, Summary, Table, prepare_home, ratio, scratch
+from bench._common import SMOKE_HELP, Home, Summary, Table, prepare_home, ratio, scratch
 from bench.bare import build_bare_server
-from bench.servers import call_ok, connected, serving
+from bench.servers import call_ok, connected, serving_all
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 from deskgate.server.store.db import open_database
 from deskgate.tools.backend.sql import SqlSupportBackend
@@ -97,13 +97,12 @@ async def compare(clients: dict[str, Client], orders: Sequence[str], *, rounds: 
 
 
 async def over_http(home: Home, *, rounds: int, calls: int, warmup: int) -> Compared:
-    async with serving("bare", home.root, home.policy) as bare_url, \
-            serving("bare-auth", home.root, home.policy) as bare_auth_url, \
-            serving("deskgate", home.root, home.policy) as deskgate_url, \
-            connected(bare_url) as bare, connected(bare_auth_url, home.tokens[0]) as bare_auth, \
-            connected(deskgate_url, home.tokens[0]) as deskgate:
-        return await compare({"bare": bare, "bare-auth": bare_auth, "deskgate": deskgate}, home.workload.orders,
-                             rounds=rounds, calls=calls, warmup=warmup, disk=home.root)
+    async with serving_all(["bare", "bare-auth", "deskgate"], home.root, home.policy) as urls:
+        bare_url, bare_auth_url, deskgate_url = urls
+        async with connected(bare_url) as bare, connected(bare_auth_url, home.tokens[0]) as bare_auth, \
+                connected(deskgate_url, home.tokens[0]) as deskgate:
+            return await compare({"bare": bare, "bare-auth": bare_auth, "deskgate": deskgate}, home.workload.orders,
+                                 rounds=rounds, calls=calls, warmup=warmup, disk=home.root)
 
 
 async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> Compared:
@@ -156,7 +155,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=None, help="where the throwaway state directory goes")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.calls, args.warmup, args.customers = 2, 10, 5, 100
     with scratch(args.dir, "overhead") as root:
         anyio.run(_show, root, args)
 

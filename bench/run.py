@@ -5,8 +5,11 @@
     python -m bench.run --sizes 1e3,1e5,1e6 --data ~/.cache/deskgate-bench
                                           add the million-customer read (seeded once, kept in --data)
 
+    python -m bench.run --smoke           a few seconds of measuring: checks that the suite runs (CI does)
+
 Everything runs on loopback, in throwaway state directories, and stops by itself: every loop is
-bounded in calls and in time.
+bounded in calls and in time. Run on their own: `python -m bench.scale_out` (needs PostgreSQL) and
+`python -m bench.redaction` (needs the `bench` extra).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pathlib import Path
 
 import anyio
 
-from bench import components, hotpath, overhead, throughput
-from bench._common import Table, machine, prepare_home, scratch
+from bench import audit, components, hotpath, overhead, throughput
+from bench._common import SMOKE_HELP, Table, machine, prepare_home, scratch
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,16 +41,21 @@ class Plan:
     size_calls: int        # reads per backend size
     component_seconds: float
     profile_calls: int
+    audit_seconds: float
+    verify_records: int
+    customers: int = 1000
 
 
 FULL = Plan(rounds=10, calls=200, warmup=50, seconds=4.0, windows=2, clients=(1, 16, 64), sizes=(1000, 100_000),
-            size_calls=1000, component_seconds=2.0, profile_calls=2000)
+            size_calls=1000, component_seconds=2.0, profile_calls=2000, audit_seconds=3.0, verify_records=100_000)
+SMOKE = Plan(rounds=2, calls=10, warmup=5, seconds=0.2, windows=1, clients=(1, 4), sizes=(100, 300), size_calls=20,
+             component_seconds=0.1, profile_calls=20, audit_seconds=0.2, verify_records=2000, customers=100)
 QUICK = Plan(rounds=4, calls=100, warmup=20, seconds=1.0, windows=1, clients=(1, 16, 64), sizes=(1000, 10_000),
-             size_calls=300, component_seconds=0.5, profile_calls=400)
+             size_calls=300, component_seconds=0.5, profile_calls=400, audit_seconds=1.0, verify_records=20_000)
 
 
 async def suite(root: Path, plan: Plan, data: Path | None, out: Path) -> list[Table]:
-    home = await prepare_home(root / "main", 1000, sessions=max(plan.clients))
+    home = await prepare_home(root / "main", plan.customers, sessions=max(plan.clients))
     tables = [await overhead.run(home, rounds=plan.rounds, calls=plan.calls, warmup=plan.warmup)]
     tables[-1].show()
     tables.append(await throughput.concurrency(home, clients=plan.clients, seconds=plan.seconds,
@@ -60,6 +68,8 @@ async def suite(root: Path, plan: Plan, data: Path | None, out: Path) -> list[Ta
     for table in await hotpath.run(home, calls=plan.profile_calls, out=out):
         table.show()
         tables.append(table)
+    tables.append(await audit.run(root / "audit", seconds=plan.audit_seconds, verify_records=plan.verify_records))
+    tables[-1].show()
     return tables
 
 
@@ -82,20 +92,22 @@ def _sizes(text: str) -> tuple[int, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about a minute, smaller samples")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP + "; results in the throwaway directory")
     parser.add_argument("--sizes", type=_sizes, default=None, help="scaling-read sizes, e.g. 1e3,1e5,1e6")
     parser.add_argument("--data", type=Path, default=None, help="keep seeded backends here between runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where chain.md and the profiles go")
     parser.add_argument("--dir", type=Path, default=None, help="where the throwaway state directories go")
     args = parser.parse_args()
-    plan = QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.sizes:
         plan = Plan(**{**plan.__dict__, "sizes": args.sizes})
     command = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.perf_counter()
     with scratch(args.dir, "run") as root:
-        tables = anyio.run(suite, root, plan, args.data, args.out)
-    path = report(tables, command.strip(), time.perf_counter() - started, args.out)
-    print(f"results: {path}")
+        out = root / "results" if args.smoke else args.out
+        tables = anyio.run(suite, root, plan, args.data, out)
+        path = report(tables, command.strip(), time.perf_counter() - started, out)
+        print(f"results: {path}")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ With `--stdio` a deskgate kind serves MCP over stdio instead, one session with i
 DESKGATE_TOKEN, as `deskgate serve --transport stdio` does.
 
 Parent side: `serving(kind, home)` starts the child, reads the port (bounded by a timeout) and
-terminates the child on exit; `connected_stdio(kind, home, policy, token)` starts a stdio child and
-connects to it; `connected(target, token)` opens an `mcp.Client` - in memory when
-given an `MCPServer`, over Streamable HTTP (httpx2) when given a URL; `call_ok` calls a tool and
-stops the run if it did not succeed (a benchmark of refusals measures nothing).
+terminates the child on exit (`serving_all`: several kinds, started side by side);
+`connected_stdio(kind, home, policy, token)` starts a stdio child and connects to it;
+`connected(target, token)` opens an `mcp.Client` - in memory when given an `MCPServer`, over
+Streamable HTTP (httpx2) when given a URL; `call_ok` calls a tool and stops the run if it did not
+succeed (a benchmark of refusals measures nothing).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import argparse
 import functools
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -95,8 +97,6 @@ def _runtime(kind: Kind, home: Path, policy: Path) -> Any:
 
 def _serve_stdio(kind: Kind, home: Path, policy: Path) -> None:
     """As `deskgate serve --transport stdio` serves: one session, its token from DESKGATE_TOKEN."""
-    import os
-
     from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 
     runtime = _runtime(kind, home, policy)
@@ -164,8 +164,12 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--profile", type=Path, default=None, help="write a pyinstrument profile here at exit")
     parser.add_argument("--stdio", action="store_true", help="serve MCP over stdio (deskgate kinds only)")
+    parser.add_argument("--database-url", default=None, help="serve from this PostgreSQL (deskgate kinds only; "
+                                                              "default the embedded SQLite)")
     args = parser.parse_args()
-    apply_bench_environment()
+    apply_bench_environment()  # drops a DESKGATE_DATABASE_URL the caller had: only --database-url sets one
+    if args.database_url:
+        os.environ["DESKGATE_DATABASE_URL"] = args.database_url
     if args.stdio:
         _serve_stdio(args.kind, args.home, args.policy)
     else:
@@ -177,18 +181,28 @@ def main() -> None:
 @asynccontextmanager
 async def serving(kind: Kind, home: Path, policy: Path, *, profile: Path | None = None) -> AsyncIterator[str]:
     """Run one server process; yields its MCP endpoint URL. With `profile`, a pyinstrument report lands there."""
-    command = [sys.executable, "-m", "bench.servers", "--kind", kind, "--home", str(home), "--policy", str(policy)]
-    if profile is not None:
-        command += ["--profile", str(profile)]
-    process = await anyio.open_process(command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE,
-                                       stderr=None)
-    try:
-        with anyio.fail_after(START_TIMEOUT):
-            url = await announced_url(process)
+    async with serving_all([kind], home, policy, profile=profile) as (url,):
         yield url
-    finally:
-        await stop(process)
-        await process.aclose()
+
+
+@asynccontextmanager
+async def serving_all(kinds: Sequence[Kind], home: Path, policy: Path, *,
+                      profile: Path | None = None) -> AsyncIterator[list[str]]:
+    """Run one server process per kind, all started before any is waited for (their start-ups overlap);
+    yields their MCP endpoint URLs in the order of `kinds`."""
+    async with AsyncExitStack() as stack:
+        started = []
+        for kind in kinds:
+            command = [sys.executable, "-m", "bench.servers", "--kind", kind, "--home", str(home),
+                       "--policy", str(policy), *(["--profile", str(profile)] if profile is not None else [])]
+            process = await anyio.open_process(command, cwd=REPO, env=bench_environment(), stdout=subprocess.PIPE,
+                                               stderr=None)
+            stack.push_async_callback(process.aclose)
+            stack.push_async_callback(stop, process)  # runs first: callbacks unwind last in, first out
+            started.append(process)
+        with anyio.fail_after(START_TIMEOUT):
+            urls = [await announced_url(process) for process in started]
+        yield urls
 
 
 @asynccontextmanager

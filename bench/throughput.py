@@ -28,8 +28,8 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from bench._common import Home, Summary, Table, Workload, ab_order, prepare_home, ratio, scratch
-from bench.servers import call_ok, connected, serving
+from bench._common import SMOKE_HELP, Home, Summary, Table, Workload, ab_order, prepare_home, ratio, scratch
+from bench.servers import call_ok, connected, serving_all
 from deskgate.tools.backend.sql import _ORDER
 
 READ_MIX = ("get_order", "get_customer", "list_orders", "get_ticket")
@@ -83,8 +83,7 @@ async def concurrency(home: Home, *, clients: Sequence[int], seconds: float, rou
                 ["mix", "clients", "bare calls/s", "deskgate calls/s", "deskgate / bare"],
                 note="Each client has its own connection and (on deskgate) its own session. Writes on deskgate "
                      "write two durable audit records each (intent, outcome).")
-    async with serving("bare", home.root, home.policy) as bare_url, \
-            serving("deskgate", home.root, home.policy) as deskgate_url:
+    async with serving_all(["bare", "deskgate"], home.root, home.policy) as (bare_url, deskgate_url):
         for count in clients:
             async with AsyncExitStack() as stack:
                 opened = {"bare": await _open(stack, bare_url, [None] * count),
@@ -172,13 +171,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000, help="reads per backend size")
     parser.add_argument("--data", type=Path, default=None, help="keep seeded backends here between runs")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.rounds, args.clients, args.sizes, args.calls = 0.2, 1, [1, 4], [100, 300], 20
     with scratch(args.dir, "throughput") as root:
         anyio.run(_show, root, args)
 
 
 async def _show(root: Path, args: argparse.Namespace) -> None:
-    home = await prepare_home(root / "mix", 1000, sessions=max(args.clients))
+    home = await prepare_home(root / "mix", 100 if args.smoke else 1000, sessions=max(args.clients))
     (await concurrency(home, clients=args.clients, seconds=args.seconds, rounds=args.rounds)).show()
     (await scaling(root, args.sizes, calls=args.calls, data=args.data)).show()
 

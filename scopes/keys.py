@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ import keyring.errors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from deskgate.server.durable import atomic_replace, fsync_dir
+from deskgate.server.durable import PRIVATE_FILE, atomic_replace, fsync_dir, private_dir
 from deskgate.server.errors import ConfigError
 from deskgate.server.settings import Paths, TokensSection, parse_duration
 
@@ -329,8 +330,8 @@ class SigningKeys:
     @contextmanager
     def _locked(self) -> Iterator[_Keyset]:
         """Hold the keys directory lock and yield the keyset as it is on disk (for a change)."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(self.directory)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._stamp = None
@@ -342,7 +343,7 @@ class SigningKeys:
     def _fresh(self) -> _Keyset:
         """The keyset, re-read when the file changed (another process may have rotated)."""
         try:
-            st = os.stat(self.keyset_path)
+            st = os.stat(self.keyset_path, follow_symlinks=False)
         except FileNotFoundError:
             self._keyset, self._stamp = _EMPTY, None
             return self._keyset
@@ -354,13 +355,29 @@ class SigningKeys:
 
     def _write(self, keyset: _Keyset) -> None:
         data = {"current": keyset.current, "keys": [asdict(k) for k in keyset.keys]}
-        atomic_replace(self.keyset_path, json.dumps(data, indent=2).encode("utf-8") + b"\n", mode=0o644)
+        atomic_replace(self.keyset_path, json.dumps(data, indent=2).encode("utf-8") + b"\n", mode=PRIVATE_FILE)
 
 
 def _parse_keyset(path: Path) -> _Keyset:
-    """Read and check the keyset file; a kid that is not its key's thumbprint is refused."""
+    """Read and check the keyset file; a kid that is not its key's thumbprint is refused.
+
+    It is the trust anchor of every token (whoever can add a key to it can mint accepted tokens), so it
+    must be a file, not a symlink, owned by this user and writable by no one else.
+    """
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the keyset file ({exc.strerror}); it must be a file, not a symlink",
+                          file=str(path)) from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise ConfigError(f"the keyset file must be a file owned by this user that no one else can write "
+                              f"(mode {st.st_mode & 0o7777:o}, owner uid {st.st_uid}). Fix: check its keys, then "
+                              f"`chown $(id -u) {path} && chmod 600 {path}`", file=str(path))
+        raw = f.read()
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
         records = tuple(KeyRecord(**entry) for entry in data["keys"])
         current = data["current"]
         for record in records:

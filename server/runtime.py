@@ -32,6 +32,7 @@ from deskgate.server.policy_stage import PolicyStage
 from deskgate.server.redaction.fingerprint import FingerprintKey
 from deskgate.server.redaction.redactor import Redactor
 from deskgate.server.settings import Paths, Settings, database_url, load_settings
+from deskgate.server.statedir import open_state_dir
 from deskgate.server.store.db import Database, open_database
 from deskgate.server.store.state import StateStore
 from deskgate.tools.backend.base import SupportBackend
@@ -71,8 +72,8 @@ class Runtime:
     @classmethod
     def open(cls, paths: Paths, *, settings: Settings | None = None, policy_path: Path | None = None,
              clock: Callable[[], float] = time.time) -> Runtime:
+        open_state_dir(paths.home)  # before anything in it is read
         settings = settings or load_settings(paths)
-        paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         url = database_url()
         state_db = open_database(url, paths.state_db)
         # On PostgreSQL state and the demo backend share one database, so one connection pool.

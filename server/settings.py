@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from deskgate.config import line_of, load_model, packaged, read_toml
 from deskgate.server.errors import ConfigError
 from deskgate.server.http_security import WILDCARD_ADDRESSES, HostPattern, OriginPattern, Proxies, origin_of
+from deskgate.server.statedir import check_state_dir
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -202,8 +203,11 @@ class Paths:
 
     @classmethod
     def from_env(cls) -> Paths:
+        """The state directory the environment names, checked (`statedir`): refused if unsafe."""
         raw = os.environ.get("DESKGATE_HOME")
-        return cls(Path(raw).expanduser() if raw else Path.home() / ".deskgate")
+        paths = cls(Path(raw).expanduser() if raw else Path.home() / ".deskgate")
+        check_state_dir(paths.home)
+        return paths
 
 
 def load_settings(paths: Paths) -> Settings:

@@ -61,7 +61,7 @@ from deskgate.server.audit.segments import (
     segments,
     set_aside_torn,
 )
-from deskgate.server.durable import fsync_dir, write_all
+from deskgate.server.durable import fsync_dir, private_dir, write_all
 from deskgate.server.errors import AuditUnavailable
 from deskgate.server.settings import AuditSection
 
@@ -94,7 +94,7 @@ class AuditLog(GroupCommit):
         self._segment_started: float | None = None
         self._shipper: Shipper | None = None
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(directory)
             with self._locked():
                 checkpoints = directory / CHECKPOINTS_NAME
                 if not checkpoints.exists():

@@ -11,6 +11,7 @@ from deskgate.server.audit.batching import GroupCommit
 from deskgate.server.audit.keys import load_or_create_key
 from deskgate.server.audit.log import AuditLog
 from deskgate.server.audit.postgres import PostgresAuditLog
+from deskgate.server.durable import private_dir
 from deskgate.server.settings import Paths, Settings, database_url
 from deskgate.server.store.db import Database, open_database
 
@@ -20,6 +21,6 @@ def open_audit_log(paths: Paths, settings: Settings, db: Database | None = None)
     url = database_url()
     if not url:
         return AuditLog(paths.audit_dir, settings.audit)
-    paths.audit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(paths.audit_dir)
     return PostgresAuditLog(db or open_database(url, paths.state_db), load_or_create_key(paths.audit_dir),
                             settings.audit)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from deskgate.server.audit.records import GENESIS, seal
 from deskgate.server.audit.verify import Report, anchor_source, check_truncation, scan, signed_heads
 from deskgate.server.errors import AuditUnavailable, StoreUnavailable
 from deskgate.server.settings import AuditSection
-from deskgate.server.store.db import Database, Tx
+from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 
 AUDIT_MIGRATIONS = [
@@ -177,11 +178,16 @@ def _exists(tx: Tx, table: str) -> bool:
     return row is not None and row[0] is not None
 
 
+def _page(sql: str, bound: int, tx: Tx) -> list[Row]:
+    """One page of the audit table past `bound` (the direction is in `sql`)."""
+    return tx.query(sql, (bound, _PAGE))
+
+
 def table_rows(db: Database, *, after: int = 0) -> Iterator[tuple[int, str]]:
     """(seq, stored record) after `after`, oldest first; one short read transaction per page."""
     while True:
-        page = db.read_sync(lambda tx, a=after: tx.query(
-            "SELECT seq, record FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (a, _PAGE)))
+        page = db.read_sync(partial(_page, "SELECT seq, record FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    after))
         yield from ((int(seq), str(record)) for seq, record in page)
         if len(page) < _PAGE:
             return
@@ -201,8 +207,8 @@ def last_table_records(db: Database, count: int, keep: Callable[[dict[str, Any]]
     found: list[dict[str, Any]] = []
     before = 2**63 - 1  # above any seq (BIGINT)
     while len(found) < count:
-        page = db.read_sync(lambda tx, b=before: tx.query(
-            "SELECT seq, record FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?", (b, _PAGE)))
+        page = db.read_sync(partial(_page, "SELECT seq, record FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                                    before))
         found += [r for r in _parsed(page) if keep(r)][:count - len(found)]
         if len(page) < _PAGE:
             break

@@ -138,7 +138,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_row(record: dict[str, Any]) -> list[str]:
     """One CSV row; a text cell a spreadsheet would run as a formula is prefixed with a quote."""
-    money = record.get("money") if isinstance(record.get("money"), dict) else {}
+    raw_money = record.get("money")
+    money: dict[str, Any] = raw_money if isinstance(raw_money, dict) else {}
     values: dict[str, Any] = {
         **record,
         "money_amount": money.get("amount"),

@@ -141,7 +141,8 @@ def _tool_entry(
         "flags": [asdict(f) for f in scan_tool(spec.title, spec.description, input_schema, output_schema, policy)],
     }
     entry["risk"] = tool_risk(entry).value
-    return _plain(entry, f"tool {spec.name!r}", 0)
+    plain: dict[str, Any] = _plain(entry, f"tool {spec.name!r}", 0)
+    return plain
 
 
 def _plain(value: Any, where: str, depth: int) -> Any:

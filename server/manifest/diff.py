@@ -217,16 +217,16 @@ def _policy_leaf(name: str, path: str, was: Any, now: Any, money: bool) -> Chang
         if b < a:
             return Change(Risk.HIGH, True, name, f"{gate}_removed" if b == 0 else f"{gate}_weakened", detail)
         return Change(Risk.LOW, False, name, f"{gate}_added" if a == 0 else f"{gate}_strengthened", detail)
-    a, b = _number(was), _number(now)
+    old_number, new_number = _number(was), _number(now)
     stricter_when_higher = key.startswith("min") or key.endswith("window")
-    if a is not None and b is not None:
-        loosened = (b > a) != stricter_when_higher
-        kind = "threshold_raised" if b > a else "threshold_lowered"
+    if old_number is not None and new_number is not None:
+        loosened = (new_number > old_number) != stricter_when_higher
+        kind = "threshold_raised" if new_number > old_number else "threshold_lowered"
         return Change(Risk.HIGH if money else Risk.MEDIUM, True, name, kind, detail) if loosened else \
             Change(Risk.LOW, False, name, kind, detail)
-    if a is not None and now is _MISSING:
+    if old_number is not None and now is _MISSING:
         return Change(Risk.HIGH if money else Risk.MEDIUM, True, name, "threshold_removed", detail)
-    if was is _MISSING and b is not None:
+    if was is _MISSING and new_number is not None:
         return Change(Risk.LOW, False, name, "threshold_added", detail)
     if isinstance(was, list) and isinstance(now, list):
         added = [v for v in now if v not in was]

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from deskgate.config import packaged
-from deskgate.server.durable import atomic_replace
+from deskgate.server.durable import PRIVATE_FILE, atomic_replace
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.build import HASH_KEY, canonical_bytes, manifest_hash, require_manifest
 from deskgate.server.manifest.diff import Change, diff, render_diff
@@ -121,7 +122,10 @@ def check_served(manifest: Mapping[str, Any], paths: Paths, *, dev: bool, warn: 
 
 
 def _replace(path: Path, data: bytes) -> None:
+    """A new lock is its owner's alone (0600, as all state); a re-pinned one keeps its mode, so the release
+    lock in the repository stays readable by everyone who installs it."""
     try:
-        atomic_replace(path, data, mode=0o644)  # a lock is reviewed, not secret
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else PRIVATE_FILE
+        atomic_replace(path, data, mode=mode)
     except OSError as exc:
         raise ConfigError(f"cannot write the lock: {exc.strerror}", file=str(path)) from None

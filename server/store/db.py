@@ -24,6 +24,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anyio.to_thread
 
+from deskgate.server.durable import private_dir, private_file
 from deskgate.server.errors import StoreUnavailable
 
 T = TypeVar("T")
@@ -92,7 +93,8 @@ class _SqliteTx:
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self._conn.execute(sql, tuple(params)).fetchone()
+        row: Row | None = self._conn.execute(sql, tuple(params)).fetchone()
+        return row
 
 
 class _Busy(StoreUnavailable):
@@ -142,6 +144,9 @@ class SqliteDatabase(Database):
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
+        # SQLite would create the file 0644 less the umask; its -wal and -shm files take this file's mode.
+        private_dir(path.parent)
+        private_file(path)
         self._synchronous = synchronous
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -312,5 +317,4 @@ def open_database(url: str | None, default_sqlite: Path) -> Database:
 
             return PostgresDatabase(url)
         raise StoreUnavailable("DESKGATE_DATABASE_URL must start with postgresql://")
-    default_sqlite.parent.mkdir(parents=True, exist_ok=True)
     return SqliteDatabase(default_sqlite)

@@ -25,6 +25,16 @@ def test_pin_writes_canonical_json_that_loads_back_to_the_same_manifest(manifest
     assert raw == canonical_bytes({"kind": lock.LOCK_KIND, "manifest_hash": manifest[HASH_KEY],
                                    "manifest": manifest}) + b"\n"
     assert canonical_bytes(lock.load(path)) == canonical_bytes(manifest)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_new_lock_is_private_and_a_repinned_lock_keeps_its_mode(manifest_of: Any, tmp_path: Path) -> None:
+    """A deployment's lock is created 0600; the release lock (0644 in the repository) stays readable."""
+    path = tmp_path / "manifest.lock"
+    lock.pin(manifest_of(), path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    lock.pin(manifest_of(), path)
     assert path.stat().st_mode & 0o777 == 0o644
 
 

@@ -223,3 +223,30 @@ def test_no_keyset_means_nothing_verifies_and_where_says_so(paths: Paths, settin
 def _seed() -> str:
     return b64url(Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
+
+
+def test_a_keyset_others_can_write_is_refused_even_after_start(keys: SigningKeys, paths: Paths) -> None:
+    """The keyset is the trust anchor: a write through loose permissions is noticed when it is re-read."""
+    keyset = paths.keys_dir / "keyset.json"
+    assert stat.S_IMODE(keyset.stat().st_mode) == 0o600
+    keyset.chmod(0o666)
+    keyset.write_text(keyset.read_text() + " ")  # what someone else could now do: the running keys re-read it
+    with pytest.raises(ConfigError, match="no one else can write"):
+        keys.records()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_keyset_another_user_owns_is_refused(keys: SigningKeys, paths: Paths, settings: Settings) -> None:
+    os.chown(paths.keys_dir / "keyset.json", 65534, 65534)
+    with pytest.raises(ConfigError, match="owned by this user"):
+        SigningKeys(paths, settings.tokens).records()
+
+
+def test_a_keyset_that_is_a_symlink_is_refused(keys: SigningKeys, paths: Paths, settings: Settings) -> None:
+    """A symlink could point the trust anchor at a file someone else controls."""
+    keyset = paths.keys_dir / "keyset.json"
+    elsewhere = paths.home.parent / "keyset.json"
+    keyset.rename(elsewhere)
+    keyset.symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match="not a symlink"):
+        SigningKeys(paths, settings.tokens).records()
