@@ -434,7 +434,8 @@ class GuardChain:
         return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
                            policy_view=lambda: self._policy.view_for(session),
-                           undo_windows=self._policy.undo_windows, actions=self._policy.actions,
+                           undo_windows=self._policy.undo_windows,
+                           may_see=lambda sid, sub: self._policy.actions.allows(session, sid, sub),
                            intent_seq=call.intent_seq, idempotency_scope=self._idempotency_key(call))
 
     # -- 9. audit -----------------------------------------------------------------------------

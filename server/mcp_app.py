@@ -154,7 +154,7 @@ def tool_listing(spec: ToolSpec) -> Tool:
         input_schema=spec.input_schema(),
         output_schema=spec.output_schema(),
         annotations=spec.annotations(),
-        _meta={META_PII: spec.pii_annotation()},
+        meta={META_PII: spec.pii_annotation()},
     )
 
 

@@ -125,7 +125,10 @@ class Runtime:
             return []
 
         def redact(tool: str, data: dict[str, Any]) -> dict[str, Any]:
-            return self.redactor.redact_output(data, self.catalogue.get(tool).pii_classes(), frozenset())
+            spec = self.catalogue.get(tool)
+            if spec is None:  # an intent of a tool this catalogue no longer has: keep nothing of its result
+                return {}
+            return self.redactor.redact_output(data, spec.pii_classes(), frozenset())
 
         recovered: list[int] = []
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deskgate.server.policy.model import ActionRules
 from deskgate.tools.backend.kinds import Intent
 
 if TYPE_CHECKING:
@@ -24,7 +23,9 @@ class ToolContext:
     now: int                                     # unix seconds, one clock reading per call
     policy_view: Callable[[], dict[str, Any]]    # the rules that apply to this session (built on demand)
     undo_windows: Mapping[str, int] = field(default_factory=dict)  # seconds, per reversible tool
-    actions: ActionRules = field(default_factory=ActionRules)    # who sees the actions others started
+    # Whether this session may see (and undo) an action started by session `sid` of subject `sub`: its own,
+    # or others' where policy says so (`[actions]`). Denies everything unless the chain supplies it.
+    may_see: Callable[[str, str], bool] = lambda sid, sub: False
     intent_seq: int | None = None           # a write's audit intent record (set once it is durable)
     idempotency_scope: str | None = None    # the call's session-scoped idempotency key, when it has one
 

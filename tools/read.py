@@ -206,7 +206,7 @@ async def get_action_status(ctx: ToolContext, args: ActionRef) -> ActionStatus:
     if args.action_id.startswith("AP-"):
         return await _approval_status(ctx, args.action_id)
     recorded = await ctx.state.actions.get(args.action_id)
-    if recorded is None or not ctx.actions.allows(ctx.session, recorded.sid, recorded.sub):
+    if recorded is None or not ctx.may_see(recorded.sid, recorded.sub):
         raise NotFound(f"action {args.action_id} not found")
     if args.action_id.startswith("H-"):
         handoff = await ctx.backend.handoff_detail(args.action_id)
@@ -226,7 +226,7 @@ async def _approval_status(ctx: ToolContext, approval_id: str) -> ActionStatus:
     except NotFound:
         approval = None
     # Another session's approval looks exactly like an unknown one.
-    if approval is None or not ctx.actions.allows(ctx.session, approval.sid, approval.sub):
+    if approval is None or not ctx.may_see(approval.sid, approval.sub):
         raise NotFound(f"approval {approval_id} not found")
     state = approval.state_at(ctx.now)
     return ActionStatus(action_id=approval.id, kind="approval", status=state, customer_id=approval.customer_id,

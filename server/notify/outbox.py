@@ -47,7 +47,7 @@ LEASE_SECONDS = 60
 
 def backoff(attempts: int) -> int:
     """Seconds before the next try after `attempts` failures: 5 s doubling, at most an hour."""
-    return min(5 * 2 ** max(attempts - 1, 0), 3600)
+    return min(5 * (1 << min(max(attempts - 1, 0), 16)), 3600)
 
 
 @dataclass(frozen=True, slots=True)

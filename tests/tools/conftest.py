@@ -46,7 +46,8 @@ def make_ctx(backend: SqlSupportBackend, state: StateStore) -> CtxFactory:
                           expires_at=now + 1800, issued_at=now)
         return ToolContext(backend=backend, session=session, state=state, request_id="req-1", now=now,
                            policy_view=lambda: policy_view if policy_view is not None else {},
-                           undo_windows=undo_windows or {})
+                           undo_windows=undo_windows or {},
+                           may_see=lambda sid, sub: sid == session.sid)  # the default policy: its own only
 
     return make
 

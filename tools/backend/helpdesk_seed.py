@@ -8,9 +8,11 @@ follow-ups. Where each went is recorded in `provider_refs`; seeding twice change
 
 from __future__ import annotations
 
+import functools
+
 import httpx2
 
-from deskgate.server.store.db import Database
+from deskgate.server.store.db import Database, Row, Tx
 from deskgate.tools.backend.ledger import IntentLedger
 from deskgate.tools.backend.seed import DEMO
 
@@ -30,8 +32,7 @@ def seed_helpdesk(url: str, token: str, queue: int, db: Database) -> bool:
     with httpx2.Client(base_url=url.rstrip("/") + "/api/", headers={"Authorization": f"Token {token}"},
                        timeout=30) as http:
         for ticket_id, subject, email in tickets:
-            messages = db.read_sync(lambda tx, t=ticket_id: tx.query(
-                "SELECT author, body FROM ticket_messages WHERE ticket_id = ? ORDER BY seq", (t,)))
+            messages = db.read_sync(functools.partial(_messages, ticket_id=ticket_id))
             said = "\n\n".join(body for author, body in messages if author == "customer")
             created = http.post("tickets/", json={"queue": queue, "title": subject, "description": said,
                                                   "submitter_email": email, "priority": 3})
@@ -48,3 +49,7 @@ def seed_helpdesk(url: str, token: str, queue: int, db: Database) -> bool:
 def helpdesk_ids(db: Database) -> dict[str, str]:
     """The helpdesk ids of the demo's scenario tickets (e.g. {"T-1": "12"})."""
     return IntentLedger(db).provider_refs_sync(SYSTEM, "ticket")
+
+
+def _messages(tx: Tx, ticket_id: str) -> list[Row]:
+    return tx.query("SELECT author, body FROM ticket_messages WHERE ticket_id = ? ORDER BY seq", (ticket_id,))

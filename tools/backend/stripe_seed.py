@@ -10,11 +10,12 @@ open invoice. Bulk demo customers stay in the demo only: their orders have no pa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import stripe
 
-from deskgate.server.store.db import Database
+from deskgate.server.store.db import Database, Row, Tx
 from deskgate.tools.backend.ledger import IntentLedger
 from deskgate.tools.backend.seed import DEMO
 
@@ -66,7 +67,7 @@ def seed_stripe(client: stripe.StripeClient, db: Database) -> bool:
 
     accounts: dict[str, str] = {}
     for account_id, admin in ((d.account_id, d.account_admin), (d.invoice_account_id, d.invoice_account_admin)):
-        name = db.read_sync(lambda tx, a=account_id: tx.one("SELECT name FROM accounts WHERE id = ?", (a,)))
+        name = db.read_sync(functools.partial(_account_name, account_id=account_id))
         created = api.customers.create(params={"name": name[0] if name else account_id, "metadata": {
             "deskgate_account": account_id, "deskgate_customer": admin}})
         accounts[account_id] = str(created.id)
@@ -102,3 +103,7 @@ def stripe_ids(db: Database) -> dict[str, str]:
     """The Stripe ids of the demo's subscriptions and open invoice (e.g. {"S-1": "sub_…", "I-3": "in_…"})."""
     ledger = IntentLedger(db)
     return {**ledger.provider_refs_sync(SYSTEM, "subscription"), **ledger.provider_refs_sync(SYSTEM, "invoice")}
+
+
+def _account_name(tx: Tx, account_id: str) -> Row | None:
+    return tx.one("SELECT name FROM accounts WHERE id = ?", (account_id,))
