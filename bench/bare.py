@@ -7,7 +7,7 @@ between the two is the price of the controls and nothing else.
 
 `bare-auth` is the same server with the SDK's bearer auth switched on and one control behind it:
 `OneCheckVerifier`, a PyJWT EdDSA verification of the same token against the same key (pinned
-algorithm, audience, issuer), uncached - the "one-check server" of issue 9. Against `bare` it
+algorithm, audience, issuer), uncached - the "one-check server". Against `bare` it
 prices the SDK's HTTP auth stack; against deskgate, what the rest of the chain costs.
 """
 

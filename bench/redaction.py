@@ -20,7 +20,7 @@
    HTTP on loopback and over stdio (wall: one server process per variant, `bench.servers`, on the
    same state directory), as agents connect (`--no-http`: in memory only).
 
-Targets (issue 15): on both corpora and under mutation, recall >= 99% per structured class and >= 97%
+Targets: on both corpora and under mutation, recall >= 99% per structured class and >= 97%
 on evasions, <= 2% of hard negatives and clean texts altered; >= 5 MB/s on PII-dense text on one core;
 redaction adds <= 15% to the median of a 2 KB `get_ticket` read over Streamable HTTP.
 """
@@ -259,7 +259,7 @@ def _data(result: Any) -> Any:
     return (result.structured_content or {}).get("data")
 
 
-TICKET_BYTES = 2048  # issue 5: "a read tool returning a 2 KB ticket"
+TICKET_BYTES = 2048  # a read tool returning a 2 KB ticket
 NOTE_FIELDS = 120  # what a note adds to the ticket's JSON besides its body (author, time, envelope)
 
 
@@ -274,7 +274,7 @@ def _cut(text: str, size: int) -> str:
 
 
 LATENCY_NOTE = ("typical: two texts with PII, two look-alikes, prose; dense: corpus texts, about 30 values to mask. "
-                "Bytes: the redacted data as the agent receives it. Target (issue 15): redaction adds <= 15% to the "
+                "Bytes: the redacted data as the agent receives it. Target: redaction adds <= 15% to the "
                 "median of a 2 KB ticket read over Streamable HTTP.")
 
 

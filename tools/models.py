@@ -1,6 +1,6 @@
 """The typed vocabulary of the catalogue: identifiers, money, addresses and the domain records.
 
-Identifier types follow DESIGN.md (`C-1042` a customer, `A-17` an account, `O-5531` an order, ...):
+Identifier types follow the shared vocabulary (`C-1042` a customer, `A-17` an account, `O-5531` an order, ...):
 a pattern on input rejects anything else before a tool runs. The domain records are at the same
 time what `SupportBackend` returns and what the read tools answer, so every text field declares
 its PII class here, once (`ToolSpec.validate` refuses a tool whose output leaves one out).

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Handler = Callable[["ToolContext", Any], Awaitable[BaseModel]]
 Previewer = Callable[["ToolContext", Any], Awaitable[str]]
 
-# The shared argument vocabulary (DESIGN.md): the chain checks object bindings by these names.
+# The shared argument vocabulary across the catalogue: the chain checks object bindings by these names.
 OBJECT_ARGUMENTS = ("customer_id", "account_id", "order_id", "ticket_id", "subscription_id")
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 

@@ -6,6 +6,7 @@ assist tier until an admin resets it here. A reset is appended to the audit log 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated
 
@@ -30,11 +31,15 @@ def _store(paths: Paths) -> StateStore:
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False) -> None:
     """Tripped breakers (none listed: all closed)."""
     with cli_errors():
         store = _store(Paths.from_env())
         try:
+            if as_json:
+                typer.echo(json.dumps([{"breaker": name, "tripped_at": iso(tripped_at), "reason": reason}
+                                       for name, tripped_at, reason in store.breakers.list_sync()], indent=2))
+                return
             table = Table(Column("breaker", no_wrap=True), "tripped at", "reason")
             for name, tripped_at, reason in store.breakers.list_sync():
                 table.add_row(name, iso(tripped_at), reason)

@@ -3,7 +3,9 @@ audit checkpoint key."""
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -39,13 +41,20 @@ def rotate() -> None:
 
 
 @app.command("list")
-def list_keys() -> None:
+def list_keys(as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """List the keys that still verify tokens (public halves only) and where the current one lives."""
     with cli_errors():
         _, _, keys = _keys()
         records = keys.records()
         current = keys.current_kid
         where = keys.where()
+    if as_json:
+        typer.echo(json.dumps({"current_key_lives_in": where, "keys": [{
+            "kid": k.kid, "state": "current" if k.kid == current else "retired", "created_at": iso(k.created_at),
+            "retired_at": iso(k.retired_at) if k.retired_at else None,
+            "verifies_until": iso(keys.verifying_until(k)) if k.retired_at else None, "private_half": k.storage,
+        } for k in records]}, indent=2))
+        return
     table = Table("kid", "state", "created (UTC)", "retired (UTC)", "verifies until (UTC)", "private half")
     for k in records:
         table.add_row(k.kid, "current" if k.kid == current else "retired", iso(k.created_at), iso(k.retired_at),

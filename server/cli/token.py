@@ -133,11 +133,20 @@ def revoke(
 @app.command("list")
 def list_tokens(
     all_: Annotated[bool, typer.Option("--all", help="Include expired tokens.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
     """List issued tokens (metadata only; tokens are never stored)."""
     with _admin() as admin:
         now = int(time.time())
         issued = admin.store.tokens.list_sync(include_expired=all_, now=now)
+    if as_json:
+        typer.echo(json.dumps([{
+            "jti": t.jti, "sub": t.sub, "sid": t.sid, "client_id": t.client_id, "scopes": t.scopes.split(),
+            "customer": t.customer, "ticket": t.ticket, "max_refund": t.max_refund, "kid": t.kid,
+            "issued_at": iso(t.issued_at), "expires_at": iso(t.expires_at),
+            "state": "revoked" if t.revoked else "expired" if t.expires_at <= now else "active",
+        } for t in issued], indent=2))
+        return
     table = Table("jti", "sub", "sid", "scopes", "bindings", "expires (UTC)", "state")
     for t in issued:
         bindings = " ".join(f"{k}={v}" for k, v in (("customer", t.customer), ("ticket", t.ticket),

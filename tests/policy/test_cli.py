@@ -102,6 +102,8 @@ def test_a_tripped_breaker_is_listed_and_its_reset_is_audited(home: Paths, store
     anyio.run(lambda: store.breakers.trip("money", "hour total 1490.00 + 20.00 passes 1500.00", NOW))
     runner = CliRunner()
     assert "money" in runner.invoke(breakers_app, ["list"]).stdout
+    (listed,) = json.loads(runner.invoke(breakers_app, ["list", "--json"]).stdout)
+    assert listed["breaker"] == "money" and "1500.00" in listed["reason"]
     result = runner.invoke(breakers_app, ["reset", "money", "--as", "lead-anna", "--yes"])
     assert result.exit_code == 0, result.output
     assert store.breakers.list_sync() == []

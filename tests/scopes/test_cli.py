@@ -72,6 +72,17 @@ def test_list_shows_the_inventory_but_no_token(cli: CliRunner) -> None:
     assert token not in result.stdout and token.split(".")[2] not in result.stdout
 
 
+def test_list_json_is_one_array_of_the_inventory_without_any_token(cli: CliRunner) -> None:
+    """`token list --json` gives scripts the same inventory as one JSON array; still never a token."""
+    token = issue(cli, "--scopes", "orders:read", "--customer", "C-1")
+    result = run(cli, "token", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    (listed,) = json.loads(result.stdout)
+    assert (listed["sub"], listed["scopes"], listed["customer"], listed["state"]) == (
+        "agent-7", ["orders:read"], "C-1", "active")
+    assert token not in result.stdout and token.split(".")[2] not in result.stdout
+
+
 @pytest.mark.parametrize("target", ["jti", "--session", "--sub"])
 def test_revoke_makes_inspect_refuse_the_token(cli: CliRunner, target: str) -> None:
     """Revoking the token, its session or its subject: inspect then exits 1 with code revoked."""
@@ -134,6 +145,9 @@ def test_keys_rotate_keeps_old_tokens_and_list_shows_both_keys(cli: CliRunner) -
     listing = run(cli, "keys", "list")
     assert listing.exit_code == 0 and new_kid in listing.stdout
     assert "current" in listing.stdout and "retired" in listing.stdout and "key file" in listing.stdout
+    as_json = json.loads(run(cli, "keys", "list", "--json").stdout)
+    assert [k["state"] for k in as_json["keys"]] == ["current", "retired"] and as_json["keys"][0]["kid"] == new_kid
+    assert "PRIVATE" not in json.dumps(as_json)  # public halves and where the private one lives, never a key
 
 
 def test_keys_rotate_with_an_environment_key_fails_cleanly(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
