@@ -25,7 +25,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bench._common import Table, prepare_home, ratio, scratch
+from bench._common import SMOKE_HELP, Table, prepare_home, ratio, scratch
 from deskgate.server import telemetry
 from deskgate.server.runtime import Runtime
 
@@ -151,7 +151,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--root", type=Path, default=None, help="where to build the scratch state directory")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.calls, args.rounds = 20, 2
     asyncio.run(_run(args.root, args.calls, args.rounds))
 
 
