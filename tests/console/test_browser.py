@@ -15,7 +15,9 @@ import httpx2
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.e2e.conftest import Deployment, call
 from tests.e2e.test_scenarios import confirmed
@@ -144,7 +146,9 @@ async def test_an_admin_issues_a_token_copies_it_once_and_revokes_it_and_cannot_
     row = wait_for(browser, "tr[id^='token-']")
     assert "agent-7" in row.text and "payout cap 200.00" in row.text
     await anyio.to_thread.run_sync(lambda: row.find_element(By.CSS_SELECTOR, "button.deny").click())
-    assert "revoked" in wait_for(browser, "tr[id^='token-']").text
+    # The row is on the page before the click too: wait for its text to change, not for it to exist.
+    await anyio.to_thread.run_sync(lambda: WebDriverWait(browser, 30).until(
+        expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, "tr[id^='token-']"), "revoked")))
     async with httpx2.AsyncClient() as http:
         refused = await http.post(f"{http_server}/mcp", headers={"Authorization": f"Bearer {token}",
                                   "Accept": "application/json, text/event-stream"},
