@@ -46,6 +46,8 @@ def decide(driver: webdriver.Chrome, approval_id: str, action: str, reason: str 
     if reason:
         card.find_element(By.NAME, "reason").send_keys(reason)
     card.find_element(By.CSS_SELECTOR, f"button[value='{action}']").click()
+    # The notice of an earlier decision may still be on the page: first wait for this POST's new page.
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(card))
     wait_for(driver, "p.notice")
 
 
@@ -199,4 +201,6 @@ def decide_handoff(driver: webdriver.Chrome, handoff_id: str, action: str, reply
     if reply:
         card.find_element(By.NAME, "reply").send_keys(reply)
     card.find_element(By.CSS_SELECTOR, f"button[value='{action}']").click()
+    # The notice of an earlier decision may still be on the page: first wait for this POST's new page.
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(card))
     wait_for(driver, "p.notice")
