@@ -94,7 +94,7 @@ def deny(
 def _decide(approval_id: str, approve: bool, reason: str, yes: bool) -> None:
     with open_approvals() as (paths, approvals, store):
         settings = load_settings(paths)
-        people = open_people(store.db, settings)
+        people = open_people(store.db, settings, paths)
         person = logged_in(paths, people).person
         now = int(time.time())
         if approve and not yes:

@@ -3,7 +3,8 @@
 `login` checks the same two factors as the console, with the same throttling, and stores a CLI
 session under `$DESKGATE_HOME/console-credential` (mode 0600; only its SHA-256 is in the database).
 Commands that decide something in a person's name (`approvals approve|deny`) read it with
-`logged_in()`; it expires after `console.cli_credential_ttl` (15 minutes by default), and disabling or
+`logged_in()`, and `token issue` links the sessions it issues to the person logged in
+(`login_if_any()`); it expires after `console.cli_credential_ttl` (15 minutes by default), and disabling or
 resetting the person ends it at once.
 """
 
@@ -73,3 +74,15 @@ def logged_in(paths: Paths, people: People) -> ConsoleSession:
     if path.stat().st_mode & 0o077:
         raise AuthenticationError(f"{path} is readable by others; log in again", code="cli_credential_mode")
     return people.session(secret, now=int(time.time()), kind="cli")
+
+
+def login_if_any(paths: Paths, people: People) -> ConsoleSession | None:
+    """The logged-in person, or None when nobody logged in on this home. A credential that is there but
+    no longer live refuses (never silently acts as nobody): log in again, or log out."""
+    if not credential_path(paths).exists():
+        return None
+    try:
+        return logged_in(paths, people)
+    except AuthenticationError as exc:
+        raise AuthenticationError(f"{exc.reason}: deskgate login again, or deskgate logout to act as the shell",
+                                  code=exc.code) from None

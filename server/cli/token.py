@@ -1,8 +1,10 @@
 """`deskgate token ...`: issue, revoke, list and inspect session tokens.
 
 `issue` prints the token and nothing else on stdout, so `TOKEN=$(deskgate token issue ...)` works;
-notes go to stderr. No other command ever prints a token, and none is stored: the inventory holds
-each token's jti and metadata. Every change is appended to the audit log as an admin record.
+notes go to stderr. After `deskgate login`, the session issued is linked to that person (like one issued
+in the console): its calls count as their requests, which they can never approve. No other command ever
+prints a token, and none is stored: the inventory holds each token's jti and metadata. Every change is
+appended to the audit log as an admin record.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import load_roles
 from deskgate.scopes.tokens import DEFAULT_CLIENT_ID, SUBJECT, TOKEN_ID, TokenIssuer, TokenVerifier
 from deskgate.server.cli.common import cli_errors, iso, record_admin
+from deskgate.server.cli.login import login_if_any
 from deskgate.server.errors import InvalidArguments
 from deskgate.server.manifest.sources import served_manifest
+from deskgate.server.people.accounts import open_people
 from deskgate.server.settings import Paths, Settings, database_url, load_settings, parse_duration
 from deskgate.server.store.db import open_database
 from deskgate.server.store.state import StateStore
@@ -82,6 +86,8 @@ def issue(
     if (role is None) == (scopes is None):
         raise _usage("give exactly one of --role or --scopes")
     with _admin() as admin:
+        people = open_people(admin.store.db, admin.settings, admin.paths)
+        person = login_if_any(admin.paths, people)
         granted = load_roles().scopes_of(role) if role is not None else frozenset((scopes or "").split())
         lifetime = _seconds(ttl or admin.settings.tokens.default_ttl)
         # With tokens.bind_manifest the token names the manifest it was issued under, and stops working
@@ -89,9 +95,17 @@ def issue(
         bound = served_manifest()["manifest_hash"] if admin.settings.tokens.bind_manifest else None
         token, record = admin.issuer().issue(sub, granted, lifetime, customer=customer, ticket=ticket,
                                              max_refund=max_refund, client_id=client_id, manifest_hash=bound)
+        if person is not None:
+            try:
+                people.link_token(person.person.name, record.sid, now=record.issued_at)
+            except BaseException:
+                # Unlinked, its calls could be approved by the person who issued it: it must not live.
+                admin.store.tokens.revoke_sync("sid", record.sid, "issuer link failed", record.issued_at)
+                raise
         admin.record("token.issued", jti=record.jti, sub=record.sub, sid=record.sid, scopes=record.scopes,
                      kid=record.kid, expires_at=record.expires_at, customer=record.customer,
-                     ticket=record.ticket, max_refund=record.max_refund, role=role)
+                     ticket=record.ticket, max_refund=record.max_refund, role=role,
+                     principal=person.person.name if person else None)
         if record.expires_at - record.issued_at < lifetime:
             typer.echo(f"note: ttl capped at tokens.max_ttl ({admin.settings.tokens.max_ttl})", err=True)
     typer.echo(token)

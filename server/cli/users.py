@@ -51,7 +51,7 @@ def open_accounts() -> Iterator[_Accounts]:
         paths.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = open_database(database_url(), paths.state_db)
         try:
-            yield _Accounts(paths, settings, open_people(db, settings))
+            yield _Accounts(paths, settings, open_people(db, settings, paths))
         finally:
             db.close()
 

@@ -60,7 +60,7 @@ class _LoginRequired(Exception):
 class Console:
     def __init__(self, runtime: Runtime, *, public_url: str, clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
-        self.people = open_people(runtime.state_db, runtime.settings)
+        self.people = open_people(runtime.state_db, runtime.settings, runtime.paths)
         self.reviews = qa.Reviews(runtime.state_db)
         self.reviews.upgrade()
         self.cookies = Cookies(public_url=public_url, force_secure=runtime.settings.console.secure_cookies)

@@ -1,6 +1,7 @@
 """People: console accounts, their logins, their console sessions, and which agent sessions they own.
 
-    people            one row per person: role, argon2id password hash, TOTP secret and last used step
+    people            one row per person: role, argon2id password hash, sealed TOTP secret (`sealing`) and
+                      the last time step used
     person_tokens     agent sessions (sid) a person issued: calls from them count as that person's
     console_sessions  a logged-in browser or CLI: only the SHA-256 of its secret is stored
     login_failures    failed logins per account and per client address, for throttling
@@ -21,6 +22,7 @@ A person's identity in decisions is their account name. They "requested" a call 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -29,7 +31,8 @@ from typing import Literal
 from deskgate.server.errors import AuthenticationError, DeniedError, InvalidArguments, NotFound
 from deskgate.server.people import factors
 from deskgate.server.people.factors import Enrolment
-from deskgate.server.settings import ConsoleSection, Settings, parse_duration
+from deskgate.server.people.sealing import SecretSealer, is_sealed
+from deskgate.server.settings import ConsoleSection, Paths, Settings, parse_duration
 from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
 
@@ -67,6 +70,7 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_key ON login_failures (key, at)"""),
 ]
 
+log = logging.getLogger("deskgate.people")
 Role = Literal["admin", "approver", "specialist", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "approver", "specialist", "auditor")
 SessionKind = Literal["browser", "cli"]
@@ -138,9 +142,10 @@ def session_digest(secret: str) -> str:
 
 
 class People:
-    def __init__(self, db: Database, limits: Limits, *, issuer: str = "deskgate") -> None:
+    def __init__(self, db: Database, limits: Limits, sealer: SecretSealer, *, issuer: str = "deskgate") -> None:
         self._db = db
         self._limits = limits
+        self._sealer = sealer
         self._issuer = issuer
 
     @property
@@ -148,7 +153,17 @@ class People:
         return self._limits
 
     def upgrade(self) -> list[Migration]:
-        return upgrade(self._db, "people", PEOPLE_MIGRATIONS)
+        """Migrate the tables, then seal any TOTP secret an older version stored in clear."""
+        applied = upgrade(self._db, "people", PEOPLE_MIGRATIONS)
+
+        def seal_clear(tx: Tx) -> None:
+            for name, stored in tx.query("SELECT name, totp_secret FROM people"):
+                if not is_sealed(stored):
+                    tx.execute("UPDATE people SET totp_secret = ? WHERE name = ? AND totp_secret = ?",
+                               (self._sealer.seal(name, stored), name, stored))
+
+        self._db.write_sync(seal_clear)
+        return applied
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -163,7 +178,7 @@ class People:
             if tx.one("SELECT 1 FROM people WHERE name = ?", (name,)):
                 raise InvalidArguments(f"{name} already exists (use `users reset`)", code="person_exists")
             tx.execute(f"INSERT INTO people ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed column list
-                       (name, role, hashed, secret, 0, 0, now, now))
+                       (name, role, hashed, self._sealer.seal(name, secret), 0, 0, now, now))
 
         self._db.write_sync(add)
         return Enrolment(password, factors.totp_uri(secret, name, self._issuer))
@@ -175,7 +190,7 @@ class People:
 
         def reset(tx: Tx) -> None:
             if tx.execute("UPDATE people SET password_hash = ?, totp_secret = ?, totp_last_step = 0, updated_at = ?"
-                          " WHERE name = ?", (hashed, secret, now, name)) != 1:
+                          " WHERE name = ?", (hashed, self._sealer.seal(name, secret), now, name)) != 1:
                 raise NotFound("no such person", code="person_not_found")
             tx.execute("DELETE FROM console_sessions WHERE person = ?", (name,))
 
@@ -255,8 +270,13 @@ class People:
         per_account, per_address = self._db.read_sync(count)
         return per_account >= self._limits.failures_per_account or per_address >= self._limits.failures_per_address
 
-    def _use_code(self, name: str, secret: str, code: str, now: int) -> bool:
+    def _use_code(self, name: str, stored: str, code: str, now: int) -> bool:
         """Accept `code` once: the step moves forward in the same transaction that checks it."""
+        secret = self._sealer.open(name, stored)
+        if secret is None:
+            log.error("the TOTP secret of a person does not open with the people key (DESKGATE_PEOPLE_KEY or"
+                      " keys/people.key changed, or the row was altered); `users reset` enrols them anew")
+            return False
 
         def use(tx: Tx) -> bool:
             row = tx.one("SELECT totp_last_step FROM people WHERE name = ?", (name,))
@@ -332,8 +352,8 @@ def limits_of(console: ConsoleSection) -> Limits:
                   failure_window=parse_duration(console.failure_window))
 
 
-def open_people(db: Database, settings: Settings) -> People:
+def open_people(db: Database, settings: Settings, paths: Paths) -> People:
     """The repository over `db`, its tables upgraded (the `people` migration component)."""
-    people = People(db, limits_of(settings.console), issuer=settings.tokens.issuer)
+    people = People(db, limits_of(settings.console), SecretSealer.load(paths), issuer=settings.tokens.issuer)
     people.upgrade()
     return people

@@ -52,7 +52,7 @@ class Member:
 
 @pytest.fixture
 def people(deployment: Deployment) -> People:
-    return open_people(deployment.runtime.state_db, deployment.runtime.settings)
+    return open_people(deployment.runtime.state_db, deployment.runtime.settings, deployment.runtime.paths)
 
 
 @pytest.fixture

@@ -61,7 +61,8 @@ async def test_configured_secure_cookies_are_secure_and_host_prefixed(home: Any,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """With console.secure_cookies (or an https public URL) the cookie is `__Host-`, Secure."""
     async with deployed(home, engine, "[console]\nsecure_cookies = true\n") as d:
-        enrolment = open_people(d.runtime.state_db, d.runtime.settings).add("anna", "approver", now=int(time.time()))
+        people = open_people(d.runtime.state_db, d.runtime.settings, d.runtime.paths)
+        enrolment = people.add("anna", "approver", now=int(time.time()))
         secret = enrolment.totp_uri.split("secret=")[1].split("&")[0]
         app = build_console(d.runtime, public_url="http://127.0.0.1:1")
         transport = httpx2.ASGITransport(app=app)

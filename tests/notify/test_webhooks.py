@@ -104,7 +104,8 @@ async def hooked(home: Path, engine: str | None, receiver: Receiver) -> AsyncIte
 
 
 def enrol(d: Deployment, name: str) -> Member:
-    enrolment = open_people(d.runtime.state_db, d.runtime.settings).add(name, "approver", now=int(time.time()))
+    people = open_people(d.runtime.state_db, d.runtime.settings, d.runtime.paths)
+    enrolment = people.add(name, "approver", now=int(time.time()))
     return Member(name, "approver", enrolment.password, enrolment.totp_uri.split("secret=")[1].split("&")[0])
 
 

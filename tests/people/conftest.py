@@ -10,9 +10,11 @@ import pytest
 
 from deskgate.server.people.accounts import Limits, People
 from deskgate.server.people.factors import Enrolment, totp_code
+from deskgate.server.people.sealing import SecretSealer
 from deskgate.server.store.db import SqliteDatabase
 
 NOW = 1_900_000_020  # 20 s into a 30 s TOTP step
+PEOPLE_KEY = bytes(range(32))
 LIMITS = Limits(idle=900, absolute=8 * 3600, cli=900, failures_per_account=5, failures_per_address=20,
                 failure_window=900)
 
@@ -29,7 +31,7 @@ def code(enrolment: Enrolment, at: int = NOW) -> str:
 @pytest.fixture
 def people(tmp_path: Path) -> Iterator[People]:
     db = SqliteDatabase(tmp_path / "state.db")
-    people = People(db, LIMITS)
+    people = People(db, LIMITS, SecretSealer(PEOPLE_KEY))
     people.upgrade()
     yield people
     db.close()

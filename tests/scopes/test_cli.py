@@ -155,3 +155,45 @@ def test_keys_rotate_with_an_environment_key_fails_cleanly(cli: CliRunner, monke
     monkeypatch.setenv("DESKGATE_SIGNING_KEY", "nmQ4Q2-IZg5xR3rUzc3dT9hbvCO3T6Rr5fcSJjv1fno")
     result = run(cli, "keys", "rotate")
     assert result.exit_code == 1 and "DESKGATE_SIGNING_KEY" in result.stderr
+
+
+def test_a_token_issued_after_login_is_the_persons_and_they_cannot_approve_its_calls(cli: CliRunner,
+                                                                                      paths: Paths) -> None:
+    """`token issue` after `deskgate login`: the session is linked to that person (as in the console) and
+    the admin record names them; without a login it is the shell's, and names nobody."""
+    from deskgate.server.people.accounts import open_people
+    from deskgate.server.settings import load_settings
+    from deskgate.server.store.db import SqliteDatabase
+    from tests.people.logins import login_as
+
+    shell_token = issue(cli, "--role", "tier1-agent")
+    login_as("lead-anna")
+    persons_token = issue(cli, "--role", "tier1-agent")
+    sid_of = {t: json.loads(run(cli, "token", "inspect", t).stdout)["claims"]["sid"]
+              for t in (shell_token, persons_token)}
+    db = SqliteDatabase(paths.state_db)
+    try:
+        people = open_people(db, load_settings(paths), paths)
+        assert people.requested_by("lead-anna", sub="agent-7", sid=sid_of[persons_token])
+        assert not people.requested_by("lead-anna", sub="agent-7", sid=sid_of[shell_token])
+    finally:
+        db.close()
+    issued = [json.loads(line) for f in sorted(paths.audit_dir.glob("*.jsonl")) for line in f.read_text().splitlines()]
+    principals = {r["sid"]: r.get("principal") for r in issued if r.get("action") == "token.issued"}
+    assert principals == {sid_of[shell_token]: None, sid_of[persons_token]: "lead-anna"}
+
+
+def test_a_stale_login_refuses_to_issue_rather_than_issue_as_nobody(cli: CliRunner, paths: Paths) -> None:
+    """A credential file that no longer opens a live session (expired, reset, tampered) must not quietly
+    make the token nobody's: the command refuses, says what to do, and issues nothing."""
+    from tests.people.logins import login_as
+
+    login_as("lead-anna")
+    credential = paths.home / "console-credential"
+    credential.write_text(json.dumps({"secret": "not-a-live-session"}))
+    credential.chmod(0o600)
+    before = run(cli, "token", "list", "--json").stdout
+    result = run(cli, "token", "issue", "--sub", "agent-7", "--role", "tier1-agent")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "deskgate login again" in result.stderr
+    assert run(cli, "token", "list", "--json").stdout == before
