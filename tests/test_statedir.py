@@ -98,7 +98,7 @@ def refused(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
 def test_everything_init_token_issue_and_pin_create_under_umask_000_is_private(initialized: Path) -> None:
     """Databases, key files, keyset, audit segments, checkpoints, locks: 0700 directories, 0600 files."""
     found = modes(initialized)
-    for name in ("state.db", "backend.db", "keys/keyset.json", "keys/.lock", "keys/fingerprint.key",
+    for name in ("state.db", "backend.db", "keys/keyset.json", "keys/.lock", "keys/fingerprint.key", "keys/people.key",
                  "audit/audit.key", "audit/audit.pub", "audit/audit.lock", "audit/checkpoints.jsonl",
                  "audit/audit-000001.jsonl", "manifest.lock"):
         assert found[name] == "f600", (name, found)
