@@ -146,6 +146,7 @@ def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | No
 def _serve_stdio(runtime: Runtime) -> None:
     from deskgate.scopes.mcp_auth import McpTokenVerifier
     from deskgate.server.mcp_app import StdioCredential, build_mcp_server
+    from deskgate.server.notify.sender import start_notifier
 
     door = McpTokenVerifier(runtime.verifier, runtime.audit)
     credential = StdioCredential.from_env(door, runtime.settings.tokens.max_token_bytes)
@@ -153,6 +154,10 @@ def _serve_stdio(runtime: Runtime) -> None:
 
     async def serve() -> None:
         await credential()  # refuse to start without a valid token (the error says why and what fixes it)
+        # Webhooks go out from a stdio server too; their links point at the console the HTTP server serves.
+        server = runtime.settings.server
+        start_notifier(runtime.settings, runtime.paths, runtime.state_db,
+                       public_url=server.served_url(server.host, server.port))
         await mcp.run_stdio_async()
 
     anyio.run(serve)

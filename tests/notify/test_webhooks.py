@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import Client, StdioServerParameters
 
 from deskgate.server.people.accounts import open_people
 from tests.console.conftest import Member, browser_client, form_token, log_in
@@ -175,3 +176,20 @@ async def test_a_receiver_that_hangs_holds_up_no_call_and_gets_its_events_when_i
     receiver.hold.set()
     ids = {receiver.next()[1]["object"]["approval_id"] for _ in range(2)}
     assert ids == {first["approval_id"], second["approval_id"]}
+
+
+async def test_a_stdio_server_sends_webhooks_too(home: Path, engine: str | None, receiver: Receiver) -> None:
+    """An agent platform that spawns `deskgate serve --transport stdio` still tells approvers that a call
+    waits for them: the approval.pending event arrives, signed, from the stdio process."""
+    overrides = (f'[[webhooks]]\nurl = "http://127.0.0.1:{receiver.port}/hook"\nevents = ["approval.pending"]\n'
+                 'secret_env = "DESKGATE_WEBHOOK_SECRET"\n')
+    async with deployed(home, engine, overrides) as d:
+        params = StdioServerParameters(
+            command=CLI[0], args=[*CLI[1:], "serve", "--transport", "stdio", "--dev"],
+            env=server_env(d, DESKGATE_WEBHOOK_SECRET=SECRET,
+                           DESKGATE_TOKEN=d.token("billing-agent", sub="agent-s")))
+        async with Client(params) as agent:
+            pending = await call(agent, "issue_refund", order_id="O-1", amount="120.00", reason_code="damaged_item")
+            assert pending["status"] == "pending_approval", pending
+            _, body = receiver.next()
+    assert body["event"] == "approval.pending" and body["object"]["approval_id"] == pending["approval_id"]
