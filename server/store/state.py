@@ -159,7 +159,8 @@ class TokenLedger:
                 " expires_at FROM issued_tokens WHERE expires_at > ? ORDER BY issued_at, jti",
                 (-1 if include_expired else now,),
             )
-            return [IssuedToken(*r, revoked=_is_revoked(tx, r[0], r[2], r[1], r[9])) for r in rows]
+            return [IssuedToken(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                revoked=_is_revoked(tx, r[0], r[2], r[1], r[9])) for r in rows]
 
         return self._db.read_sync(read)
 

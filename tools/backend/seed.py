@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from deskgate.server.errors import DomainError, InvalidArguments
@@ -311,6 +312,12 @@ def _write_rows(tx: Tx, rows: dict[str, list[Row]]) -> None:
             tx.executemany(_INSERT[table], rows[table])
 
 
+def _write_chunk(tx: Tx, *, rows: dict[str, list[Row]], state: dict[str, Any]) -> None:
+    """One chunk's rows and the progress that names it, in one transaction (a resumed seed starts after it)."""
+    _write_rows(tx, rows)
+    _save_state(tx, state)
+
+
 def _save_state(tx: Tx, state: dict[str, Any]) -> None:
     tx.execute("UPDATE backend_meta SET value = ? WHERE key = 'seed'", (json.dumps(state, sort_keys=True),))
 
@@ -344,7 +351,7 @@ def seed_demo(db: Database, customers: int = 1000, seed: int = 42, progress: Pro
         first, last = chunk * CHUNK, min(customers, (chunk + 1) * CHUNK)
         rows = _ChunkBuilder(seed, chunk, first, last, epoch).rows
         state = {**state, "chunks_done": chunk + 1}
-        db.write_sync(lambda tx, rows=rows, state=state: (_write_rows(tx, rows), _save_state(tx, state)))
+        db.write_sync(partial(_write_chunk, rows=rows, state=state))
         if progress is not None:
             progress(last)
 

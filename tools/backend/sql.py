@@ -438,7 +438,7 @@ class SqlSupportBackend(SupportBackend):
             r = _must(tx.one("SELECT pref_marketing, pref_product_updates, pref_newsletter FROM customers"
                              " WHERE id = ?", (customer_id,)), "customer", customer_id)
             before = _prefs(r, 0)
-            after = before.model_copy(update=changes)
+            after = before.model_copy(update={str(name): value for name, value in changes.items()})
             _set_prefs(tx, customer_id, after)
             action_id = _record_action(tx, "update_email_preferences", ActionOwner(customer_id=customer_id),
                                        customer_id, before.model_dump(), after.model_dump(), actor, now,
