@@ -690,92 +690,77 @@ if any(a != b and b.startswith(a) for a in _LITERALS for b in _LITERALS):  # che
     raise RuntimeError("a secret literal is a prefix of another: the factored literal scan would differ")
 _SECRET_LITERALS = re.compile(_alternation(_LITERALS))
 _SECRETS_BY_LITERAL = {lit: i for i, (_, lits, _, _) in enumerate(_SECRETS) for lit in lits}
-# Below this length one `re` scan for the pair key words costs less than the scan for separators.
-_SHORT = 300
-# `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
+# `key: value` / `key=value` pairs: found from a key word, the nearest `:` or `=` after it on the same
+# line, the whole key read backwards from there.
 _PAIR_WORDS = (
     "password|passwd|pwd|passcode|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|"
     "secret[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|private[_-]?key|pin|"
     "passwort|kennwort|mot de passe|contrase\u00f1a|clave|wachtwoord|parola d'ordine"
 )
-# A key word, then the nearest `:` or `=` on the same line (scanned in the lower-cased text).
-_PAIR_NEAR = re.compile(
-    r"(?:pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola)[^\n:=]{0,24}[:=]"
-)
+# Every key word of `_PAIR_WORDS` and `_PAIR_SPOKEN` holds one of these.
+_KEY_WORDS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase\u00f1a", "clave", "wachtwoord",
+              "parola")
+# What a pair's separator is: a key word, then the nearest `:` or `=` on the same line, 24 characters on at
+# most (in the lower-cased text). `_pair_separators` finds the places this pattern's matches end.
+_PAIR_NEAR = re.compile(rf"(?:{'|'.join(_KEY_WORDS)})[^\n:=]{{0,24}}[:=]")
+_PAIR_STOP = re.compile(r"[\n:=]")
 _PAIR_KEY = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WORDS})[\"']?[ \t]*\Z")
 _PAIR_VALUE = re.compile(
     r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|[\[(<{`\"']?([^\s,;\"'<>()\[\]{}]{1,200}))"
 )
-# Every key word of `_PAIR_NEAR` and `_PAIR_SPOKEN` holds one of these: a quick no on short texts.
-_PAIR_HINT_WORDS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase\u00f1a", "clave", "wachtwoord",
-                    "parola")
-_PAIR_HINT = re.compile(_alternation(_PAIR_HINT_WORDS))
-# A `_PAIR_NEAR` match starts at most this far before its `:` or `=`: the longest key word, then 24.
-_PAIR_REACH = max(len(word) for word in _PAIR_HINT_WORDS) + 24
 # "my password is hunter2!", scanned in the lower-cased text; the value is taken from the original.
 _PAIR_SPOKEN = re.compile(
     r"(?:pass(?:word|wort|code)|pwd|pin|mot de passe|contrase\u00f1a|wachtwoord)"
     r"\s+(?:is|was|ist|war|est|es|era|is nu)\s+[\"']?([^\s\"']{6,200})"
 )
-# Three of `_PAIR_SPOKEN`'s key words start with p: one letter `re` finds quickly.
-_SPOKEN_P = re.compile("p(?:ass|wd|in)")
+_SPOKEN_WORDS = frozenset({"pass", "pwd", "pin", "contrase\u00f1a", "wachtwoord"})  # where `_PAIR_SPOKEN` can start
 _NOT_A_WORD = re.compile(r"[\d\W_]")  # a spoken secret holds a digit, a symbol or an underscore
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|\.+|\u2022+|\[hidden\]|\[redacted\]|null|none|n/?a|<[^>]*>)$")
 _TOKEN_CHAR = frozenset(string.ascii_letters + string.digits + "_-")
 
 
-def _occurrences(text: str, needles: tuple[str, ...]) -> list[int]:
-    """Every index where one of `needles` starts (overlapping ones too), sorted. `str.find` is far
+def _key_words(low: str) -> list[tuple[int, str]]:
+    """Where each of `_KEY_WORDS` starts (overlapping ones too), with the word, sorted. `str.find` is far
     faster than a `re` scan for a choice of words; most texts hold none of them, or few."""
     found = []
-    for needle in needles:
-        at = text.find(needle)
+    for word in _KEY_WORDS:
+        at = low.find(word)
         while at != -1:
-            found.append(at)
-            at = text.find(needle, at + 1)
+            found.append((at, word))
+            at = low.find(word, at + 1)
     found.sort()
     return found
 
 
-def _pair_separators(low: str) -> Iterator[int]:
-    """The `:` and `=` that end a `_PAIR_NEAR` match, in order: those with a key word in reach
-    since the separator before them. `finditer` over the whole text finds exactly these (a match
-    ends at the first separator after its key word, and the next one starts after it), but it
-    tries its key words at almost every letter; this tries them only in front of separators."""
-    previous = -1
-    for at in _occurrences(low, (":", "=")):
-        if _PAIR_NEAR.search(low, max(previous + 1, at - _PAIR_REACH), at + 1):
-            yield at
-        previous = at
+def _pair_separators(low: str, keys: list[tuple[int, str]]) -> list[int]:
+    """The `:` and `=` where `_PAIR_NEAR`'s matches end, in order: after each key word, the first `:`, `=` or
+    line break within reach, unless it is the line break (what a match may hold between its key word and
+    its end is none of them). `finditer` would try the key words at almost every letter of the text."""
+    found: list[int] = []
+    for end in sorted(at + len(word) for at, word in keys):
+        stop = _PAIR_STOP.search(low, end, end + 25)
+        if stop is not None and low[stop.start()] != "\n" and (not found or found[-1] != stop.start()):
+            found.append(stop.start())
+    return found
 
 
-def _spoken_starts(low: str) -> list[int]:
-    """Where a `_PAIR_SPOKEN` key word starts, sorted."""
-    starts = []
-    for m in _SPOKEN_P.finditer(low):
-        if m.start() >= 7 and low.startswith("mot de ", m.start() - 7):
-            starts.append(m.start() - 7)  # mot de passe
-        starts.append(m.start())
-    if "\u00f1" in low:
-        starts += _occurrences(low, ("contrase\u00f1a",))
-    starts += _occurrences(low, ("wachtwoord",))
-    starts.sort()
-    return starts
-
-
-def _spoken_pairs(low: str) -> Iterator[re.Match[str]]:
+def _spoken_pairs(low: str, keys: list[tuple[int, str]]) -> Iterator[re.Match[str]]:
     """`_PAIR_SPOKEN.finditer(low)`, trying the pattern only where one of its key words starts."""
     end = 0
-    for at in _spoken_starts(low):
-        if at >= end and (m := _PAIR_SPOKEN.match(low, at)) is not None:
-            end = m.end()
-            yield m
+    for at, word in keys:
+        if word not in _SPOKEN_WORDS:
+            continue
+        for start in (at - 7, at) if word == "pass" and at >= 7 and low.startswith("mot de ", at - 7) else (at,):
+            if start >= end and (m := _PAIR_SPOKEN.match(low, start)) is not None:  # at - 7: mot de passe
+                end = m.end()
+                yield m
 
 
 def _pairs(text: str, low: str) -> Iterator[_Hit]:
-    if len(low) < _SHORT and not _PAIR_HINT.search(low):
+    keys = _key_words(low)
+    if not keys:
         return
-    for at in _pair_separators(low):
+    for at in _pair_separators(low, keys):
         if not _PAIR_KEY.search(text, max(0, at - 48), at):
             continue
         value = _PAIR_VALUE.match(text, at + 1)
@@ -784,7 +769,7 @@ def _pairs(text: str, low: str) -> Iterator[_Hit]:
         group = next(g for g in (1, 2, 3) if value.group(g) is not None)
         if not _PLACEHOLDER.match(value.group(group)):
             yield PiiClass.SECRET, "credential", value.start(group), value.end(group), value.group(group)
-    for m in _spoken_pairs(low):
+    for m in _spoken_pairs(low, keys):
         if m.start() and low[m.start() - 1].isalnum():
             continue
         secret = text[m.start(1) : m.end(1)].rstrip(".,;:")
@@ -843,7 +828,7 @@ _PLAIN = re.compile(
 # scan goes first: it is the fast one, and texts with PII nearly always have a digit early on.
 _MAY_HOLD_CHAR = re.compile(r"[0-9@:=&]")  # read on ASCII text only: `[0-9]` is `\d` there, and quicker
 _MAY_HOLD_WORD = re.compile("|".join((
-    _alternation([lit.lower() for lit in _LITERALS] + list(_PAIR_HINT_WORDS)),
+    _alternation([lit.lower() for lit in _LITERALS] + list(_KEY_WORDS)),
     r"[\s\[({<] ?at[\s\])}>]",  # where `_spelled_ats` can find an at: after a space or a bracket
 )))
 

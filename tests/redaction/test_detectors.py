@@ -365,11 +365,15 @@ _SCAN_PARTS = st.lists(st.one_of(
 @example(["mot de passe", " est ", "hunter2!"])
 @example(["xpin", " is ", "pin is hunter2!"])
 @example(["token", "=", "a" * 20, "password", "=", "x:"])
+@example(["mot de ", "password", " is ", "hunter2!"])
+@example(["secretoken", "a" * 22, ":"])
 def test_pairs_are_looked_for_only_where_a_plain_scan_finds_them(parts):
     """The pair scans start from separators and key words; `finditer` over the whole text agrees."""
     low = fold("".join(parts)).text.lower()
-    assert list(detectors._pair_separators(low)) == [m.end() - 1 for m in detectors._PAIR_NEAR.finditer(low)]
-    assert [m.span() for m in detectors._spoken_pairs(low)] == [m.span() for m in detectors._PAIR_SPOKEN.finditer(low)]
+    keys = detectors._key_words(low)
+    assert detectors._pair_separators(low, keys) == [m.end() - 1 for m in detectors._PAIR_NEAR.finditer(low)]
+    assert [m.span() for m in detectors._spoken_pairs(low, keys)] == [
+        m.span() for m in detectors._PAIR_SPOKEN.finditer(low)]
 
 
 _CONTEXT_PARTS = st.lists(st.one_of(st.text(max_size=4), st.sampled_from([
@@ -469,7 +473,8 @@ def test_the_factored_literal_and_hint_scans_find_what_the_plain_alternations_fi
         a, b = detectors._SECRET_LITERALS.search(low, pos), literals.search(low, pos)
         assert (a and (a.span(), a.group())) == (b and (b.span(), b.group()))
     hint = re.compile("pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola")
-    assert (detectors._PAIR_HINT.search(low) is None) is (hint.search(low) is None)
+    assert [(at, low[at:at + len(word)]) for at, word in detectors._key_words(low)] == sorted(
+        (i, w) for w in detectors._KEY_WORDS for i in range(len(low)) if low.startswith(w, i))
     words = re.compile("|".join((
         *sorted({re.escape(lit.lower()) for _, lits, _, _ in detectors._SECRETS for lit in lits}),
         hint.pattern,
