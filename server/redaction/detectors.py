@@ -438,12 +438,20 @@ def _pieces(text: str, start: int, end: int) -> list[list[Group]]:
     return pieces
 
 
-def _numbers(text: str, low: str) -> Iterator[_Hit]:
-    """Cards, SSNs and phones."""
+def _numbers(text: str, low: str, claimed: list[tuple[int, int]] | None = None) -> Iterator[_Hit]:
+    """Cards, SSNs and phones. A run inside a `claimed` span (sorted, disjoint: the kept hits of the
+    detectors that outrank these classes) is not read: whatever it yielded would overlap that hit and
+    lose to it in `_merge` (IBANs and IP addresses are digit runs too)."""
+    claims = iter(claimed or ())
+    claim = next(claims, None)
     for run in _RUN.finditer(text):
         start, end = run.span()
         if end - start < 7:
             continue  # shorter than any number detected here
+        while claim is not None and claim[1] < end:  # runs come in order: an earlier claim holds none of them
+            claim = next(claims, None)
+        if claim is not None and claim[0] <= start:
+            continue  # inside the claim
         before = text[start - 1] if start else " "
         if before == ":" and text[max(0, start - 3) : start - 1].isdigit():
             continue  # the tail of a time: 10:30:01.000-0500
@@ -807,8 +815,17 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
 
 
 # Each detector reads the folded text and its lower-cased copy (same offsets) and yields
-# (class, kind, start, end, canonical value) in folded offsets.
-_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv4s, _ipv6s)
+# (class, kind, start, end, canonical value) in folded offsets. `_numbers` comes last: it skips the
+# digit runs the others' kept hits of a higher rank hold (`_claimed`).
+_BEFORE_NUMBERS = (_secrets, _emails, _codes, _ipv4s, _ipv6s)
+_DETECTORS = (*_BEFORE_NUMBERS, _numbers)
+_OUTRANK_NUMBERS = frozenset(cls for cls, rank in _RANK.items() if rank < _RANK[PiiClass.CARD])
+
+
+def _claimed(hits: list[_Hit]) -> list[tuple[int, int]]:
+    """The spans, sorted, of the hits of a class that outranks every number class and that `_merge` keeps:
+    kept whatever `_numbers` adds, since `_merge` places every hit of a lower rank first."""
+    return [(hit[2], hit[3]) for hit in _merge([hit for hit in hits if hit[0] in _OUTRANK_NUMBERS])]
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
@@ -846,7 +863,8 @@ def detect(text: str) -> list[Detection]:
             return []
     elif len(low) != len(view):  # a few letters lower-case to two characters: keep offsets aligned
         low = "".join(c.lower()[:1] for c in view)
-    hits = [hit for detector in _DETECTORS for hit in detector(view, low)]
+    hits = [hit for detector in _BEFORE_NUMBERS for hit in detector(view, low)]
+    hits += _numbers(view, low, _claimed(hits))
     if not hits:
         return []
     if folded is None or folded.resizes is None:
