@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import html
 import ipaddress
+import itertools
 import operator
 import re
 import string
@@ -389,7 +390,7 @@ def _classify(
     n = len(digits)
     if not plus and n >= 13 and card_valid(digits):
         return PiiClass.CARD, "card", digits  # a checksum: whatever it is called, whatever touches it
-    if "," in text[start:end]:
+    if text.find(",", start, end) != -1:
         return None  # amounts and lists (27 865,70; 12, 13, 14): only a checksum joins digits across a comma
     context = _Context(text, start, end)
     shape = [len(g[0]) for g in groups]
@@ -415,6 +416,11 @@ def _ends_number(sep: str) -> bool:
     )
 
 
+# Every separator that does not end a number: `_ends_number` worked out once for each (a separator of a
+# run that is not one of these, such as any holding a line break, ends a number).
+_JOINING = frozenset(
+    sep for n in (1, 2, 3) for sep in map("".join, itertools.product(sorted(_WEAK), repeat=n)) if not _ends_number(sep)
+)
 _GROUP_SPLIT = re.compile(r"([0-9]+)")  # splits a run into separators (even items) and digit groups (odd)
 
 
@@ -427,8 +433,7 @@ def _pieces(text: str, start: int, end: int) -> list[list[Group]]:
     pieces: list[list[Group]] = []
     groups: list[Group] = []
     for i in range(1, len(parts), 2):
-        sep = parts[i - 1]
-        if groups and _ends_number(sep):
+        if groups and parts[i - 1] not in _JOINING:
             pieces.append(groups)
             groups = []
         digits = parts[i]
@@ -458,22 +463,30 @@ def _numbers(text: str, low: str, claimed: list[tuple[int, int]] | None = None) 
         glued_left = before in _GLUED_LEFT
         glued_right = end < len(text) and text[end] in _GLUED_RIGHT
         pieces = _pieces(text, start, end)
-        if len(pieces) > 1:  # the whole run as one number first: +49/30 / 68942782
-            whole = _number(text, [g for piece in pieces for g in piece], glued_left or glued_right)
-            if whole is not None:
-                yield whole
-                continue
+        if len(pieces) == 1:  # most runs: what the loop below does with one piece, without the lists
+            groups = pieces[0]
+            glued = glued_left or glued_right
+            hit = _number(text, groups, glued)
+            if hit is None and glued and len(groups) > 1 and before.isascii() and not before.isalnum():
+                hit = _number(text, groups[1:], glued_right)  # the first group is a glued id's (see below)
+            if hit is not None:
+                yield hit
+            continue
+        # The whole run as one number first: +49/30 / 68942782
+        whole = _number(text, [g for piece in pieces for g in piece], glued_left or glued_right)
+        if whole is not None:
+            yield whole
+            continue
         found: list[_Hit | None] = []
         for i, groups in enumerate(pieces):
             glued = (glued_left and i == 0) or (glued_right and i == len(pieces) - 1)
             hit = _number(text, groups, glued)
             if hit is None and glued and i == 0 and len(groups) > 1 and before.isascii() and not before.isalnum():
                 # An id glued by a dash or a dot (O-5531 020 7946 0958): its first group is the id's.
-                hit = _number(text, groups[1:], len(pieces) == 1 and glued_right)
+                hit = _number(text, groups[1:], False)  # the first of several pieces: not at the run's end
             found.append(hit)
         yield from (hit for hit in found if hit is not None)
-        if len(pieces) > 1:
-            yield from _rejoined(text, pieces, found, glued_left, glued_right)
+        yield from _rejoined(text, pieces, found, glued_left, glued_right)
 
 
 def _rejoined(
