@@ -499,11 +499,32 @@ def _rejoined(
         while j < len(pieces) and found[j] is None:
             j += 1
         if j - i > 1:
-            glued = (glued_left and i == 0) or (glued_right and j == len(pieces))
-            hit = _number(text, [g for piece in pieces[i:j] for g in piece], glued)
-            if hit is not None:
-                yield hit
+            yield from _joined(text, pieces, i, j, (glued_left, glued_right))
         i = j + 1
+
+
+_JOINED_MAX_DIGITS = 27  # the longest a number classified here can be: a card (19) and a swallowed tail (8)
+
+
+def _joined(text: str, pieces: list[list[Group]], i: int, j: int, glued: tuple[bool, bool]) -> Iterator[_Hit]:
+    """Of `pieces[i:j]` joined two or more at a time, the longest that is a number (the first of equal
+    length), then the same on either side of it: an order number before a card split over two lines
+    (`O-21530. 4568--1235..2563|1988`) spoils the whole, not the card."""
+    sizes = [sum(len(g[0]) for g in piece) for piece in pieces[i:j]]
+    for length in range(j - i, 1, -1):
+        for start in range(i, j - length + 1):
+            end = start + length
+            if length < j - i and sum(sizes[start - i : end - i]) > _JOINED_MAX_DIGITS:
+                continue
+            hit = _number(text, [g for piece in pieces[start:end] for g in piece],
+                          (glued[0] and start == 0) or (glued[1] and end == len(pieces)))
+            if hit is not None:
+                if start - i > 1:
+                    yield from _joined(text, pieces, i, start, glued)
+                yield hit
+                if j - end > 1:
+                    yield from _joined(text, pieces, end, j, glued)
+                return
 
 
 def _number(text: str, groups: list[Group], glued: bool) -> _Hit | None:
