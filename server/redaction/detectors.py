@@ -585,8 +585,12 @@ def _codes(text: str, low: str) -> Iterator[_Hit]:
         start -= 1  # the first of the two letters
         if start < done:
             continue
-        found = _iban(text, start)
-        if found is None and not (start and text[start - 1].isalnum()):
+        # Most candidates are a word before a number ("is 0151..."): the letters rule them out here.
+        letters = text[start : start + 2].upper()
+        length = IBAN_LENGTHS.get(letters)
+        found = None if length is None else _iban(text, start, length)
+        if (found is None and letters[0] in _NINO_FIRST and letters[1] in _NINO_SECOND
+                and not (start and text[start - 1].isalnum())):
             found = _nino(text, start)
         if found is not None:
             done = found[3]
@@ -600,10 +604,8 @@ _IBAN_OF_LENGTH = {
 }
 
 
-def _iban(text: str, start: int) -> _Hit | None:
-    length = IBAN_LENGTHS.get(text[start : start + 2].upper())
-    if length is None:
-        return None
+def _iban(text: str, start: int, length: int) -> _Hit | None:
+    """The IBAN of a country whose IBANs are `length` long starting at `start`, if there is one."""
     m = _IBAN_OF_LENGTH[length].match(text, start)
     if m is None or text[m.end() : m.end() + 1].isdigit():
         return None  # too short, or a prefix of a longer number
@@ -618,11 +620,12 @@ def _iban(text: str, start: int) -> _Hit | None:
 
 
 def _nino(text: str, start: int) -> _Hit | None:
+    """The NINO starting at `start`, whose two letters `_codes` has checked, if there is one."""
     m = _NINO.match(text, start)
     if m is None:
         return None
     value = _CODE_SEPARATORS.sub("", m.group()).upper()
-    if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
+    if nino_prefix_valid(value[:2]):
         return PiiClass.NATIONAL_ID, "nino", start, m.end(), value
     return None
 
