@@ -242,7 +242,8 @@ def _plain_emails(text: str, low: str) -> Iterator[_Hit]:
 #
 # A run is first cut where a separator reads as the end of one number (`_ends_number`: a comma, a
 # semicolon, a line break, a sentence end, `+`, ...), each piece is classified, and consecutive
-# pieces that are nothing on their own are classified again joined (a card split over two lines).
+# pieces that are nothing on their own are classified again joined, all of them first, then fewer
+# (a card split over two lines, after an order number).
 # (The text is folded: its only digits are ASCII ones, and `[0-9]` is quicker for `re` than `\d`.)
 # A separator holds at most one line break (a blank line ends a number). The lookahead skips, in `re`,
 # most runs of fewer than seven digits (the shortest number detected here): a number followed by a
