@@ -2,5 +2,6 @@
 
     make_corpus.py            the tuning corpus (redaction_corpus.jsonl): the detectors were developed on it
     make_heldout.py           the held-out corpus (heldout_corpus.jsonl): written independently, never tuned on
-    score.py                  loading and scoring either one
+    make_third.py             a second held-out corpus (third_corpus.jsonl): written apart from both, never tuned on
+    score.py                  loading and scoring any of them
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 
 CORPUS = Path(__file__).with_name("redaction_corpus.jsonl")  # the tuning corpus
 HELDOUT = Path(__file__).with_name("heldout_corpus.jsonl")  # never tuned on (make_heldout.py)
+THIRD = Path(__file__).with_name("third_corpus.jsonl")  # a second held-out set, never tuned on (make_third.py)
 LABELS = ("email", "phone", "card", "iban", "ssn", "nino", "ip", "secret")
 NEGATIVE_SUBSETS = ("negative", "prose", "extra_negative")
 

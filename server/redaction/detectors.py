@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import html
 import ipaddress
+import itertools
 import operator
 import re
 import string
@@ -241,7 +242,8 @@ def _plain_emails(text: str, low: str) -> Iterator[_Hit]:
 #
 # A run is first cut where a separator reads as the end of one number (`_ends_number`: a comma, a
 # semicolon, a line break, a sentence end, `+`, ...), each piece is classified, and consecutive
-# pieces that are nothing on their own are classified again joined (a card split over two lines).
+# pieces that are nothing on their own are classified again joined, all of them first, then fewer
+# (a card split over two lines, after an order number).
 # (The text is folded: its only digits are ASCII ones, and `[0-9]` is quicker for `re` than `\d`.)
 # A separator holds at most one line break (a blank line ends a number). The lookahead skips, in `re`,
 # most runs of fewer than seven digits (the shortest number detected here): a number followed by a
@@ -389,7 +391,7 @@ def _classify(
     n = len(digits)
     if not plus and n >= 13 and card_valid(digits):
         return PiiClass.CARD, "card", digits  # a checksum: whatever it is called, whatever touches it
-    if "," in text[start:end]:
+    if text.find(",", start, end) != -1:
         return None  # amounts and lists (27 865,70; 12, 13, 14): only a checksum joins digits across a comma
     context = _Context(text, start, end)
     shape = [len(g[0]) for g in groups]
@@ -415,6 +417,11 @@ def _ends_number(sep: str) -> bool:
     )
 
 
+# Every separator that does not end a number: `_ends_number` worked out once for each (a separator of a
+# run that is not one of these, such as any holding a line break, ends a number).
+_JOINING = frozenset(
+    sep for n in (1, 2, 3) for sep in map("".join, itertools.product(sorted(_WEAK), repeat=n)) if not _ends_number(sep)
+)
 _GROUP_SPLIT = re.compile(r"([0-9]+)")  # splits a run into separators (even items) and digit groups (odd)
 
 
@@ -427,8 +434,7 @@ def _pieces(text: str, start: int, end: int) -> list[list[Group]]:
     pieces: list[list[Group]] = []
     groups: list[Group] = []
     for i in range(1, len(parts), 2):
-        sep = parts[i - 1]
-        if groups and _ends_number(sep):
+        if groups and parts[i - 1] not in _JOINING:
             pieces.append(groups)
             groups = []
         digits = parts[i]
@@ -438,34 +444,50 @@ def _pieces(text: str, start: int, end: int) -> list[list[Group]]:
     return pieces
 
 
-def _numbers(text: str, low: str) -> Iterator[_Hit]:
-    """Cards, SSNs and phones."""
+def _numbers(text: str, low: str, claimed: list[tuple[int, int]] | None = None) -> Iterator[_Hit]:
+    """Cards, SSNs and phones. A run inside a `claimed` span (sorted, disjoint: the kept hits of the
+    detectors that outrank these classes) is not read: whatever it yielded would overlap that hit and
+    lose to it in `_merge` (IBANs and IP addresses are digit runs too)."""
+    claims = iter(claimed or ())
+    claim = next(claims, None)
     for run in _RUN.finditer(text):
         start, end = run.span()
         if end - start < 7:
             continue  # shorter than any number detected here
+        while claim is not None and claim[1] < end:  # runs come in order: an earlier claim holds none of them
+            claim = next(claims, None)
+        if claim is not None and claim[0] <= start:
+            continue  # inside the claim
         before = text[start - 1] if start else " "
         if before == ":" and text[max(0, start - 3) : start - 1].isdigit():
             continue  # the tail of a time: 10:30:01.000-0500
         glued_left = before in _GLUED_LEFT
         glued_right = end < len(text) and text[end] in _GLUED_RIGHT
         pieces = _pieces(text, start, end)
-        if len(pieces) > 1:  # the whole run as one number first: +49/30 / 68942782
-            whole = _number(text, [g for piece in pieces for g in piece], glued_left or glued_right)
-            if whole is not None:
-                yield whole
-                continue
+        if len(pieces) == 1:  # most runs: what the loop below does with one piece, without the lists
+            groups = pieces[0]
+            glued = glued_left or glued_right
+            hit = _number(text, groups, glued)
+            if hit is None and glued and len(groups) > 1 and before.isascii() and not before.isalnum():
+                hit = _number(text, groups[1:], glued_right)  # the first group is a glued id's (see below)
+            if hit is not None:
+                yield hit
+            continue
+        # The whole run as one number first: +49/30 / 68942782
+        whole = _number(text, [g for piece in pieces for g in piece], glued_left or glued_right)
+        if whole is not None:
+            yield whole
+            continue
         found: list[_Hit | None] = []
         for i, groups in enumerate(pieces):
             glued = (glued_left and i == 0) or (glued_right and i == len(pieces) - 1)
             hit = _number(text, groups, glued)
             if hit is None and glued and i == 0 and len(groups) > 1 and before.isascii() and not before.isalnum():
                 # An id glued by a dash or a dot (O-5531 020 7946 0958): its first group is the id's.
-                hit = _number(text, groups[1:], len(pieces) == 1 and glued_right)
+                hit = _number(text, groups[1:], False)  # the first of several pieces: not at the run's end
             found.append(hit)
         yield from (hit for hit in found if hit is not None)
-        if len(pieces) > 1:
-            yield from _rejoined(text, pieces, found, glued_left, glued_right)
+        yield from _rejoined(text, pieces, found, glued_left, glued_right)
 
 
 def _rejoined(
@@ -478,11 +500,32 @@ def _rejoined(
         while j < len(pieces) and found[j] is None:
             j += 1
         if j - i > 1:
-            glued = (glued_left and i == 0) or (glued_right and j == len(pieces))
-            hit = _number(text, [g for piece in pieces[i:j] for g in piece], glued)
-            if hit is not None:
-                yield hit
+            yield from _joined(text, pieces, i, j, (glued_left, glued_right))
         i = j + 1
+
+
+_JOINED_MAX_DIGITS = 27  # the longest a number classified here can be: a card (19) and a swallowed tail (8)
+
+
+def _joined(text: str, pieces: list[list[Group]], i: int, j: int, glued: tuple[bool, bool]) -> Iterator[_Hit]:
+    """Of `pieces[i:j]` joined two or more at a time, the longest that is a number (the first of equal
+    length), then the same on either side of it: an order number before a card split over two lines
+    (`O-21530. 4568--1235..2563|1988`) spoils the whole, not the card."""
+    sizes = [sum(len(g[0]) for g in piece) for piece in pieces[i:j]]
+    for length in range(j - i, 1, -1):
+        for start in range(i, j - length + 1):
+            end = start + length
+            if length < j - i and sum(sizes[start - i : end - i]) > _JOINED_MAX_DIGITS:
+                continue
+            hit = _number(text, [g for piece in pieces[start:end] for g in piece],
+                          (glued[0] and start == 0) or (glued[1] and end == len(pieces)))
+            if hit is not None:
+                if start - i > 1:
+                    yield from _joined(text, pieces, i, start, glued)
+                yield hit
+                if j - end > 1:
+                    yield from _joined(text, pieces, end, j, glued)
+                return
 
 
 def _number(text: str, groups: list[Group], glued: bool) -> _Hit | None:
@@ -543,8 +586,12 @@ def _codes(text: str, low: str) -> Iterator[_Hit]:
         start -= 1  # the first of the two letters
         if start < done:
             continue
-        found = _iban(text, start)
-        if found is None and not (start and text[start - 1].isalnum()):
+        # Most candidates are a word before a number ("is 0151..."): the letters rule them out here.
+        letters = text[start : start + 2].upper()
+        length = IBAN_LENGTHS.get(letters)
+        found = None if length is None else _iban(text, start, length)
+        if (found is None and letters[0] in _NINO_FIRST and letters[1] in _NINO_SECOND
+                and not (start and text[start - 1].isalnum())):
             found = _nino(text, start)
         if found is not None:
             done = found[3]
@@ -558,10 +605,8 @@ _IBAN_OF_LENGTH = {
 }
 
 
-def _iban(text: str, start: int) -> _Hit | None:
-    length = IBAN_LENGTHS.get(text[start : start + 2].upper())
-    if length is None:
-        return None
+def _iban(text: str, start: int, length: int) -> _Hit | None:
+    """The IBAN of a country whose IBANs are `length` long starting at `start`, if there is one."""
     m = _IBAN_OF_LENGTH[length].match(text, start)
     if m is None or text[m.end() : m.end() + 1].isdigit():
         return None  # too short, or a prefix of a longer number
@@ -576,11 +621,12 @@ def _iban(text: str, start: int) -> _Hit | None:
 
 
 def _nino(text: str, start: int) -> _Hit | None:
+    """The NINO starting at `start`, whose two letters `_codes` has checked, if there is one."""
     m = _NINO.match(text, start)
     if m is None:
         return None
     value = _CODE_SEPARATORS.sub("", m.group()).upper()
-    if value[0] in _NINO_FIRST and value[1] in _NINO_SECOND and nino_prefix_valid(value[:2]):
+    if nino_prefix_valid(value[:2]):
         return PiiClass.NATIONAL_ID, "nino", start, m.end(), value
     return None
 
@@ -690,92 +736,77 @@ if any(a != b and b.startswith(a) for a in _LITERALS for b in _LITERALS):  # che
     raise RuntimeError("a secret literal is a prefix of another: the factored literal scan would differ")
 _SECRET_LITERALS = re.compile(_alternation(_LITERALS))
 _SECRETS_BY_LITERAL = {lit: i for i, (_, lits, _, _) in enumerate(_SECRETS) for lit in lits}
-# Below this length one `re` scan for the pair key words costs less than the scan for separators.
-_SHORT = 300
-# `key: value` / `key=value` pairs: found from the `:` or `=`, the key read backwards from there.
+# `key: value` / `key=value` pairs: found from a key word, the nearest `:` or `=` after it on the same
+# line, the whole key read backwards from there.
 _PAIR_WORDS = (
     "password|passwd|pwd|passcode|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|"
     "secret[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|private[_-]?key|pin|"
     "passwort|kennwort|mot de passe|contrase\u00f1a|clave|wachtwoord|parola d'ordine"
 )
-# A key word, then the nearest `:` or `=` on the same line (scanned in the lower-cased text).
-_PAIR_NEAR = re.compile(
-    r"(?:pass|pwd|secret|key|token|pin|wort|contrase\u00f1a|clave|wachtwoord|parola)[^\n:=]{0,24}[:=]"
-)
+# Every key word of `_PAIR_WORDS` and `_PAIR_SPOKEN` holds one of these.
+_KEY_WORDS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase\u00f1a", "clave", "wachtwoord",
+              "parola")
+# What a pair's separator is: a key word, then the nearest `:` or `=` on the same line, 24 characters on at
+# most (in the lower-cased text). `_pair_separators` finds the places this pattern's matches end.
+_PAIR_NEAR = re.compile(rf"(?:{'|'.join(_KEY_WORDS)})[^\n:=]{{0,24}}[:=]")
+_PAIR_STOP = re.compile(r"[\n:=]")
 _PAIR_KEY = re.compile(rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])?(?:{_PAIR_WORDS})[\"']?[ \t]*\Z")
 _PAIR_VALUE = re.compile(
     r"[>=]?[ \t]*(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'|[\[(<{`\"']?([^\s,;\"'<>()\[\]{}]{1,200}))"
 )
-# Every key word of `_PAIR_NEAR` and `_PAIR_SPOKEN` holds one of these: a quick no on short texts.
-_PAIR_HINT_WORDS = ("pass", "pwd", "secret", "key", "token", "pin", "wort", "contrase\u00f1a", "clave", "wachtwoord",
-                    "parola")
-_PAIR_HINT = re.compile(_alternation(_PAIR_HINT_WORDS))
-# A `_PAIR_NEAR` match starts at most this far before its `:` or `=`: the longest key word, then 24.
-_PAIR_REACH = max(len(word) for word in _PAIR_HINT_WORDS) + 24
 # "my password is hunter2!", scanned in the lower-cased text; the value is taken from the original.
 _PAIR_SPOKEN = re.compile(
     r"(?:pass(?:word|wort|code)|pwd|pin|mot de passe|contrase\u00f1a|wachtwoord)"
     r"\s+(?:is|was|ist|war|est|es|era|is nu)\s+[\"']?([^\s\"']{6,200})"
 )
-# Three of `_PAIR_SPOKEN`'s key words start with p: one letter `re` finds quickly.
-_SPOKEN_P = re.compile("p(?:ass|wd|in)")
+_SPOKEN_WORDS = frozenset({"pass", "pwd", "pin", "contrase\u00f1a", "wachtwoord"})  # where `_PAIR_SPOKEN` can start
 _NOT_A_WORD = re.compile(r"[\d\W_]")  # a spoken secret holds a digit, a symbol or an underscore
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|\.+|\u2022+|\[hidden\]|\[redacted\]|null|none|n/?a|<[^>]*>)$")
 _TOKEN_CHAR = frozenset(string.ascii_letters + string.digits + "_-")
 
 
-def _occurrences(text: str, needles: tuple[str, ...]) -> list[int]:
-    """Every index where one of `needles` starts (overlapping ones too), sorted. `str.find` is far
+def _key_words(low: str) -> list[tuple[int, str]]:
+    """Where each of `_KEY_WORDS` starts (overlapping ones too), with the word, sorted. `str.find` is far
     faster than a `re` scan for a choice of words; most texts hold none of them, or few."""
     found = []
-    for needle in needles:
-        at = text.find(needle)
+    for word in _KEY_WORDS:
+        at = low.find(word)
         while at != -1:
-            found.append(at)
-            at = text.find(needle, at + 1)
+            found.append((at, word))
+            at = low.find(word, at + 1)
     found.sort()
     return found
 
 
-def _pair_separators(low: str) -> Iterator[int]:
-    """The `:` and `=` that end a `_PAIR_NEAR` match, in order: those with a key word in reach
-    since the separator before them. `finditer` over the whole text finds exactly these (a match
-    ends at the first separator after its key word, and the next one starts after it), but it
-    tries its key words at almost every letter; this tries them only in front of separators."""
-    previous = -1
-    for at in _occurrences(low, (":", "=")):
-        if _PAIR_NEAR.search(low, max(previous + 1, at - _PAIR_REACH), at + 1):
-            yield at
-        previous = at
+def _pair_separators(low: str, keys: list[tuple[int, str]]) -> list[int]:
+    """The `:` and `=` where `_PAIR_NEAR`'s matches end, in order: after each key word, the first `:`, `=` or
+    line break within reach, unless it is the line break (what a match may hold between its key word and
+    its end is none of them). `finditer` would try the key words at almost every letter of the text."""
+    found: list[int] = []
+    for end in sorted(at + len(word) for at, word in keys):
+        stop = _PAIR_STOP.search(low, end, end + 25)
+        if stop is not None and low[stop.start()] != "\n" and (not found or found[-1] != stop.start()):
+            found.append(stop.start())
+    return found
 
 
-def _spoken_starts(low: str) -> list[int]:
-    """Where a `_PAIR_SPOKEN` key word starts, sorted."""
-    starts = []
-    for m in _SPOKEN_P.finditer(low):
-        if m.start() >= 7 and low.startswith("mot de ", m.start() - 7):
-            starts.append(m.start() - 7)  # mot de passe
-        starts.append(m.start())
-    if "\u00f1" in low:
-        starts += _occurrences(low, ("contrase\u00f1a",))
-    starts += _occurrences(low, ("wachtwoord",))
-    starts.sort()
-    return starts
-
-
-def _spoken_pairs(low: str) -> Iterator[re.Match[str]]:
+def _spoken_pairs(low: str, keys: list[tuple[int, str]]) -> Iterator[re.Match[str]]:
     """`_PAIR_SPOKEN.finditer(low)`, trying the pattern only where one of its key words starts."""
     end = 0
-    for at in _spoken_starts(low):
-        if at >= end and (m := _PAIR_SPOKEN.match(low, at)) is not None:
-            end = m.end()
-            yield m
+    for at, word in keys:
+        if word not in _SPOKEN_WORDS:
+            continue
+        for start in (at - 7, at) if word == "pass" and at >= 7 and low.startswith("mot de ", at - 7) else (at,):
+            if start >= end and (m := _PAIR_SPOKEN.match(low, start)) is not None:  # at - 7: mot de passe
+                end = m.end()
+                yield m
 
 
 def _pairs(text: str, low: str) -> Iterator[_Hit]:
-    if len(low) < _SHORT and not _PAIR_HINT.search(low):
+    keys = _key_words(low)
+    if not keys:
         return
-    for at in _pair_separators(low):
+    for at in _pair_separators(low, keys):
         if not _PAIR_KEY.search(text, max(0, at - 48), at):
             continue
         value = _PAIR_VALUE.match(text, at + 1)
@@ -784,7 +815,7 @@ def _pairs(text: str, low: str) -> Iterator[_Hit]:
         group = next(g for g in (1, 2, 3) if value.group(g) is not None)
         if not _PLACEHOLDER.match(value.group(group)):
             yield PiiClass.SECRET, "credential", value.start(group), value.end(group), value.group(group)
-    for m in _spoken_pairs(low):
+    for m in _spoken_pairs(low, keys):
         if m.start() and low[m.start() - 1].isalnum():
             continue
         secret = text[m.start(1) : m.end(1)].rstrip(".,;:")
@@ -822,8 +853,17 @@ def _secrets(text: str, low: str) -> Iterator[_Hit]:
 
 
 # Each detector reads the folded text and its lower-cased copy (same offsets) and yields
-# (class, kind, start, end, canonical value) in folded offsets.
-_DETECTORS = (_secrets, _emails, _codes, _numbers, _ipv4s, _ipv6s)
+# (class, kind, start, end, canonical value) in folded offsets. `_numbers` comes last: it skips the
+# digit runs the others' kept hits of a higher rank hold (`_claimed`).
+_BEFORE_NUMBERS = (_secrets, _emails, _codes, _ipv4s, _ipv6s)
+_DETECTORS = (*_BEFORE_NUMBERS, _numbers)
+_OUTRANK_NUMBERS = frozenset(cls for cls, rank in _RANK.items() if rank < _RANK[PiiClass.CARD])
+
+
+def _claimed(hits: list[_Hit]) -> list[tuple[int, int]]:
+    """The spans, sorted, of the hits of a class that outranks every number class and that `_merge` keeps:
+    kept whatever `_numbers` adds, since `_merge` places every hit of a lower rank first."""
+    return [(hit[2], hit[3]) for hit in _merge([hit for hit in hits if hit[0] in _OUTRANK_NUMBERS])]
 
 
 # Values tool results are full of and that can hold nothing detectable (the detectors would find
@@ -843,7 +883,7 @@ _PLAIN = re.compile(
 # scan goes first: it is the fast one, and texts with PII nearly always have a digit early on.
 _MAY_HOLD_CHAR = re.compile(r"[0-9@:=&]")  # read on ASCII text only: `[0-9]` is `\d` there, and quicker
 _MAY_HOLD_WORD = re.compile("|".join((
-    _alternation([lit.lower() for lit in _LITERALS] + list(_PAIR_HINT_WORDS)),
+    _alternation([lit.lower() for lit in _LITERALS] + list(_KEY_WORDS)),
     r"[\s\[({<] ?at[\s\])}>]",  # where `_spelled_ats` can find an at: after a space or a bracket
 )))
 
@@ -861,7 +901,8 @@ def detect(text: str) -> list[Detection]:
             return []
     elif len(low) != len(view):  # a few letters lower-case to two characters: keep offsets aligned
         low = "".join(c.lower()[:1] for c in view)
-    hits = [hit for detector in _DETECTORS for hit in detector(view, low)]
+    hits = [hit for detector in _BEFORE_NUMBERS for hit in detector(view, low)]
+    hits += _numbers(view, low, _claimed(hits))
     if not hits:
         return []
     if folded is None or folded.resizes is None:
