@@ -9,6 +9,7 @@ from __future__ import annotations
 SCOPES: dict[str, str] = {
     # read-only
     "customers:read": "Find and read customer profiles (contact details masked unless a pii scope says otherwise).",
+    "accounts:read": "Read B2B accounts: their members and roles, currency and credit balance.",
     "orders:read": "Read orders, shipments and refund eligibility.",
     "billing:read": "Read subscriptions and invoices.",
     "tickets:read": "Read tickets, their messages and internal notes.",
