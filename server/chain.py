@@ -433,7 +433,7 @@ class GuardChain:
         _, session = call.resolved()
         return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
-                           policy_view=lambda: self._policy.view_for(session),
+                           policy_view=lambda: self._policy.view_for(session), mask_text=redact_text,
                            undo_windows=self._policy.undo_windows,
                            may_see=lambda sid, sub: self._policy.actions.allows(session, sid, sub),
                            intent_seq=call.intent_seq, idempotency_scope=self._idempotency_key(call))

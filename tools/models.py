@@ -10,6 +10,7 @@ Customer-written text is `FREE_TEXT`: redaction scans it and the agent must trea
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -106,6 +107,29 @@ def normalise_phone(raw: str) -> str:
         raise ValueError("a phone number in international format, e.g. +44 20 7946 0018")
     return compact
 
+
+# Text a person reads as written (a customer-visible reply): control, format
+# (bidirectional overrides, zero-width and other invisible characters), private-use, surrogate and unassigned
+# code points are refused, never stripped, so what is audited and shown is what the reader sees.
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def _visible_text(value: str) -> str:
+    hidden = next((c for c in value if c not in "\n\t" and unicodedata.category(c) in _INVISIBLE), None)
+    if hidden is not None:
+        raise ValueError(f"text may not contain invisible or control characters (found U+{ord(hidden):04X})")
+    return unicodedata.normalize("NFC", value)
+
+
+def _visible(cls: PiiClass, *, max_length: int, description: str) -> Any:
+    """Bounded text of class `cls` that shows exactly what it says (see `_visible_text`)."""
+    return Annotated[str, pii(cls, min_length=1, max_length=max_length, description=description),
+                     AfterValidator(_visible_text)]
+
+
+ReplyBody = _visible(FREE, max_length=4000, description=(
+    "The reply the customer reads, as plain text. Card numbers, IBANs and similar data in it are masked "
+    "before it is posted."))
 
 Email = Annotated[str, pii(PiiClass.EMAIL, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
                   AfterValidator(str.lower)]
@@ -263,6 +287,15 @@ class TicketSummary(Record):
 class Ticket(TicketSummary):
     messages: list[TicketMessage]
     notes: list[TicketNote]
+
+
+class ReplyPosted(Record):
+    """A customer-visible reply on a ticket: `body` is the text as posted (after masking)."""
+
+    ticket_id: TicketId
+    customer_id: CustomerId
+    body: str = pii(FREE, description="The reply as the customer reads it", written_by="agent")
+    created_at: datetime
 
 
 class TicketList(Record):

@@ -50,6 +50,7 @@ async def subject_on(kind: str, request: pytest.FixtureRequest, home: Any,
                 "SELECT 'r', id, amount_minor FROM refunds WHERE order_id IN ('O-1', 'O-2')"
                 " UNION ALL SELECT 's', id, status FROM subscriptions WHERE id IN ('S-1', 'S-2')"
                 " UNION ALL SELECT 'n', id, ticket_id FROM ticket_notes UNION ALL SELECT 't', id, status FROM tickets"
+                " UNION ALL SELECT 'm', ticket_id || '/' || seq, body FROM ticket_messages"
                 " ORDER BY 1, 2"))
     elif kind == "stripe":
         from deskgate.tools.backend.stripe_seed import seed_stripe, stripe_ids
@@ -218,3 +219,21 @@ async def test_a_hand_off_escalates_the_ticket_and_is_queued(
     note = await tickets.add_ticket_note(ticket, "Called; no answer.", actor="agent-9", now=2)
     [written] = [n for n in (await tickets.get_ticket(ticket)).notes if n.note_id == note.note_id]
     assert written.author == "agent-9" and "Called; no answer." in written.body
+
+
+async def test_a_reply_is_a_message_the_customer_reads_and_an_unknown_ticket_takes_none(
+        tickets_subject: Subject) -> None:
+    subject = tickets_subject
+    tickets = tickets_of(subject)
+    ticket = subject.id("T-1")
+    before = subject.state()
+    with pytest.raises(NotFound):
+        await tickets.reply_to_customer("999999", "Hello", actor="a", now=1)
+    assert subject.state() == before
+    posted = await tickets.reply_to_customer(ticket, "Your refund is on its way.", actor="agent-9", now=2)
+    assert (posted.ticket_id, posted.customer_id, posted.body) == (ticket, "C-1", "Your refund is on its way.")
+    read = await tickets.get_ticket(ticket)
+    assert (read.messages[-1].author, read.messages[-1].body) == ("agent", "Your refund is on its way.")
+    assert not any("Your refund is on its way." in n.body for n in read.notes)  # a reply is not a note
+    assert read.subject == "Headphones broken - refund please"  # a follow-up never renames the ticket
+

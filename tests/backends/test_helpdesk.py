@@ -112,3 +112,29 @@ async def test_a_failing_or_hanging_helpdesk_is_backend_unavailable_and_its_text
     assert (failed["status"], failed["code"]) == ("error", "backend_unavailable")
     assert "maria" not in str(failed) and "Traceback" not in str(failed)
     assert (hung["status"], hung["code"]) == ("error", "backend_unavailable")
+
+
+async def test_a_reply_is_a_public_follow_up_with_its_card_number_masked_and_the_title_left_alone(
+        on_helpdesk: HelpdeskDeployment) -> None:
+    d, number = on_helpdesk.deployment, on_helpdesk.ids["T-1"]
+    body = "We refunded card 4111 1111 1111 1111 today."
+    async with d.client(d.token("tier1-agent", sub="agent-7")) as client:
+        reply = await call(client, "reply_to_customer", ticket_id=number, body=body)
+        ticket = await call(client, "get_ticket", ticket_id=number)
+    assert reply["status"] == "ok", reply
+    raw = on_helpdesk.ticket(number)
+    [followup] = [f for f in raw["followup_set"] if "We refunded card" in f["comment"]]  # type: ignore[union-attr, index]
+    assert followup["public"] is True and "4111 1111" not in followup["comment"] and "1111" in followup["comment"]
+    assert "agent-7" not in followup["comment"]  # the customer reads no session subject
+    assert raw["title"] == "Headphones broken - refund please"
+    assert ticket["data"]["messages"][-1]["author"] == "agent"
+
+
+async def test_a_bound_session_cannot_reply_on_another_customers_helpdesk_ticket(
+        on_helpdesk: HelpdeskDeployment) -> None:
+    d, theirs = on_helpdesk.deployment, on_helpdesk.ids["T-2"]
+    before = on_helpdesk.ticket(theirs)
+    async with d.client(d.token("tier1-agent", ticket=on_helpdesk.ids["T-1"])) as client:
+        reply = await call(client, "reply_to_customer", ticket_id=theirs, body="Your subscription is cancelled")
+    assert (reply["status"], reply["code"]) == ("denied", "binding")
+    assert on_helpdesk.ticket(theirs) == before

@@ -46,6 +46,7 @@ from deskgate.tools.models import (
     Priority,
     RefundEligibility,
     RefundIssued,
+    ReplyPosted,
     ReversibleAction,
     Role,
     Subscription,
@@ -69,6 +70,12 @@ def check_cancellable(subscription: Subscription) -> None:
     if subscription.status != "active":
         raise DomainError(f"subscription {subscription.subscription_id} is already {subscription.status}",
                           code="not_active")
+
+
+def check_replyable(ticket_id: str, status: TicketStatus) -> None:
+    """The reply rule: a closed ticket takes no more replies (reopening it is for people)."""
+    if status == "closed":
+        raise DomainError(f"ticket {ticket_id} is closed", code="ticket_closed")
 
 
 class SupportBackend(ABC):
@@ -206,6 +213,11 @@ class SupportBackend(ABC):
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded: ...
 
     @abstractmethod
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        """Post `body` (already masked) on the ticket where the customer reads it; refused on a closed ticket
+        (`check_replyable`)."""
+
+    @abstractmethod
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
                              actor: str, now: int | None = None) -> str:
@@ -223,4 +235,4 @@ class SupportBackend(ABC):
 
 
 __all__ = ["FindBy", "Intent", "ObjectKind", "PreferenceName", "SupportBackend", "VerifyMethod", "check_cancellable",
-           "check_refundable"]
+           "check_refundable", "check_replyable"]

@@ -39,6 +39,7 @@ from deskgate.tools.models import (
     Priority,
     RefundEligibility,
     RefundIssued,
+    ReplyPosted,
     ReversibleAction,
     Role,
     Subscription,
@@ -165,6 +166,9 @@ class ComposedBackend(SupportBackend):
 
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded:
         return await self.domains.tickets.add_ticket_note(ticket_id, body, actor=actor, now=now)
+
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        return await self.domains.tickets.reply_to_customer(ticket_id, body, actor=actor, now=now)
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],

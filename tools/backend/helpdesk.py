@@ -6,6 +6,7 @@ What lives where:
     messages       the ticket's public follow-ups: the first is the customer's opening message, later
                    ones are the customer's when they came by email (no user), else an agent's
     notes          non-public follow-ups; deskgate signs the ones it writes with the session subject
+    replies        public follow-ups deskgate posts (the helpdesk mails them to the submitter); unsigned
     hand-off       the ticket moved to the human queue (`human_queue`) with the summary as an internal
                    note; its id is `H-<note id>`; queued until someone is assigned, closed with the ticket
     status         open/reopened -> open, on hold -> pending, in the human queue -> escalated,
@@ -28,6 +29,7 @@ import httpx2
 
 from deskgate.server.errors import BackendUnavailable, ConfigError, DeskgateError, DomainError, NotFound
 from deskgate.server.settings import BackendSection
+from deskgate.tools.backend.base import check_replyable
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.ids import matches
 from deskgate.tools.backend.kinds import ObjectKind
@@ -37,6 +39,7 @@ from deskgate.tools.models import (
     HandoffDetail,
     NoteAdded,
     Priority,
+    ReplyPosted,
     Ticket,
     TicketMessage,
     TicketNote,
@@ -269,6 +272,13 @@ class HelpdeskTickets:
         note = await self._note(int(raw["id"]), f"{body}\n\n-- {actor} via deskgate")
         return NoteAdded(note_id=str(note["id"]), ticket_id=str(raw["id"]), customer_id=customer,
                          created_at=_at(note["date"]))
+
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        raw, customer = await self._owned(ticket_id)
+        check_replyable(ticket_id, self._status(raw))
+        # Public and without a `title` (which would rename the ticket); the customer reads it unsigned.
+        reply = await self._request("POST", "followups/", {"ticket": int(raw["id"]), "comment": body, "public": True})
+        return ReplyPosted(ticket_id=str(raw["id"]), customer_id=customer, body=body, created_at=_at(reply["date"]))
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],

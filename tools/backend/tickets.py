@@ -14,6 +14,7 @@ from deskgate.tools.models import (
     HandoffDetail,
     NoteAdded,
     Priority,
+    ReplyPosted,
     Ticket,
     TicketStatus,
     TicketSummary,
@@ -27,6 +28,9 @@ class TicketsBackend(Protocol):
                            limit: int = 20) -> list[TicketSummary]: ...
 
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded: ...
+
+    # What the customer reads (the rule: `check_replyable`).
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted: ...
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
