@@ -25,6 +25,7 @@ SCOPES: dict[str, str] = {
     "subscriptions:cancel": "Cancel a subscription (irreversible).",
     "notes:write": "Add an internal note to a ticket.",
     "replies:write": "Post a reply the customer reads on a ticket (PII in it masked first).",
+    "tickets:status": "Set a ticket's status to pending (waiting on the customer) or solved.",
     "escalations:write": "Hand the conversation to a human with a summary.",
     "actions:undo": "Reverse a reversible action within its window.",
     "actions:supervise": "See and undo the actions and hand-offs of any session, not only the session's own.",

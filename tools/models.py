@@ -88,6 +88,8 @@ OrderStatus = Literal["pending", "shipped", "delivered"]
 SubscriptionStatus = Literal["active", "cancelled"]
 InvoiceStatus = Literal["paid", "open"]
 TicketStatus = Literal["open", "pending", "escalated", "closed"]
+# What the agent may set a ticket to: waiting on the customer, or solved (read back as "closed").
+SettableTicketStatus = Literal["pending", "solved"]
 Role = Literal["admin", "member"]
 ReversibleTool = Literal["change_shipping_address", "apply_account_credit", "update_email_preferences"]
 
@@ -296,6 +298,14 @@ class ReplyPosted(Record):
     customer_id: CustomerId
     body: str = pii(FREE, description="The reply as the customer reads it", written_by="agent")
     created_at: datetime
+
+
+class TicketStatusSet(Record):
+    ticket_id: TicketId
+    customer_id: CustomerId
+    status: TicketStatus
+    previous_status: TicketStatus
+    changed_at: datetime
 
 
 class TicketList(Record):

@@ -37,9 +37,11 @@ from deskgate.tools.models import (
     RefundIssued,
     ReplyBody,
     ReplyPosted,
+    SettableTicketStatus,
     Subscription,
     SubscriptionId,
     TicketId,
+    TicketStatusSet,
     WriteInput,
 )
 from deskgate.tools.read import exactly_one
@@ -117,6 +119,11 @@ class NoteInput(WriteInput):
 class ReplyInput(WriteInput):
     ticket_id: TicketId
     body: ReplyBody
+
+
+class TicketStatusInput(WriteInput):
+    ticket_id: TicketId
+    status: SettableTicketStatus
 
 
 class EscalateInput(WriteInput):
@@ -214,6 +221,10 @@ async def reply_to_customer(ctx: ToolContext, args: ReplyInput) -> ReplyPosted:
                                                now=ctx.now)
 
 
+async def set_ticket_status(ctx: ToolContext, args: TicketStatusInput) -> TicketStatusSet:
+    return await ctx.backend.set_ticket_status(args.ticket_id, args.status, actor=ctx.session.sub, now=ctx.now)
+
+
 async def escalate_to_human(ctx: ToolContext, args: EscalateInput) -> Handoff:
     handoff_id = await ctx.backend.create_handoff(
         customer_id=args.customer_id, ticket_id=args.ticket_id, summary=args.summary, tried=args.tried,
@@ -289,6 +300,11 @@ WRITE_TOOLS: tuple[ToolSpec, ...] = (
            "before it is posted, and the answer shows the text as posted. Not for internal remarks: use "
            "add_ticket_note. A closed ticket takes no replies.",
            ReplyInput, ReplyPosted, reply_to_customer, "replies:write", customer_output="body"),
+    _write("set_ticket_status", "Set a ticket's status",
+           "Mark a ticket pending (waiting on the customer's answer) or solved (it then reads as closed). A ticket "
+           "handed to a human keeps the status they give it, and a closed ticket cannot be set back to pending. "
+           "Setting the status a ticket already has changes nothing.",
+           TicketStatusInput, TicketStatusSet, set_ticket_status, "tickets:status", idempotent=True),
     _write("escalate_to_human", "Hand the conversation to a human",
            "Hand the case to a human specialist with a summary, what you tried and the next step you propose. "
            "Use it when policy or the customer needs a person, or when you are unsure. The ticket is marked "

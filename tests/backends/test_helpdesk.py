@@ -130,11 +130,28 @@ async def test_a_reply_is_a_public_follow_up_with_its_card_number_masked_and_the
     assert ticket["data"]["messages"][-1]["author"] == "agent"
 
 
-async def test_a_bound_session_cannot_reply_on_another_customers_helpdesk_ticket(
+async def test_solved_is_the_helpdesks_resolved_status_and_pending_its_on_hold_flag(
+        on_helpdesk: HelpdeskDeployment) -> None:
+    d, number = on_helpdesk.deployment, on_helpdesk.ids["T-1"]
+    async with d.client(d.token("tier1-agent")) as client:
+        pending = await call(client, "set_ticket_status", ticket_id=number, status="pending")
+        held = on_helpdesk.ticket(number)
+        solved = await call(client, "set_ticket_status", ticket_id=number, status="solved")
+        bogus = await call(client, "set_ticket_status", ticket_id=number, status="open")
+    assert (pending["status"], pending["data"]["status"]) == ("ok", "pending"), pending
+    assert (held["status"], held["on_hold"]) == (1, True)
+    assert (solved["data"]["previous_status"], solved["data"]["status"]) == ("pending", "closed")
+    assert on_helpdesk.ticket(number)["status"] == 3
+    assert (bogus["status"], bogus["code"]) == ("error", "invalid_arguments")
+
+
+async def test_a_bound_session_cannot_reply_on_or_solve_another_customers_helpdesk_ticket(
         on_helpdesk: HelpdeskDeployment) -> None:
     d, theirs = on_helpdesk.deployment, on_helpdesk.ids["T-2"]
     before = on_helpdesk.ticket(theirs)
     async with d.client(d.token("tier1-agent", ticket=on_helpdesk.ids["T-1"])) as client:
         reply = await call(client, "reply_to_customer", ticket_id=theirs, body="Your subscription is cancelled")
+        status = await call(client, "set_ticket_status", ticket_id=theirs, status="solved")
     assert (reply["status"], reply["code"]) == ("denied", "binding")
+    assert (status["status"], status["code"]) == ("denied", "binding")
     assert on_helpdesk.ticket(theirs) == before

@@ -18,6 +18,10 @@ def messages(d: Deployment, ticket_id: str) -> list[tuple[Any, ...]]:
     return d.rows("SELECT seq, author, body FROM ticket_messages WHERE ticket_id = ? ORDER BY seq", (ticket_id,))
 
 
+def status_of(d: Deployment, ticket_id: str) -> str:
+    return str(d.rows("SELECT status FROM tickets WHERE id = ?", (ticket_id,))[0][0])
+
+
 # --- get_account ---------------------------------------------------------------------------------
 
 async def test_get_account_names_every_member_and_role_so_the_agent_finds_the_admin(deployment: Deployment) -> None:
@@ -76,9 +80,11 @@ async def test_a_bound_session_cannot_reply_on_another_customers_ticket(deployme
             foreign = await call(client, "reply_to_customer", ticket_id=demo.cancel_ticket,
                                  body="Your refund is on its way")
             unknown = await call(client, "reply_to_customer", ticket_id="T-99999", body="hello")
-        for answer in (foreign, unknown):
+            status = await call(client, "set_ticket_status", ticket_id=demo.cancel_ticket, status="solved")
+        for answer in (foreign, unknown, status):
             assert (answer["status"], answer["code"]) == ("denied", "binding"), (binding, answer)
     assert {t: messages(deployment, t) for t in before} == before
+    assert status_of(deployment, demo.cancel_ticket) == "open"
 
 
 @pytest.mark.parametrize("body", [
@@ -122,3 +128,57 @@ async def test_replies_are_rate_limited_per_customer(deployment: Deployment) -> 
     assert [a["status"] for a in answers[:10]] == ["ok"] * 10
     assert (answers[10]["status"], answers[10]["code"]) == ("denied", "rate_limited")
     assert "Update 10" not in [m[2] for m in messages(deployment, demo.pii_ticket)]
+
+
+async def test_a_closed_ticket_takes_no_reply_and_nothing_changes(deployment: Deployment) -> None:
+    demo = deployment.demo
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        solved = await call(client, "set_ticket_status", ticket_id=demo.pii_ticket, status="solved")
+        before = messages(deployment, demo.pii_ticket)
+        refused = await call(client, "reply_to_customer", ticket_id=demo.pii_ticket, body="One more thing")
+    assert solved["status"] == "ok", solved
+    assert (refused["status"], refused["code"]) == ("error", "ticket_closed")
+    assert messages(deployment, demo.pii_ticket) == before
+
+
+# --- set_ticket_status ---------------------------------------------------------------------------
+
+async def test_a_ticket_goes_pending_then_solved_and_a_solved_ticket_stays_closed(deployment: Deployment) -> None:
+    demo = deployment.demo
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        pending = await call(client, "set_ticket_status", ticket_id=demo.pii_ticket, status="pending")
+        again = await call(client, "set_ticket_status", ticket_id=demo.pii_ticket, status="pending")
+        read = await call(client, "get_ticket", ticket_id=demo.pii_ticket)
+        solved = await call(client, "set_ticket_status", ticket_id=demo.pii_ticket, status="solved")
+        reopen = await call(client, "set_ticket_status", ticket_id=demo.pii_ticket, status="pending")
+    assert (pending["data"]["previous_status"], pending["data"]["status"]) == ("open", "pending")
+    assert (again["data"]["previous_status"], again["data"]["status"]) == ("pending", "pending")
+    assert read["data"]["status"] == "pending"
+    assert (solved["data"]["previous_status"], solved["data"]["status"]) == ("pending", "closed")
+    assert (reopen["status"], reopen["code"]) == ("error", "ticket_closed")
+    assert status_of(deployment, demo.pii_ticket) == "closed"
+
+
+FULL_WIDTH_SOLVED = "solved".translate({c: c + 0xFEE0 for c in range(0x61, 0x7B)})
+
+
+@pytest.mark.parametrize("status", ["closed", "open", "escalated", "SOLVED", "solved ", FULL_WIDTH_SOLVED, 3, True,
+                                    None])
+async def test_status_values_outside_the_enum_are_refused_and_change_nothing(
+        deployment: Deployment, status: object) -> None:
+    demo = deployment.demo
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        answer = await call(client, "set_ticket_status", ticket_id=demo.pii_ticket, status=status)
+    assert (answer["status"], answer["code"]) == ("error", "invalid_arguments"), answer
+    assert status_of(deployment, demo.pii_ticket) == "open"
+
+
+async def test_a_ticket_handed_to_a_human_keeps_the_status_they_give_it(deployment: Deployment) -> None:
+    demo = deployment.demo
+    async with deployment.client(deployment.token("tier1-agent")) as client:
+        handed = await call(client, "escalate_to_human", ticket_id=demo.cancel_ticket, summary="Wants S-1 cancelled",
+                            tried="Explained the admin rule", proposed_action="Call the admin")
+        refused = await call(client, "set_ticket_status", ticket_id=demo.cancel_ticket, status="solved")
+    assert handed["status"] == "ok", handed
+    assert (refused["status"], refused["code"]) == ("error", "ticket_escalated")
+    assert status_of(deployment, demo.cancel_ticket) == "escalated"

@@ -15,12 +15,12 @@ ORDER = [
     "get_ticket", "list_tickets", "get_policy", "check_refund_eligibility", "get_action_status",
     "verify_identity", "update_email_preferences", "change_shipping_address", "initiate_password_reset",
     "issue_refund", "apply_account_credit", "cancel_subscription", "add_ticket_note", "reply_to_customer",
-    "escalate_to_human",
+    "set_ticket_status", "escalate_to_human",
     "undo_action",
 ]
 
 
-def test_build_catalogue_registers_all_23_tools_in_a_fixed_order() -> None:
+def test_build_catalogue_registers_all_24_tools_in_a_fixed_order() -> None:
     """Reads first, then writes; two builds agree exactly."""
     assert [t.name for t in build_catalogue()] == ORDER
     assert [t.name for t in build_catalogue()] == ORDER

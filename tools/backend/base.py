@@ -49,9 +49,11 @@ from deskgate.tools.models import (
     ReplyPosted,
     ReversibleAction,
     Role,
+    SettableTicketStatus,
     Subscription,
     Ticket,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -76,6 +78,17 @@ def check_replyable(ticket_id: str, status: TicketStatus) -> None:
     """The reply rule: a closed ticket takes no more replies (reopening it is for people)."""
     if status == "closed":
         raise DomainError(f"ticket {ticket_id} is closed", code="ticket_closed")
+
+
+def status_after(ticket_id: str, status: TicketStatus, wanted: SettableTicketStatus) -> TicketStatus:
+    """The status-change rule: what `wanted` makes of a ticket that is `status` now. Solved reads back as
+    closed; a ticket handed to a human is theirs to change, and a closed one is only ever solved."""
+    if status == "escalated":
+        raise DomainError(f"ticket {ticket_id} is with a human specialist: they set its status",
+                          code="ticket_escalated")
+    if status == "closed" and wanted != "solved":
+        raise DomainError(f"ticket {ticket_id} is closed", code="ticket_closed")
+    return "closed" if wanted == "solved" else "pending"
 
 
 class SupportBackend(ABC):
@@ -218,6 +231,11 @@ class SupportBackend(ABC):
         (`check_replyable`)."""
 
     @abstractmethod
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        """Move the ticket as `status_after` says; asking for the status it has changes nothing."""
+
+    @abstractmethod
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
                              actor: str, now: int | None = None) -> str:
@@ -235,4 +253,4 @@ class SupportBackend(ABC):
 
 
 __all__ = ["FindBy", "Intent", "ObjectKind", "PreferenceName", "SupportBackend", "VerifyMethod", "check_cancellable",
-           "check_refundable", "check_replyable"]
+           "check_refundable", "check_replyable", "status_after"]

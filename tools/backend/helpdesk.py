@@ -10,7 +10,8 @@ What lives where:
     hand-off       the ticket moved to the human queue (`human_queue`) with the summary as an internal
                    note; its id is `H-<note id>`; queued until someone is assigned, closed with the ticket
     status         open/reopened -> open, on hold -> pending, in the human queue -> escalated,
-                   resolved/closed/duplicate -> closed
+                   resolved/closed/duplicate -> closed; `set_ticket_status` writes solved as the status
+                   field's "resolved" and pending as the "on hold" flag (the helpdesk has no pending status)
 
 Quirks of django-helpdesk 2.6 minded here: a follow-up posted with a `title` renames the ticket, so
 deskgate never sends one; the ticket list cannot be filtered by submitter, so `list_tickets` pages
@@ -22,14 +23,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx2
 
 from deskgate.server.errors import BackendUnavailable, ConfigError, DeskgateError, DomainError, NotFound
 from deskgate.server.settings import BackendSection
-from deskgate.tools.backend.base import check_replyable
+from deskgate.tools.backend.base import check_replyable, status_after
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.ids import matches
 from deskgate.tools.backend.kinds import ObjectKind
@@ -40,10 +41,12 @@ from deskgate.tools.models import (
     NoteAdded,
     Priority,
     ReplyPosted,
+    SettableTicketStatus,
     Ticket,
     TicketMessage,
     TicketNote,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -51,6 +54,7 @@ SYSTEM = "helpdesk"
 _PRIORITY_IN: dict[int, Priority] = {1: "urgent", 2: "high", 3: "normal", 4: "low", 5: "low"}
 _PRIORITY_OUT: dict[Priority, int] = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
 _CLOSED = {3, 4, 5}  # resolved, closed, duplicate
+_RESOLVED = 3
 _SIGNATURE = re.compile(r"\n\n-- ([A-Za-z0-9._@:-]{1,128}) via deskgate$")
 _HANDOFF = re.compile(r"^deskgate hand-off: priority (low|normal|high|urgent), from (agent|policy)\n")
 _HANDOFF_BODY = re.compile(
@@ -279,6 +283,18 @@ class HelpdeskTickets:
         # Public and without a `title` (which would rename the ticket); the customer reads it unsigned.
         reply = await self._request("POST", "followups/", {"ticket": int(raw["id"]), "comment": body, "public": True})
         return ReplyPosted(ticket_id=str(raw["id"]), customer_id=customer, body=body, created_at=_at(reply["date"]))
+
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        raw, customer = await self._owned(ticket_id)
+        before = self._status(raw)
+        after = status_after(ticket_id, before, status)
+        if after != before:
+            change = {"status": _RESOLVED, "on_hold": False} if status == "solved" else {"on_hold": True}
+            raw = await self._request("PATCH", f"tickets/{int(raw['id'])}/", change)
+            after = self._status(raw)  # what the helpdesk now says, not what was asked
+        return TicketStatusSet(ticket_id=str(raw["id"]), customer_id=customer, status=after, previous_status=before,
+                               changed_at=datetime.fromtimestamp(now, UTC))
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],

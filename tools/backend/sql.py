@@ -29,6 +29,7 @@ from deskgate.tools.backend.base import (
     check_cancellable,
     check_refundable,
     check_replyable,
+    status_after,
 )
 from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
@@ -62,11 +63,13 @@ from deskgate.tools.models import (
     ReversibleAction,
     ReversibleTool,
     Role,
+    SettableTicketStatus,
     Subscription,
     Ticket,
     TicketMessage,
     TicketNote,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -581,6 +584,18 @@ class SqlSupportBackend(SupportBackend):
             _add_message(tx, ticket_id, "agent", body, now)
             tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
             return ReplyPosted(ticket_id=ticket_id, customer_id=r[0], body=body, created_at=_at(now))
+
+        return await self.db.write(write)
+
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        def write(tx: Tx) -> TicketStatusSet:
+            r = _must(tx.one("SELECT customer_id, status FROM tickets WHERE id = ?", (ticket_id,)), "ticket", ticket_id)
+            after = status_after(ticket_id, r[1], status)
+            if after != r[1]:
+                tx.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?", (after, now, ticket_id))
+            return TicketStatusSet(ticket_id=ticket_id, customer_id=r[0], status=after, previous_status=r[1],
+                                   changed_at=_at(now))
 
         return await self.db.write(write)
 
