@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.backend.ids import pattern_for
@@ -110,7 +110,7 @@ def normalise_phone(raw: str) -> str:
     return compact
 
 
-# Text a person reads as written (a customer-visible reply): control, format
+# Text a person reads as written (a customer-visible reply, the rationale an approver reads): control, format
 # (bidirectional overrides, zero-width and other invisible characters), private-use, surrogate and unassigned
 # code points are refused, never stripped, so what is audited and shown is what the reader sees.
 _INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
@@ -159,6 +159,15 @@ class WriteInput(Record):
                                          description="The token from a confirmation_required answer.")
     customer_code: str | None = pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
                                     description="The one-time code the customer read back from their email.")
+    # Part of the call (not a control argument): a confirmed or approved call is repeated with the same one.
+    rationale: str | None = pii(FREE, default=None, min_length=1, max_length=500, description=(
+        "Why you act, in a sentence or two (e.g. the customer's request and the rule that allows it). "
+        "Audited, and shown to the approver when the call needs one; never copy personal data into it."))
+
+    @field_validator("rationale")
+    @classmethod
+    def _rationale_as_written(cls, value: str | None) -> str | None:
+        return None if value is None else _visible_text(value)
 
 
 # --- domain records -------------------------------------------------------------------------

@@ -119,7 +119,7 @@ async def test_a_reply_is_a_public_follow_up_with_its_card_number_masked_and_the
     d, number = on_helpdesk.deployment, on_helpdesk.ids["T-1"]
     body = "We refunded card 4111 1111 1111 1111 today."
     async with d.client(d.token("tier1-agent", sub="agent-7")) as client:
-        reply = await call(client, "reply_to_customer", ticket_id=number, body=body)
+        reply = await call(client, "reply_to_customer", ticket_id=number, body=body, rationale="Refund went out")
         ticket = await call(client, "get_ticket", ticket_id=number)
     assert reply["status"] == "ok", reply
     raw = on_helpdesk.ticket(number)
@@ -128,6 +128,8 @@ async def test_a_reply_is_a_public_follow_up_with_its_card_number_masked_and_the
     assert "agent-7" not in followup["comment"]  # the customer reads no session subject
     assert raw["title"] == "Headphones broken - refund please"
     assert ticket["data"]["messages"][-1]["author"] == "agent"
+    [final] = [r for r in d.audit_records() if "final_customer_output" in r]
+    assert final["ticket_id"] == number and "4111 1111" not in final["final_customer_output"]
 
 
 async def test_solved_is_the_helpdesks_resolved_status_and_pending_its_on_hold_flag(
