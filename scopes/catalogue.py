@@ -9,6 +9,7 @@ from __future__ import annotations
 SCOPES: dict[str, str] = {
     # read-only
     "customers:read": "Find and read customer profiles (contact details masked unless a pii scope says otherwise).",
+    "accounts:read": "Read B2B accounts: their members and roles, currency and credit balance.",
     "orders:read": "Read orders, shipments and refund eligibility.",
     "billing:read": "Read subscriptions and invoices.",
     "tickets:read": "Read tickets, their messages and internal notes.",
@@ -23,6 +24,8 @@ SCOPES: dict[str, str] = {
     "credits:write": "Apply an account credit (reversible).",
     "subscriptions:cancel": "Cancel a subscription (irreversible).",
     "notes:write": "Add an internal note to a ticket.",
+    "replies:write": "Post a reply the customer reads on a ticket (PII in it masked first).",
+    "tickets:status": "Set a ticket's status to pending (waiting on the customer) or solved.",
     "escalations:write": "Hand the conversation to a human with a summary.",
     "actions:undo": "Reverse a reversible action within its window.",
     "actions:supervise": "See and undo the actions and hand-offs of any session, not only the session's own.",

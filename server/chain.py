@@ -433,7 +433,7 @@ class GuardChain:
         _, session = call.resolved()
         return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
-                           policy_view=lambda: self._policy.view_for(session),
+                           policy_view=lambda: self._policy.view_for(session), mask_text=redact_text,
                            undo_windows=self._policy.undo_windows,
                            may_see=lambda sid, sub: self._policy.actions.allows(session, sid, sub),
                            intent_seq=call.intent_seq, idempotency_scope=self._idempotency_key(call))
@@ -480,6 +480,7 @@ class GuardChain:
         session, spec = call.session, call.spec
         # A name outside the catalogue is the caller's choice: kept only as a keyed fingerprint.
         known = spec is not None or self._catalogue.get(call.tool) is not None
+        arguments = self._audited_arguments(call)
         record: dict[str, Any] = {
             "kind": kind,
             "request_id": call.request_id,
@@ -491,7 +492,9 @@ class GuardChain:
             "policy_version": self._policy.version,
             "manifest_hash": self._settings.manifest_hash,
             "args_digest": call.digest,
-            **self._audited_arguments(call),
+            # The ticket the call concerns: the one it names (validated), else the one the session is bound to.
+            "ticket_id": _field(call.args, "ticket_id") or (session.ticket if session else None),
+            **arguments,
         }
         if call.verdict is not None:
             record["decision"] = call.verdict.audit()
@@ -510,6 +513,9 @@ class GuardChain:
                     record[extra] = getattr(outcome, extra)
             if outcome.confirmation_token:
                 record["confirmation_issued"] = True
+            if call.executed and spec is not None and spec.customer_output is not None:
+                # What the customer now reads, as the audit redaction keeps it (the text posted was masked alike).
+                record["final_customer_output"] = arguments["args"].get(spec.customer_output)
         return {k: v for k, v in record.items() if v is not None}
 
     def _fingerprint(self, chosen: str) -> str:

@@ -22,6 +22,7 @@ class ToolContext:
     request_id: str
     now: int                                     # unix seconds, one clock reading per call
     policy_view: Callable[[], dict[str, Any]]    # the rules that apply to this session (built on demand)
+    mask_text: Callable[[str], str]              # every PII detection in a text masked (what the customer may read)
     undo_windows: Mapping[str, int] = field(default_factory=dict)  # seconds, per reversible tool
     # Whether this session may see (and undo) an action started by session `sid` of subject `sub`: its own,
     # or others' where policy says so (`[actions]`). Denies everything unless the chain supplies it.

@@ -10,11 +10,12 @@ Customer-written text is `FREE_TEXT`: redaction scans it and the agent must trea
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.backend.ids import pattern_for
@@ -86,6 +87,8 @@ OrderStatus = Literal["pending", "shipped", "delivered"]
 SubscriptionStatus = Literal["active", "cancelled"]
 InvoiceStatus = Literal["paid", "open"]
 TicketStatus = Literal["open", "pending", "escalated", "closed"]
+# What the agent may set a ticket to: waiting on the customer, or solved (read back as "closed").
+SettableTicketStatus = Literal["pending", "solved"]
 Role = Literal["admin", "member"]
 ReversibleTool = Literal["change_shipping_address", "apply_account_credit", "update_email_preferences"]
 
@@ -105,6 +108,29 @@ def normalise_phone(raw: str) -> str:
         raise ValueError("a phone number in international format, e.g. +44 20 7946 0018")
     return compact
 
+
+# Text a person reads as written (a customer-visible reply, the rationale an approver reads): control, format
+# (bidirectional overrides, zero-width and other invisible characters), private-use, surrogate and unassigned
+# code points are refused, never stripped, so what is audited and shown is what the reader sees.
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def _visible_text(value: str) -> str:
+    hidden = next((c for c in value if c not in "\n\t" and unicodedata.category(c) in _INVISIBLE), None)
+    if hidden is not None:
+        raise ValueError(f"text may not contain invisible or control characters (found U+{ord(hidden):04X})")
+    return unicodedata.normalize("NFC", value)
+
+
+def _visible(cls: PiiClass, *, max_length: int, description: str) -> Any:
+    """Bounded text of class `cls` that shows exactly what it says (see `_visible_text`)."""
+    return Annotated[str, pii(cls, min_length=1, max_length=max_length, description=description),
+                     AfterValidator(_visible_text)]
+
+
+ReplyBody = _visible(FREE, max_length=4000, description=(
+    "The reply the customer reads, as plain text. Card numbers, IBANs and similar data in it are masked "
+    "before it is posted."))
 
 Email = Annotated[str, pii(PiiClass.EMAIL, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
                   AfterValidator(str.lower)]
@@ -132,6 +158,15 @@ class WriteInput(Record):
                                          description="The token from a confirmation_required answer.")
     customer_code: str | None = pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
                                     description="The one-time code the customer read back from their email.")
+    # Part of the call (not a control argument): a confirmed or approved call is repeated with the same one.
+    rationale: str | None = pii(FREE, default=None, min_length=1, max_length=500, description=(
+        "Why you act, in a sentence or two (e.g. the customer's request and the rule that allows it). "
+        "Audited, and shown to the approver when the call needs one; never copy personal data into it."))
+
+    @field_validator("rationale")
+    @classmethod
+    def _rationale_as_written(cls, value: str | None) -> str | None:
+        return None if value is None else _visible_text(value)
 
 
 # --- domain records -------------------------------------------------------------------------
@@ -262,6 +297,23 @@ class TicketSummary(Record):
 class Ticket(TicketSummary):
     messages: list[TicketMessage]
     notes: list[TicketNote]
+
+
+class ReplyPosted(Record):
+    """A customer-visible reply on a ticket: `body` is the text as posted (after masking)."""
+
+    ticket_id: TicketId
+    customer_id: CustomerId
+    body: str = pii(FREE, description="The reply as the customer reads it", written_by="agent")
+    created_at: datetime
+
+
+class TicketStatusSet(Record):
+    ticket_id: TicketId
+    customer_id: CustomerId
+    status: TicketStatus
+    previous_status: TicketStatus
+    changed_at: datetime
 
 
 class TicketList(Record):

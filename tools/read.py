@@ -18,6 +18,7 @@ from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.backend.base import check_refundable
 from deskgate.tools.context import ToolContext
 from deskgate.tools.models import (
+    Account,
     AccountId,
     ActionStatus,
     Amount,
@@ -70,6 +71,10 @@ class FindCustomerInput(Record):
 
 class CustomerRef(Record):
     customer_id: CustomerId
+
+
+class AccountRef(Record):
+    account_id: AccountId
 
 
 class OrderRef(Record):
@@ -141,6 +146,10 @@ async def find_customer(ctx: ToolContext, args: FindCustomerInput) -> CustomerMa
 
 async def get_customer(ctx: ToolContext, args: CustomerRef) -> Customer:
     return await ctx.backend.get_customer(args.customer_id)
+
+
+async def get_account(ctx: ToolContext, args: AccountRef) -> Account:
+    return await ctx.backend.get_account(args.account_id)
 
 
 async def get_order(ctx: ToolContext, args: OrderRef) -> Order:
@@ -253,6 +262,10 @@ READ_TOOLS: tuple[ToolSpec, ...] = (
           "accounts they belong to (with their role). Personal data is masked unless your session may see it. "
           "It never reveals the card digits or postcode used for identity checks: use verify_identity.",
           CustomerRef, Customer, get_customer, "customers:read"),
+    _read("get_account", "Read a B2B account",
+          "Read one B2B account: its members with their role (admin or member), its currency and credit balance. "
+          "Use it to find who the account's admin is, for example before a cancellation only an admin may ask for.",
+          AccountRef, Account, get_account, "accounts:read"),
     _read("get_order", "Read an order",
           "Read one order: its shipment status (pending, shipped, delivered), what was ordered, total, how much "
           "was already refunded and the shipping address.",

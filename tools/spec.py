@@ -72,6 +72,7 @@ class ToolSpec:
     reversible_by: str | None = None  # the tool that reverses it, e.g. "undo_action"
     preview: Previewer | None = None  # human-readable effect, required for irreversible tools
     money: bool = False               # pays out (refund, credit): counts against caps and breakers
+    customer_output: str | None = None  # the argument whose text the customer reads: audited as final output
 
     def annotations(self) -> ToolAnnotations:
         """MCP hints derived from the metadata, never written by hand."""
@@ -124,6 +125,9 @@ class ToolSpec:
             problems.append("an irreversible tool must describe its effect (preview)")
         if self.irreversible and self.reversible_by:
             problems.append("an irreversible tool cannot name a reversing tool")
+        if self.customer_output is not None and (
+                self.read_only or self.input_pii_classes().get(self.customer_output) is not PiiClass.FREE_TEXT):
+            problems.append("customer_output must name a free-text argument of a write tool")
         problems += [f"output field {p!r}: no PII class declared" for p in _unclassified(self.output_model, "")]
         problems += [f"output field {p!r}: a PII field must be a plain string (masking changes its shape)"
                      for p in _constrained_pii(self.output_model, "")]

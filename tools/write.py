@@ -35,9 +35,13 @@ from deskgate.tools.models import (
     Priority,
     ReasonCode,
     RefundIssued,
+    ReplyBody,
+    ReplyPosted,
+    SettableTicketStatus,
     Subscription,
     SubscriptionId,
     TicketId,
+    TicketStatusSet,
     WriteInput,
 )
 from deskgate.tools.read import exactly_one
@@ -110,6 +114,16 @@ class CancelInput(WriteInput):
 class NoteInput(WriteInput):
     ticket_id: TicketId
     body: str = pii(FREE, min_length=1, max_length=4000)
+
+
+class ReplyInput(WriteInput):
+    ticket_id: TicketId
+    body: ReplyBody
+
+
+class TicketStatusInput(WriteInput):
+    ticket_id: TicketId
+    status: SettableTicketStatus
 
 
 class EscalateInput(WriteInput):
@@ -201,6 +215,16 @@ async def add_ticket_note(ctx: ToolContext, args: NoteInput) -> NoteAdded:
     return await ctx.backend.add_ticket_note(args.ticket_id, args.body, actor=ctx.session.sub, now=ctx.now)
 
 
+async def reply_to_customer(ctx: ToolContext, args: ReplyInput) -> ReplyPosted:
+    # Masked before it leaves: a card number or another person's contact in a reply never reaches the customer.
+    return await ctx.backend.reply_to_customer(args.ticket_id, ctx.mask_text(args.body), actor=ctx.session.sub,
+                                               now=ctx.now)
+
+
+async def set_ticket_status(ctx: ToolContext, args: TicketStatusInput) -> TicketStatusSet:
+    return await ctx.backend.set_ticket_status(args.ticket_id, args.status, actor=ctx.session.sub, now=ctx.now)
+
+
 async def escalate_to_human(ctx: ToolContext, args: EscalateInput) -> Handoff:
     handoff_id = await ctx.backend.create_handoff(
         customer_id=args.customer_id, ticket_id=args.ticket_id, summary=args.summary, tried=args.tried,
@@ -218,11 +242,13 @@ async def undo_action(ctx: ToolContext, args: UndoInput) -> ActionUndone:
 
 def _write(name: str, title: str, description: str, input_model: type[WriteInput], output_model: type,
            handler: Handler, scope: str, *, irreversible: bool = False, idempotent: bool = False,
-           reversible: bool = False, preview: Previewer | None = None, money: bool = False) -> ToolSpec:
+           reversible: bool = False, preview: Previewer | None = None, money: bool = False,
+           customer_output: str | None = None) -> ToolSpec:
     return ToolSpec(name=name, title=title, description=description, input_model=input_model,
                     output_model=output_model, handler=handler, scope=scope, read_only=False,
                     irreversible=irreversible, idempotent=idempotent,
-                    reversible_by="undo_action" if reversible else None, preview=preview, money=money)
+                    reversible_by="undo_action" if reversible else None, preview=preview, money=money,
+                    customer_output=customer_output)
 
 
 WRITE_TOOLS: tuple[ToolSpec, ...] = (
@@ -268,6 +294,17 @@ WRITE_TOOLS: tuple[ToolSpec, ...] = (
            "Add an internal note to a ticket for the support team (customers do not see it). Summarise; do not "
            "copy card numbers or other personal data into notes.",
            NoteInput, NoteAdded, add_ticket_note, "notes:write"),
+    _write("reply_to_customer", "Reply to the customer on a ticket",
+           "Post a reply on a ticket that the customer reads (in a helpdesk: a public follow-up, mailed to them). "
+           "Plain text, at most 4000 characters; card numbers, IBANs and other personal data in it are masked "
+           "before it is posted, and the answer shows the text as posted. Not for internal remarks: use "
+           "add_ticket_note. A closed ticket takes no replies.",
+           ReplyInput, ReplyPosted, reply_to_customer, "replies:write", customer_output="body"),
+    _write("set_ticket_status", "Set a ticket's status",
+           "Mark a ticket pending (waiting on the customer's answer) or solved (it then reads as closed). A ticket "
+           "handed to a human keeps the status they give it, and a closed ticket cannot be set back to pending. "
+           "Setting the status a ticket already has changes nothing.",
+           TicketStatusInput, TicketStatusSet, set_ticket_status, "tickets:status", idempotent=True),
     _write("escalate_to_human", "Hand the conversation to a human",
            "Hand the case to a human specialist with a summary, what you tried and the next step you propose. "
            "Use it when policy or the customer needs a person, or when you are unsure. The ticket is marked "

@@ -39,6 +39,7 @@ class ApprovalWords:
     ticket: str | None
     rule: str
     stated_reason: str | None
+    rationale: str | None         # the agent's own words on why it acts, PII masked
     requested_at: str
     expires_at: str
     expires_in: str
@@ -79,7 +80,7 @@ async def approval_in_words(approval: Approval, *, catalogue: Catalogue, backend
         pass  # unknown or unreachable: shown without it
     title = spec.title if spec else approval.tool
     reason_code = args.get("reason_code")
-    shown = {"amount", "reason_code", "ticket_id", *(name for name, _ in _OBJECTS)}
+    shown = {"amount", "reason_code", "ticket_id", "rationale", *(name for name, _ in _OBJECTS)}
     return ApprovalWords(
         id=approval.id, state=approval.state_at(now), tool=approval.tool, title=title,
         amount=str(args["amount"]) if "amount" in args else None, currency=currency,
@@ -88,6 +89,7 @@ async def approval_in_words(approval: Approval, *, catalogue: Catalogue, backend
         ticket=str(args.get("ticket_id") or ticket_of_session or "") or None,
         rule=approval.summary.removeprefix(f"{title}: "),
         stated_reason=str(reason_code).replace("_", " ") if reason_code else None,
+        rationale=redact_text(str(args["rationale"])) if args.get("rationale") else None,
         requested_at=when(approval.requested_at), expires_at=when(approval.expires_at),
         expires_in=remaining(approval.expires_at - now), required=approval.required, approvers=approval.approvers,
         decided_by=approval.decided_by, reason=approval.decision_reason, repeats=approval.repeats,

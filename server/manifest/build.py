@@ -135,6 +135,7 @@ def _tool_entry(
         "idempotent": spec.idempotent,
         "money": spec.money,
         "reversible_by": spec.reversible_by,
+        "customer_output": spec.customer_output,
         "policy": policy,
         "pii": spec.pii_annotation(),
         "roles": sorted(role for role, granted in roles.items() if spec.scope in granted),

@@ -156,6 +156,10 @@ def _metadata_changes(name: str, old: Mapping[str, Any], new: Mapping[str, Any])
     if old["reversible_by"] != new["reversible_by"]:
         yield Change(Risk.MEDIUM, True, name, "reversible_by_changed",
                      f"reversed by {_show(old['reversible_by'])} -> {_show(new['reversible_by'])}")
+    if old.get("customer_output") != new.get("customer_output"):  # locks made before the key say nothing
+        yield Change(Risk.HIGH, True, name, "customer_output_changed",
+                     f"text the customer reads: {_show(old.get('customer_output'))} -> "
+                     f"{_show(new.get('customer_output'))}")
 
 
 # Hint -> the value that makes a client treat the tool as safer (so moving to it raises risk).

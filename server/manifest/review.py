@@ -94,6 +94,8 @@ def _write_section(t: Mapping[str, Any], scopes: Mapping[str, str]) -> list[str]
         f"arguments: {_codes(list(inputs))}.",
         f"- **Undo**: {_undo(t)}. **Moves money**: {'yes' if t['money'] else 'no'}. "
         f"**Idempotent**: {'yes' if t['idempotent'] else 'no'}.",
+        *([f"- **The customer reads**: {_code(t['customer_output'])} (audited as final customer output)."]
+          if t.get("customer_output") else []),
         f"- **Reached by roles**: {_list(t['roles']) or 'none'} (scope {_code(t['scope'])}).",
         f"- **Confirmation**: {confirmation}. **Approval**: {approval}.",
         f"- **Policy**: {_policy(t['policy'])}.",

@@ -50,6 +50,7 @@ async def subject_on(kind: str, request: pytest.FixtureRequest, home: Any,
                 "SELECT 'r', id, amount_minor FROM refunds WHERE order_id IN ('O-1', 'O-2')"
                 " UNION ALL SELECT 's', id, status FROM subscriptions WHERE id IN ('S-1', 'S-2')"
                 " UNION ALL SELECT 'n', id, ticket_id FROM ticket_notes UNION ALL SELECT 't', id, status FROM tickets"
+                " UNION ALL SELECT 'm', ticket_id || '/' || seq, body FROM ticket_messages"
                 " ORDER BY 1, 2"))
     elif kind == "stripe":
         from deskgate.tools.backend.stripe_seed import seed_stripe, stripe_ids
@@ -79,7 +80,7 @@ async def subject_on(kind: str, request: pytest.FixtureRequest, home: Any,
             def state() -> Any:
                 with hd.http() as http:
                     raw = [http.get(f"tickets/{ids[t]}/").json() for t in ("T-1", "T-2")]
-                return [(r["queue"], r["status"], r["title"], len(r["followup_set"])) for r in raw]
+                return [(r["queue"], r["status"], r["on_hold"], r["title"], len(r["followup_set"])) for r in raw]
 
             yield Subject(None, d.runtime.backend.domains.tickets, ids, state)  # type: ignore[attr-defined]
 
@@ -218,3 +219,58 @@ async def test_a_hand_off_escalates_the_ticket_and_is_queued(
     note = await tickets.add_ticket_note(ticket, "Called; no answer.", actor="agent-9", now=2)
     [written] = [n for n in (await tickets.get_ticket(ticket)).notes if n.note_id == note.note_id]
     assert written.author == "agent-9" and "Called; no answer." in written.body
+
+
+async def test_a_reply_is_a_message_the_customer_reads_and_an_unknown_ticket_takes_none(
+        tickets_subject: Subject) -> None:
+    subject = tickets_subject
+    tickets = tickets_of(subject)
+    ticket = subject.id("T-1")
+    before = subject.state()
+    with pytest.raises(NotFound):
+        await tickets.reply_to_customer("999999", "Hello", actor="a", now=1)
+    assert subject.state() == before
+    posted = await tickets.reply_to_customer(ticket, "Your refund is on its way.", actor="agent-9", now=2)
+    assert (posted.ticket_id, posted.customer_id, posted.body) == (ticket, "C-1", "Your refund is on its way.")
+    read = await tickets.get_ticket(ticket)
+    assert (read.messages[-1].author, read.messages[-1].body) == ("agent", "Your refund is on its way.")
+    assert not any("Your refund is on its way." in n.body for n in read.notes)  # a reply is not a note
+    assert read.subject == "Headphones broken - refund please"  # a follow-up never renames the ticket
+
+
+async def test_a_ticket_goes_pending_then_solved_and_then_takes_no_reply_or_pending(
+        tickets_subject: Subject) -> None:
+    subject = tickets_subject
+    tickets = tickets_of(subject)
+    ticket = subject.id("T-1")
+    pending = await tickets.set_ticket_status(ticket, "pending", actor="a", now=1)
+    assert (pending.previous_status, pending.status) == ("open", "pending")
+    assert (await tickets.get_ticket(ticket)).status == "pending"
+    unchanged = subject.state()
+    again = await tickets.set_ticket_status(ticket, "pending", actor="a", now=2)
+    assert (again.previous_status, again.status) == ("pending", "pending") and subject.state() == unchanged
+    solved = await tickets.set_ticket_status(ticket, "solved", actor="a", now=3)
+    assert (solved.previous_status, solved.status, solved.customer_id) == ("pending", "closed", "C-1")
+    assert (await tickets.get_ticket(ticket)).status == "closed"
+    closed = subject.state()
+    with pytest.raises(DomainError) as reopen:
+        await tickets.set_ticket_status(ticket, "pending", actor="a", now=4)
+    with pytest.raises(DomainError) as reply:
+        await tickets.reply_to_customer(ticket, "One more thing", actor="a", now=4)
+    assert (reopen.value.code, reply.value.code) == ("ticket_closed", "ticket_closed")
+    assert subject.state() == closed
+
+
+async def test_a_ticket_handed_to_a_human_keeps_its_status_and_an_unknown_one_has_none(
+        tickets_subject: Subject) -> None:
+    subject = tickets_subject
+    tickets = tickets_of(subject)
+    ticket = subject.id("T-2")
+    await tickets.create_handoff(customer_id=None, ticket_id=ticket, summary="s", tried="t", proposed_action="p",
+                                 priority="normal", source="agent", actor="a", now=1)
+    handed = subject.state()
+    with pytest.raises(DomainError) as error:
+        await tickets.set_ticket_status(ticket, "solved", actor="a", now=2)
+    with pytest.raises(NotFound):
+        await tickets.set_ticket_status("999999", "solved", actor="a", now=2)
+    assert error.value.code == "ticket_escalated" and subject.state() == handed

@@ -112,3 +112,48 @@ async def test_a_failing_or_hanging_helpdesk_is_backend_unavailable_and_its_text
     assert (failed["status"], failed["code"]) == ("error", "backend_unavailable")
     assert "maria" not in str(failed) and "Traceback" not in str(failed)
     assert (hung["status"], hung["code"]) == ("error", "backend_unavailable")
+
+
+async def test_a_reply_is_a_public_follow_up_with_its_card_number_masked_and_the_title_left_alone(
+        on_helpdesk: HelpdeskDeployment) -> None:
+    d, number = on_helpdesk.deployment, on_helpdesk.ids["T-1"]
+    body = "We refunded card 4111 1111 1111 1111 today."
+    async with d.client(d.token("tier1-agent", sub="agent-7")) as client:
+        reply = await call(client, "reply_to_customer", ticket_id=number, body=body, rationale="Refund went out")
+        ticket = await call(client, "get_ticket", ticket_id=number)
+    assert reply["status"] == "ok", reply
+    raw = on_helpdesk.ticket(number)
+    [followup] = [f for f in raw["followup_set"] if "We refunded card" in f["comment"]]  # type: ignore[union-attr, index]
+    assert followup["public"] is True and "4111 1111" not in followup["comment"] and "1111" in followup["comment"]
+    assert "agent-7" not in followup["comment"]  # the customer reads no session subject
+    assert raw["title"] == "Headphones broken - refund please"
+    assert ticket["data"]["messages"][-1]["author"] == "agent"
+    [final] = [r for r in d.audit_records() if "final_customer_output" in r]
+    assert final["ticket_id"] == number and "4111 1111" not in final["final_customer_output"]
+
+
+async def test_solved_is_the_helpdesks_resolved_status_and_pending_its_on_hold_flag(
+        on_helpdesk: HelpdeskDeployment) -> None:
+    d, number = on_helpdesk.deployment, on_helpdesk.ids["T-1"]
+    async with d.client(d.token("tier1-agent")) as client:
+        pending = await call(client, "set_ticket_status", ticket_id=number, status="pending")
+        held = on_helpdesk.ticket(number)
+        solved = await call(client, "set_ticket_status", ticket_id=number, status="solved")
+        bogus = await call(client, "set_ticket_status", ticket_id=number, status="open")
+    assert (pending["status"], pending["data"]["status"]) == ("ok", "pending"), pending
+    assert (held["status"], held["on_hold"]) == (1, True)
+    assert (solved["data"]["previous_status"], solved["data"]["status"]) == ("pending", "closed")
+    assert on_helpdesk.ticket(number)["status"] == 3
+    assert (bogus["status"], bogus["code"]) == ("error", "invalid_arguments")
+
+
+async def test_a_bound_session_cannot_reply_on_or_solve_another_customers_helpdesk_ticket(
+        on_helpdesk: HelpdeskDeployment) -> None:
+    d, theirs = on_helpdesk.deployment, on_helpdesk.ids["T-2"]
+    before = on_helpdesk.ticket(theirs)
+    async with d.client(d.token("tier1-agent", ticket=on_helpdesk.ids["T-1"])) as client:
+        reply = await call(client, "reply_to_customer", ticket_id=theirs, body="Your subscription is cancelled")
+        status = await call(client, "set_ticket_status", ticket_id=theirs, status="solved")
+    assert (reply["status"], reply["code"]) == ("denied", "binding")
+    assert (status["status"], status["code"]) == ("denied", "binding")
+    assert on_helpdesk.ticket(theirs) == before

@@ -97,6 +97,8 @@ def bases(spec: ToolSpec) -> list[dict[str, Any]]:
         base["marketing"] = True
     if spec.name == "escalate_to_human":
         base["ticket_id"] = "T-1"
+    if spec.name == "set_ticket_status":
+        base["status"] = "pending"  # `status` is optional elsewhere (list_tickets), required here
     if spec.name in ALTERNATIVES:
         return [{**base, name: VALID[name]} for name in ALTERNATIVES[spec.name]]
     return [base]

@@ -233,3 +233,23 @@ def test_something_that_is_not_a_manifest_is_refused(manifest_of: Any) -> None:
         diff(manifest_of(), broken)
     with pytest.raises(ConfigError, match="old manifest"):
         diff({"format": "something else"}, manifest_of())
+
+
+def test_a_write_that_starts_talking_to_the_customer_is_a_high_risk_change(manifest_of: Any,
+                                                                            spec_changes: Any) -> None:
+    """`customer_output` names text the customer reads: gaining one is reviewed as raising risk, also against a
+    lock made before the key existed."""
+    old = manifest_of()
+    new = manifest_of(spec_changes("add_note", customer_output="body"))
+    change = only(diff(old, new))
+    assert (change.kind, change.risk, change.raises_risk) == ("customer_output_changed", Risk.HIGH, True)
+    assert "body" in change.detail
+    legacy = copy.deepcopy(old)
+    del legacy["tools"]["add_note"]["customer_output"]
+    assert "customer_output_changed" in {c.kind for c in diff(legacy, new)}
+
+
+def test_customer_output_must_name_a_free_text_argument_of_a_write_tool(manifest_of: Any, spec_changes: Any) -> None:
+    for tool, argument in (("add_note", "ticket_id"), ("add_note", "nonexistent"), ("find_customer", "email")):
+        with pytest.raises(ConfigError, match="customer_output"):
+            manifest_of(spec_changes(tool, customer_output=argument))

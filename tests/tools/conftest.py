@@ -9,6 +9,7 @@ import pytest
 
 from deskgate.scopes.catalogue import SCOPES
 from deskgate.scopes.session import Session
+from deskgate.server.redaction.redactor import redact_text
 from deskgate.server.store.db import Database
 from deskgate.server.store.state import StateStore
 from deskgate.tools.backend.seed import EPOCH, seed_demo
@@ -46,6 +47,7 @@ def make_ctx(backend: SqlSupportBackend, state: StateStore) -> CtxFactory:
                           expires_at=now + 1800, issued_at=now)
         return ToolContext(backend=backend, session=session, state=state, request_id="req-1", now=now,
                            policy_view=lambda: policy_view if policy_view is not None else {},
+                           mask_text=redact_text,
                            undo_windows=undo_windows or {},
                            may_see=lambda sid, sub: sid == session.sid)  # the default policy: its own only
 

@@ -11,15 +11,16 @@ from deskgate.tools.models import ReversibleTool, WriteInput
 from deskgate.tools.spec import OBJECT_ARGUMENTS
 
 ORDER = [
-    "find_customer", "get_customer", "get_order", "list_orders", "get_subscription", "list_invoices", "get_ticket",
-    "list_tickets", "get_policy", "check_refund_eligibility", "get_action_status",
+    "find_customer", "get_customer", "get_account", "get_order", "list_orders", "get_subscription", "list_invoices",
+    "get_ticket", "list_tickets", "get_policy", "check_refund_eligibility", "get_action_status",
     "verify_identity", "update_email_preferences", "change_shipping_address", "initiate_password_reset",
-    "issue_refund", "apply_account_credit", "cancel_subscription", "add_ticket_note", "escalate_to_human",
+    "issue_refund", "apply_account_credit", "cancel_subscription", "add_ticket_note", "reply_to_customer",
+    "set_ticket_status", "escalate_to_human",
     "undo_action",
 ]
 
 
-def test_build_catalogue_registers_all_21_tools_in_a_fixed_order() -> None:
+def test_build_catalogue_registers_all_24_tools_in_a_fixed_order() -> None:
     """Reads first, then writes; two builds agree exactly."""
     assert [t.name for t in build_catalogue()] == ORDER
     assert [t.name for t in build_catalogue()] == ORDER

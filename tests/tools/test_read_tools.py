@@ -20,6 +20,7 @@ pytestmark = pytest.mark.anyio
 SAMPLE_ARGUMENTS: dict[str, dict[str, Any]] = {
     "find_customer": {"email": DEMO.customer_email},
     "get_customer": {"customer_id": DEMO.customer_id},
+    "get_account": {"account_id": DEMO.account_id},
     "get_order": {"order_id": DEMO.delivered_order},
     "list_orders": {"customer_id": DEMO.customer_id},
     "get_subscription": {"subscription_id": DEMO.subscription_id},

@@ -46,11 +46,14 @@ from deskgate.tools.models import (
     Priority,
     RefundEligibility,
     RefundIssued,
+    ReplyPosted,
     ReversibleAction,
     Role,
+    SettableTicketStatus,
     Subscription,
     Ticket,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -69,6 +72,23 @@ def check_cancellable(subscription: Subscription) -> None:
     if subscription.status != "active":
         raise DomainError(f"subscription {subscription.subscription_id} is already {subscription.status}",
                           code="not_active")
+
+
+def check_replyable(ticket_id: str, status: TicketStatus) -> None:
+    """The reply rule: a closed ticket takes no more replies (reopening it is for people)."""
+    if status == "closed":
+        raise DomainError(f"ticket {ticket_id} is closed", code="ticket_closed")
+
+
+def status_after(ticket_id: str, status: TicketStatus, wanted: SettableTicketStatus) -> TicketStatus:
+    """The status-change rule: what `wanted` makes of a ticket that is `status` now. Solved reads back as
+    closed; a ticket handed to a human is theirs to change, and a closed one is only ever solved."""
+    if status == "escalated":
+        raise DomainError(f"ticket {ticket_id} is with a human specialist: they set its status",
+                          code="ticket_escalated")
+    if status == "closed" and wanted != "solved":
+        raise DomainError(f"ticket {ticket_id} is closed", code="ticket_closed")
+    return "closed" if wanted == "solved" else "pending"
 
 
 class SupportBackend(ABC):
@@ -206,6 +226,16 @@ class SupportBackend(ABC):
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded: ...
 
     @abstractmethod
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        """Post `body` (already masked) on the ticket where the customer reads it; refused on a closed ticket
+        (`check_replyable`)."""
+
+    @abstractmethod
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        """Move the ticket as `status_after` says; asking for the status it has changes nothing."""
+
+    @abstractmethod
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
                              actor: str, now: int | None = None) -> str:
@@ -223,4 +253,4 @@ class SupportBackend(ABC):
 
 
 __all__ = ["FindBy", "Intent", "ObjectKind", "PreferenceName", "SupportBackend", "VerifyMethod", "check_cancellable",
-           "check_refundable"]
+           "check_refundable", "check_replyable", "status_after"]

@@ -39,11 +39,14 @@ from deskgate.tools.models import (
     Priority,
     RefundEligibility,
     RefundIssued,
+    ReplyPosted,
     ReversibleAction,
     Role,
+    SettableTicketStatus,
     Subscription,
     Ticket,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -165,6 +168,13 @@ class ComposedBackend(SupportBackend):
 
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded:
         return await self.domains.tickets.add_ticket_note(ticket_id, body, actor=actor, now=now)
+
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        return await self.domains.tickets.reply_to_customer(ticket_id, body, actor=actor, now=now)
+
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        return await self.domains.tickets.set_ticket_status(ticket_id, status, actor=actor, now=now)
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],

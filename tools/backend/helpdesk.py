@@ -6,10 +6,12 @@ What lives where:
     messages       the ticket's public follow-ups: the first is the customer's opening message, later
                    ones are the customer's when they came by email (no user), else an agent's
     notes          non-public follow-ups; deskgate signs the ones it writes with the session subject
+    replies        public follow-ups deskgate posts (the helpdesk mails them to the submitter); unsigned
     hand-off       the ticket moved to the human queue (`human_queue`) with the summary as an internal
                    note; its id is `H-<note id>`; queued until someone is assigned, closed with the ticket
     status         open/reopened -> open, on hold -> pending, in the human queue -> escalated,
-                   resolved/closed/duplicate -> closed
+                   resolved/closed/duplicate -> closed; `set_ticket_status` writes solved as the status
+                   field's "resolved" and pending as the "on hold" flag (the helpdesk has no pending status)
 
 Quirks of django-helpdesk 2.6 minded here: a follow-up posted with a `title` renames the ticket, so
 deskgate never sends one; the ticket list cannot be filtered by submitter, so `list_tickets` pages
@@ -21,13 +23,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx2
 
 from deskgate.server.errors import BackendUnavailable, ConfigError, DeskgateError, DomainError, NotFound
 from deskgate.server.settings import BackendSection
+from deskgate.tools.backend.base import check_replyable, status_after
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.ids import matches
 from deskgate.tools.backend.kinds import ObjectKind
@@ -37,10 +40,13 @@ from deskgate.tools.models import (
     HandoffDetail,
     NoteAdded,
     Priority,
+    ReplyPosted,
+    SettableTicketStatus,
     Ticket,
     TicketMessage,
     TicketNote,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -48,6 +54,7 @@ SYSTEM = "helpdesk"
 _PRIORITY_IN: dict[int, Priority] = {1: "urgent", 2: "high", 3: "normal", 4: "low", 5: "low"}
 _PRIORITY_OUT: dict[Priority, int] = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
 _CLOSED = {3, 4, 5}  # resolved, closed, duplicate
+_RESOLVED = 3
 _SIGNATURE = re.compile(r"\n\n-- ([A-Za-z0-9._@:-]{1,128}) via deskgate$")
 _HANDOFF = re.compile(r"^deskgate hand-off: priority (low|normal|high|urgent), from (agent|policy)\n")
 _HANDOFF_BODY = re.compile(
@@ -269,6 +276,25 @@ class HelpdeskTickets:
         note = await self._note(int(raw["id"]), f"{body}\n\n-- {actor} via deskgate")
         return NoteAdded(note_id=str(note["id"]), ticket_id=str(raw["id"]), customer_id=customer,
                          created_at=_at(note["date"]))
+
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        raw, customer = await self._owned(ticket_id)
+        check_replyable(ticket_id, self._status(raw))
+        # Public and without a `title` (which would rename the ticket); the customer reads it unsigned.
+        reply = await self._request("POST", "followups/", {"ticket": int(raw["id"]), "comment": body, "public": True})
+        return ReplyPosted(ticket_id=str(raw["id"]), customer_id=customer, body=body, created_at=_at(reply["date"]))
+
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        raw, customer = await self._owned(ticket_id)
+        before = self._status(raw)
+        after = status_after(ticket_id, before, status)
+        if after != before:
+            change = {"status": _RESOLVED, "on_hold": False} if status == "solved" else {"on_hold": True}
+            raw = await self._request("PATCH", f"tickets/{int(raw['id'])}/", change)
+            after = self._status(raw)  # what the helpdesk now says, not what was asked
+        return TicketStatusSet(ticket_id=str(raw["id"]), customer_id=customer, status=after, previous_status=before,
+                               changed_at=datetime.fromtimestamp(now, UTC))
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],

@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from deskgate.server.errors import DomainError, NotFound
 from deskgate.server.store.db import Database, Row, Tx
 from deskgate.server.store.migrations import Migration, upgrade
-from deskgate.tools.backend.base import SupportBackend, check_cancellable, check_refundable
+from deskgate.tools.backend.base import (
+    SupportBackend,
+    check_cancellable,
+    check_refundable,
+    check_replyable,
+    status_after,
+)
 from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
@@ -53,14 +59,17 @@ from deskgate.tools.models import (
     Priority,
     RefundEligibility,
     RefundIssued,
+    ReplyPosted,
     ReversibleAction,
     ReversibleTool,
     Role,
+    SettableTicketStatus,
     Subscription,
     Ticket,
     TicketMessage,
     TicketNote,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -200,6 +209,12 @@ def _queue_email(tx: Tx, customer_id: str, kind: str, subject: str, body: str, n
         (outbox_id, customer_id, row[0], kind, subject, body, token_sha256, expires_at, now),
     )
     return outbox_id
+
+
+def _add_message(tx: Tx, ticket_id: str, author: Literal["agent", "system"], body: str, now: int) -> None:
+    seq = tx.one("SELECT COALESCE(MAX(seq), 0) FROM ticket_messages WHERE ticket_id = ?", (ticket_id,))
+    tx.execute("INSERT INTO ticket_messages (ticket_id, seq, author, body, created_at) VALUES (?, ?, ?, ?, ?)",
+               (ticket_id, int(seq[0]) + 1 if seq else 1, author, body, now))
 
 
 def _set_shipping(tx: Tx, order_id: str, address: Address) -> None:
@@ -562,6 +577,28 @@ class SqlSupportBackend(SupportBackend):
 
         return await self.db.write(write)
 
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted:
+        def write(tx: Tx) -> ReplyPosted:
+            r = _must(tx.one("SELECT customer_id, status FROM tickets WHERE id = ?", (ticket_id,)), "ticket", ticket_id)
+            check_replyable(ticket_id, r[1])
+            _add_message(tx, ticket_id, "agent", body, now)
+            tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
+            return ReplyPosted(ticket_id=ticket_id, customer_id=r[0], body=body, created_at=_at(now))
+
+        return await self.db.write(write)
+
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet:
+        def write(tx: Tx) -> TicketStatusSet:
+            r = _must(tx.one("SELECT customer_id, status FROM tickets WHERE id = ?", (ticket_id,)), "ticket", ticket_id)
+            after = status_after(ticket_id, r[1], status)
+            if after != r[1]:
+                tx.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?", (after, now, ticket_id))
+            return TicketStatusSet(ticket_id=ticket_id, customer_id=r[0], status=after, previous_status=r[1],
+                                   changed_at=_at(now))
+
+        return await self.db.write(write)
+
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
                              actor: str, now: int | None = None) -> str:
@@ -581,11 +618,8 @@ class SqlSupportBackend(SupportBackend):
                        " source, status, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
                        (handoff_id, customer, ticket_id, summary, tried, proposed_action, priority, source, actor, at))
             if ticket_id is not None:
-                seq = tx.one("SELECT COALESCE(MAX(seq), 0) FROM ticket_messages WHERE ticket_id = ?", (ticket_id,))
-                tx.execute("INSERT INTO ticket_messages (ticket_id, seq, author, body, created_at)"
-                           " VALUES (?, ?, 'system', ?, ?)",
-                           (ticket_id, int(seq[0]) + 1 if seq else 1,
-                            f"Handed to a human specialist ({handoff_id}, priority {priority}).", at))
+                _add_message(tx, ticket_id, "system",
+                             f"Handed to a human specialist ({handoff_id}, priority {priority}).", at)
                 tx.execute("UPDATE tickets SET status = 'escalated', updated_at = ? WHERE id = ?", (at, ticket_id))
             return handoff_id
 

@@ -14,8 +14,11 @@ from deskgate.tools.models import (
     HandoffDetail,
     NoteAdded,
     Priority,
+    ReplyPosted,
+    SettableTicketStatus,
     Ticket,
     TicketStatus,
+    TicketStatusSet,
     TicketSummary,
 )
 
@@ -27,6 +30,12 @@ class TicketsBackend(Protocol):
                            limit: int = 20) -> list[TicketSummary]: ...
 
     async def add_ticket_note(self, ticket_id: str, body: str, *, actor: str, now: int) -> NoteAdded: ...
+
+    # What the customer reads, and where the ticket stands (rules: `check_replyable`, `status_after`).
+    async def reply_to_customer(self, ticket_id: str, body: str, *, actor: str, now: int) -> ReplyPosted: ...
+
+    async def set_ticket_status(self, ticket_id: str, status: SettableTicketStatus, *, actor: str,
+                                now: int) -> TicketStatusSet: ...
 
     async def create_handoff(self, *, customer_id: str | None, ticket_id: str | None, summary: str, tried: str,
                              proposed_action: str, priority: Priority, source: Literal["agent", "policy"],
