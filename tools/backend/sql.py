@@ -28,7 +28,7 @@ from deskgate.tools.backend.base import SupportBackend, check_cancellable, check
 from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
-from deskgate.tools.backend.schema import BACKEND_MIGRATIONS
+from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, PAYMENT_MIGRATIONS
 from deskgate.tools.models import (
     Account,
     AccountMember,
@@ -241,7 +241,8 @@ class SqlSupportBackend(SupportBackend):
         self._clock = clock
 
     def upgrade(self) -> list[Migration]:
-        applied = upgrade(self.db, "backend", BACKEND_MIGRATIONS) + upgrade(self.db, "intents", INTENT_MIGRATIONS)
+        applied = (upgrade(self.db, "backend", BACKEND_MIGRATIONS) + upgrade(self.db, "intents", INTENT_MIGRATIONS)
+                   + upgrade(self.db, "payments", PAYMENT_MIGRATIONS))
         self.db.write_sync(lambda tx: tx.executemany(
             "INSERT INTO id_sequences (prefix, next_value) VALUES (?, 1) ON CONFLICT (prefix) DO NOTHING",
             [(p,) for p in ID_PREFIXES]))
@@ -416,6 +417,21 @@ class SqlSupportBackend(SupportBackend):
     async def open_invoice_count(self, account_id: str) -> int:
         row = await self.db.read(lambda tx: tx.one(
             "SELECT COUNT(*) FROM invoices WHERE account_id = ? AND status = 'open'", (account_id,)))
+        return int(row[0]) if row else 0
+
+    # --- what the policy's facts ask -----------------------------------------------------------
+
+    async def failed_payment_count(self, kind: ObjectKind, object_id: str) -> int:
+        column = kind if kind in ("subscription_id", "account_id", "customer_id") else None
+        if column is None:
+            raise DomainError(f"objects of kind {kind!r} have no payments", code="unknown_object_kind")
+        row = await self.db.read(lambda tx: tx.one(
+            f"SELECT COUNT(*) FROM invoices i JOIN payment_failures f ON f.invoice_id = i.id"  # noqa: S608 - fixed names
+            f" WHERE i.{column} = ? AND i.status = 'open'", (object_id,)))
+        return int(row[0]) if row else 0
+
+    async def refund_count(self, order_id: str) -> int:
+        row = await self.db.read(lambda tx: tx.one("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (order_id,)))
         return int(row[0]) if row else 0
 
     # --- writes -----------------------------------------------------------------------------
