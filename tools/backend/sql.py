@@ -29,6 +29,7 @@ from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
 from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, PAYMENT_MIGRATIONS
+from deskgate.tools.backend.tickets import RECONTACT_SECONDS, TicketOutcomes
 from deskgate.tools.models import (
     Account,
     AccountMember,
@@ -433,6 +434,19 @@ class SqlSupportBackend(SupportBackend):
     async def refund_count(self, order_id: str) -> int:
         row = await self.db.read(lambda tx: tx.one("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (order_id,)))
         return int(row[0]) if row else 0
+
+    def ticket_outcomes(self, *, since: int | None, until: int | None) -> TicketOutcomes:
+        """A closed ticket is resolved at its last update; a recontact is another ticket of the same customer
+        opened within 7 days after that."""
+        rows = self.db.read_sync(lambda tx: tx.query(
+            "SELECT t.status, t.created_at, t.updated_at, CASE WHEN t.status = 'closed' AND EXISTS (SELECT 1 FROM"
+            " tickets n WHERE n.customer_id = t.customer_id AND n.id <> t.id AND n.created_at > t.updated_at"
+            " AND n.created_at <= t.updated_at + ?) THEN 1 ELSE 0 END FROM tickets t"
+            " WHERE t.created_at >= ? AND t.created_at < ?",
+            (RECONTACT_SECONDS, since if since is not None else -(2**62), until if until is not None else 2**62)))
+        closed = [r for r in rows if r[0] == "closed"]
+        return TicketOutcomes(len(rows), len(closed), sum(int(r[3]) for r in closed),
+                              tuple(int(r[2]) - int(r[1]) for r in closed))
 
     # --- writes -----------------------------------------------------------------------------
 
