@@ -43,6 +43,8 @@ LimitSubject = Literal["session", "customer", "tool"]
 # Strictness order: a threshold, a gate or a breaker can only move a call up this list.
 TIER_RANK: dict[str, int] = {"automate": 0, "assist": 1, "escalate": 2, "deny": 3}
 MAX_CONFIRMATION_TTL = 300
+MAX_LIVE_CODE_TTL = 3600           # a customer's code in a chat or a phone call
+MAX_CUSTOMER_CODE_TTL = 48 * 3600  # a customer's code in an e-mail ticket
 _CENT = Decimal("0.01")
 
 
@@ -146,8 +148,30 @@ class ToolRules(_Strict):
         return (passed[-1].tier, passed[-1]) if passed else (self.tier, None)
 
 
+class CustomerCodeRules(_Strict):
+    """How long a customer's one-time code lives, by the channel of the ticket the session is bound to; a
+    session bound to no ticket, or to one whose system records no channel, gets `default`."""
+
+    chat: Seconds = 600
+    phone: Seconds = 600
+    email: Seconds = 48 * 3600
+    default: Seconds = 600
+
+    @model_validator(mode="after")
+    def _fits_the_channel(self) -> CustomerCodeRules:
+        if max(self.chat, self.phone) > MAX_LIVE_CODE_TTL:
+            raise ValueError("a code read back in a chat or a call lives at most 1h")
+        if max(self.email, self.default) > MAX_CUSTOMER_CODE_TTL:
+            raise ValueError("a customer's code lives at most 48h")
+        return self
+
+    def ttl_for(self, channel: str | None) -> int:
+        return {"chat": self.chat, "phone": self.phone, "email": self.email}.get(channel or "", self.default)
+
+
 class ConfirmationRules(_Strict):
-    ttl: Seconds = 120
+    ttl: Seconds = 120  # the agent's confirmation token
+    customer_code: CustomerCodeRules = CustomerCodeRules()
 
     @field_validator("ttl")
     @classmethod

@@ -25,6 +25,7 @@ from typing import Literal
 
 from deskgate.server.errors import DomainError
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
+from deskgate.tools.backend.tickets import Channel
 from deskgate.tools.models import (
     Account,
     ActionOwner,
@@ -177,6 +178,10 @@ class SupportBackend(ABC):
     @abstractmethod
     async def refund_count(self, order_id: str) -> int:
         """Refunds made so far on an order."""
+
+    @abstractmethod
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        """The channel a ticket came in by (chat, phone, email); None when the ticket system records none."""
 
     # --- writes -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from deskgate.tools.backend.commerce import CommerceBackend
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.journal import ActionJournal
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
-from deskgate.tools.backend.tickets import TicketsBackend
+from deskgate.tools.backend.tickets import Channel, TicketChannels, TicketsBackend
 from deskgate.tools.models import (
     Account,
     ActionOwner,
@@ -174,6 +174,10 @@ class ComposedBackend(SupportBackend):
         return await self._payments().refund_count(order_id)
 
     # --- tickets ----------------------------------------------------------------------------
+
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        tickets = self.domains.tickets
+        return await tickets.ticket_channel(ticket_id) if isinstance(tickets, TicketChannels) else None
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         return await self.domains.tickets.get_ticket(ticket_id)

@@ -209,3 +209,8 @@ CREATE TABLE payment_failures (
     failed_at BIGINT NOT NULL
 )"""),
 ]
+
+# Component "ticket_channels": the channel a demo ticket came in by (chat, phone, email; NULL: not recorded).
+CHANNEL_MIGRATIONS = [
+    Migration(1, "ticket channels", "ALTER TABLE tickets ADD COLUMN channel TEXT"),
+]

@@ -28,8 +28,8 @@ from deskgate.tools.backend.base import SupportBackend, check_cancellable, check
 from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
-from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, PAYMENT_MIGRATIONS
-from deskgate.tools.backend.tickets import RECONTACT_SECONDS, TicketOutcomes
+from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, CHANNEL_MIGRATIONS, PAYMENT_MIGRATIONS
+from deskgate.tools.backend.tickets import CHANNELS, RECONTACT_SECONDS, Channel, TicketOutcomes
 from deskgate.tools.models import (
     Account,
     AccountMember,
@@ -243,7 +243,8 @@ class SqlSupportBackend(SupportBackend):
 
     def upgrade(self) -> list[Migration]:
         applied = (upgrade(self.db, "backend", BACKEND_MIGRATIONS) + upgrade(self.db, "intents", INTENT_MIGRATIONS)
-                   + upgrade(self.db, "payments", PAYMENT_MIGRATIONS))
+                   + upgrade(self.db, "payments", PAYMENT_MIGRATIONS)
+                   + upgrade(self.db, "ticket_channels", CHANNEL_MIGRATIONS))
         self.db.write_sync(lambda tx: tx.executemany(
             "INSERT INTO id_sequences (prefix, next_value) VALUES (?, 1) ON CONFLICT (prefix) DO NOTHING",
             [(p,) for p in ID_PREFIXES]))
@@ -434,6 +435,11 @@ class SqlSupportBackend(SupportBackend):
     async def refund_count(self, order_id: str) -> int:
         row = await self.db.read(lambda tx: tx.one("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (order_id,)))
         return int(row[0]) if row else 0
+
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        row = await self.db.read(lambda tx: tx.one("SELECT channel FROM tickets WHERE id = ?", (ticket_id,)))
+        channel = None if row is None else row[0]
+        return next((c for c in CHANNELS if c == channel), None)  # anything else: not recorded
 
     def ticket_outcomes(self, *, since: int | None, until: int | None) -> TicketOutcomes:
         """A closed ticket is resolved at its last update; a recontact is another ticket of the same customer

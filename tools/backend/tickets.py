@@ -75,3 +75,16 @@ class TicketMetrics(Protocol):
     def ticket_outcomes(self, *, since: int | None, until: int | None) -> TicketOutcomes:
         """Over tickets opened in [since, until); a closed ticket counts as resolved at its last update."""
         ...
+
+
+Channel = Literal["chat", "phone", "email"]
+CHANNELS: tuple[Channel, ...] = ("chat", "phone", "email")
+
+
+@runtime_checkable
+class TicketChannels(Protocol):
+    """A ticket system that records the channel a ticket came in by (a customer's code lives accordingly)."""
+
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        """chat, phone or email; None when the ticket records none."""
+        ...
