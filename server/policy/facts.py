@@ -44,7 +44,7 @@ class FactContext:
     backend: SupportBackend
     state: StateStore
     reason_codes: frozenset[str]
-    now: int = 0  # the call's clock reading (unix seconds)
+    now: int = 0  # the call's clock reading (unix seconds); `PolicyEngine.decide` always gives it
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def text(self, name: str) -> str | None:
