@@ -334,5 +334,6 @@ class PolicyEngine:
             "tools": tools,
             "money_breaker": {"per_hour": str(self.policy.money_breaker.per_hour), "per": "currency"},
             "confirmation_ttl_seconds": self.policy.confirmation.ttl,
+            "customer_code_ttl_seconds": self.policy.confirmation.customer_code.model_dump(),
             "approval_ttl_seconds": self.policy.approvals.ttl,
         }

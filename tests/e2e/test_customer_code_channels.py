@@ -114,6 +114,9 @@ async def test_without_a_ticket_or_a_recorded_channel_the_short_default_applies(
                           customer_code=customer_code(deployment, ADMIN_EMAIL))
     async with deployment.client(deployment.token("billing-agent", ticket="T-903")) as client:
         unrecorded = await call(client, "cancel_subscription", **args(deployment))
+        view = await call(client, "get_policy")
+    assert view["data"]["rules"]["customer_code_ttl_seconds"] == {"chat": 600, "phone": 600, "email": 48 * HOUR,
+                                                                   "default": 600}
     assert lifetime(unbound["confirmation_token"]) == lifetime(unrecorded["confirmation_token"]) == 10 * 60
     assert lifetime(refund["confirmation_token"]) == 2 * 60
     assert (late["status"], late["code"]) == ("denied", "confirmation_expired")
