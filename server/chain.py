@@ -238,6 +238,7 @@ class GuardChain:
             raise DeniedError("amount is above this session's limit", code="amount_cap")
         call.target = await self._acted_on(call)
         if session.customer is None and session.ticket is None:
+            await self._parties_established(call, None)
             return
         allowed = call.allowed_customer = await self._bound_customer(session)
         # Everything the call names, and everything its result would name, before anything runs:
@@ -255,6 +256,19 @@ class GuardChain:
             if (customer is not None and customer != allowed) or (
                     account is not None and allowed not in await self._owners("account_id", account)):
                 raise DeniedError(_OUTSIDE, code="binding")
+        await self._parties_established(call, allowed)
+
+    async def _parties_established(self, call: Call, bound: str | None) -> None:
+        """A party the call acts for (the requester) is the session's bound customer or one whose identity
+        `verify_identity` confirmed in this session: an agent's say-so never makes someone the requester."""
+        _, session = call.resolved()
+        for name in NAMED_PARTIES:
+            party = _field(call.args, name)
+            if party is None or party == bound or await self._state.verifications.is_verified(session.sid, party):
+                continue
+            raise DeniedError(f"the {name.removesuffix('_id')} is neither this session's customer nor verified in "
+                              f"this session: call verify_identity with customer_id {party} first, then repeat "
+                              "this call", code=f"{name.removesuffix('_id')}_unverified")
 
     def _named_objects(self, call: Call) -> Iterator[tuple[ObjectKind, str]]:
         spec, _ = call.resolved()

@@ -199,9 +199,13 @@ class PolicyStage:
             customer = await self._engine.customer_of(spec, session, call.raw, ctx.backend)
             if customer is None:
                 raise DeniedError("no customer to confirm with for this call", code="customer_unknown")
+            # The code's lifetime fits the channel of the session's ticket (never an argument the agent picks).
+            channel = None if session.ticket is None else await ctx.backend.ticket_channel(session.ticket)
+            ttl = self._policy.confirmation.customer_code.ttl_for(channel)
             await before("customer_code")
             issued = await confirmations.issue_for_customer(self._binding(call), backend=ctx.backend,
-                                                            customer_id=customer, preview=preview, now=call.now)
+                                                            customer_id=customer, preview=preview, now=call.now,
+                                                            ttl=ttl)
             reason = ("The customer must confirm: a one-time code was sent to their contact on file. Repeat the "
                       "same call with confirmation_token and the customer_code they read back.")
         else:
@@ -218,4 +222,4 @@ class PolicyStage:
     def _binding(self, call: Call) -> Binding:
         spec, session = call.resolved()
         return Binding(sid=session.sid, sub=session.sub, tool=spec.name, args_digest=call.digest or "",
-                       manifest_hash=self._manifest_hash, policy_version=self.version)
+                       manifest_hash=self._manifest_hash, policy_version=self.version, ticket=session.ticket)

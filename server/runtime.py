@@ -101,7 +101,7 @@ class Runtime:
         `open` calls it once; tests call it again for another policy file or a clock they control.
         """
         # A deployment's own policy ($DESKGATE_HOME/policy.toml) replaces the shipped one when present.
-        self.policy = load_policy(self.catalogue, policy_path or self.paths.policy_file())
+        self.policy = load_policy(self.catalogue, policy_path or self.paths.policy_file(), backend=self.backend)
         self.manifest = build_served_manifest(self.catalogue, self.policy, self.roles)
         manifest_hash = self.manifest["manifest_hash"]
         stage = PolicyStage(self.policy, catalogue=self.catalogue, state=self.state, approvals=self.approvals,

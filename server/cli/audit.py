@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -49,12 +49,14 @@ from deskgate.server.audit.reader import (
     safe_text,
     tail_line,
 )
-from deskgate.server.audit.report import Scorecard, scorecard
+from deskgate.server.audit.report import Scorecard, approval_summary, scorecard, ticket_summary
 from deskgate.server.audit.verify import Report, total_bytes, verify
 from deskgate.server.cli.common import record_admin
 from deskgate.server.errors import AuditUnavailable, DeskgateError, StoreUnavailable
+from deskgate.server.policy.approvals import Approvals
 from deskgate.server.settings import Paths, database_url, load_settings, parse_duration
 from deskgate.server.store.db import Database, open_database
+from deskgate.tools.backend.sql import SqlSupportBackend
 
 app = typer.Typer(help="Verify, follow and export the audit log.", no_args_is_help=True)
 _err = Console(stderr=True, highlight=False)
@@ -275,15 +277,49 @@ def report(
     since: Since = None,
     until: Since = None,
     format_: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.TEXT,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
 ) -> None:
-    """The scorecard: calls by tool and status, actions, escalations, denials, confirmations,
-    money paid out per day, p50/p95 latency - all from the audit log."""
+    """The scorecard: calls by tool and status, actions, escalations (agent / policy), denials, failed
+    authentications, confirmations, approvals, money by day, reason code, agent and tier, p50/p95 latency -
+    from the audit log; approvals from the state store and, where the ticket system reports them, resolved
+    rate, recontact within 7 days and time to resolution."""
     with _open_log() as log:
         card = scorecard(filter(Filter(since=since, until=until), _with_progress(log.records())))
-    if format_ is ReportFormat.JSON:
+    window = (None if since is None else int(since.timestamp()), None if until is None else int(until.timestamp()))
+    card.approvals, card.outcomes = _beside_the_log(*window)
+    if as_json or format_ is ReportFormat.JSON:
         typer.echo(json.dumps(card.as_dict(), ensure_ascii=True, indent=2))
         return
     _print_scorecard(card)
+
+
+def _beside_the_log(since: int | None, until: int | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The approvals requested in the window (state store), and the ticket outcomes when the ticket system is
+    the demo's, which reports them (`TicketMetrics`); a helpdesk does not. Read only: a store that is not
+    there or not readable gives None for its part, and nothing is created or upgraded to say so."""
+    paths, url = Paths.from_env(), database_url()
+    if not url and not paths.state_db.exists():
+        return None, None
+    state_db = open_database(url, paths.state_db)
+    try:
+        approvals: dict[str, Any] | None = None
+        now = int(time.time())
+        with suppress(StoreUnavailable):
+            approvals = approval_summary(Approvals(state_db).list_sync(now=now, everything=True), now=now,
+                                         since=since, until=until)
+        if load_settings(paths).backends.tickets.kind != "sql" or not (url or paths.backend_db.exists()):
+            return approvals, None
+        backend_db = state_db if url else open_database(None, paths.backend_db)
+        try:
+            with suppress(StoreUnavailable):
+                outcomes = SqlSupportBackend(backend_db).ticket_outcomes(since=since, until=until)
+                return approvals, ticket_summary(outcomes)
+            return approvals, None
+        finally:
+            if backend_db is not state_db:
+                backend_db.close()
+    finally:
+        state_db.close()
 
 
 def _with_progress(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -337,6 +373,37 @@ def _print_scorecard(card: Scorecard) -> None:
     for row in data["paid_out"]:
         money.add_row(_cell(row["day"]), _cell(row["currency"]), row["amount"])
     out.print(money)
+    for by, title in (("by_reason_code", "reason code"), ("by_agent", "agent"), ("by_tier", "tier")):
+        split = Table(title=f"Paid out by {title}")
+        key = by.removeprefix("by_")
+        for column in (title, "currency", "amount"):
+            split.add_column(column, justify="right" if column == "amount" else "left")
+        for row in data["money"][by]:
+            split.add_row(_cell(row[key]), _cell(row["currency"]), row["amount"])
+        out.print(split)
+    more = Table(title="Escalations, authentication, approvals, outcomes", show_header=False)
+    sources = data["escalations_by_source"]
+    more.add_row("escalations by the agent / by policy", f"{sources['agent']} / {sources['policy']}")
+    failed = data["failed_authentications"]
+    more.add_row("failed authentications", ", ".join(f"{safe_text(c)}: {n}" for c, n in failed.items()) or "0")
+    approvals = data["approvals"]
+    if approvals is not None:
+        more.add_row("approvals requested / approved / denied / expired / pending",
+                     " / ".join(str(approvals[k]) for k in ("requested", "approved", "denied", "expired", "pending")))
+        waited = approvals["time_to_decision_s"]
+        more.add_row("approval time to decision p50 / p95 s",
+                     f"{_ms(waited['p50'])} / {_ms(waited['p95'])}" if waited else "-")
+    outcomes = data["ticket_outcomes"]
+    if outcomes is None:
+        more.add_row("ticket outcomes", "not reported by the ticket system")
+    else:
+        more.add_row("tickets / resolved (rate)", f"{outcomes['tickets']} / {outcomes['resolved']} "
+                     f"({outcomes['resolved_rate']})")
+        more.add_row("recontact within 7 days (rate)", f"{outcomes['recontact_within_7d']} "
+                     f"({outcomes['recontact_rate']})")
+        took = outcomes["time_to_resolution_s"]
+        more.add_row("time to resolution p50 / p95 s", f"{_ms(took['p50'])} / {_ms(took['p95'])}" if took else "-")
+    out.print(more)
 
 
 def _cell(value: str) -> Text:

@@ -21,6 +21,10 @@ Redemption, in this order (each step MUST pass, or the token is refused with a C
 Customer confirmation: a 6-digit one-time code is emailed through the backend's outbox and is
 never in the token in clear: the token holds HMAC(k, jti, code) with `k` derived from the
 server's signing key, so the agent holding the token cannot search the million codes offline.
+Its lifetime fits the channel (`CustomerCodeRules`: minutes in a chat or a call, up to 48h for an
+e-mail ticket), independent of the agent's token lifetime. Issued in a session bound to a ticket,
+it carries the ticket (`tk`) and may be redeemed by any session of the same subject bound to that
+ticket - an e-mail answer can outlive the session that asked; otherwise only by the same session.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from deskgate.server.errors import ConfigError, ConfirmationError
-from deskgate.server.policy.model import MAX_CONFIRMATION_TTL
+from deskgate.server.policy.model import MAX_CONFIRMATION_TTL, MAX_CUSTOMER_CODE_TTL
 
 if TYPE_CHECKING:
     from deskgate.server.store.state import Redemptions
@@ -62,6 +66,7 @@ class Binding:
     args_digest: str
     manifest_hash: str
     policy_version: str
+    ticket: str | None = None  # the session's bound ticket: a customer's code may outlive the session
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +99,20 @@ class Confirmations:
 
     def issue(self, binding: Binding, *, now: int) -> Issued:
         """A token the agent itself may redeem (`ck=agent`)."""
-        return self._issue(binding, now, "agent", None)
+        return self._issue(binding, now, "agent", None, self.ttl)
 
     async def issue_for_customer(self, binding: Binding, *, backend: SupportBackend, customer_id: str,
-                                 preview: str, now: int) -> Issued:
-        """Email a one-time code to the customer's address on file; the token carries only its HMAC."""
+                                 preview: str, now: int, ttl: int) -> Issued:
+        """Email a one-time code to the customer's address on file, living `ttl` seconds (the channel's); the
+        token carries only its HMAC."""
+        if not 0 < ttl <= MAX_CUSTOMER_CODE_TTL:
+            raise ConfigError(f"a customer's code lives between 1s and {MAX_CUSTOMER_CODE_TTL}s, not {ttl}s")
         code = f"{secrets.randbelow(10**6):06d}"
-        issued = self._issue(binding, now, "customer", code)
-        minutes = max(1, self.ttl // 60)
+        issued = self._issue(binding, now, "customer", code, ttl)
+        lasts = f"{ttl // 3600} hour(s)" if ttl >= 7200 else f"{max(1, ttl // 60)} minute(s)"
         body = (f"A support agent asked to do this on your behalf:\n\n{preview}\n\n"
                 f"If you agree, read this code to the agent: {code}\n"
-                f"It expires in {minutes} minute(s). If you did not ask for this, do not share the code.")
+                f"It expires in {lasts}. If you did not ask for this, do not share the code.")
         outbox_id = await backend.send_customer_email(customer_id, "confirmation_code",
                                                       "Your confirmation code", body, now=now)
         return Issued(issued.token, issued.expires_at, outbox_id)
@@ -133,18 +141,21 @@ class Confirmations:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _issue(self, binding: Binding, now: int, kind: Literal["agent", "customer"], code: str | None) -> Issued:
+    def _issue(self, binding: Binding, now: int, kind: Literal["agent", "customer"], code: str | None,
+               ttl: int) -> Issued:
         jti = secrets.token_urlsafe(18)
         claims: dict[str, Any] = {
             "iss": self._issuer, "aud": AUDIENCE, "sub": binding.sub, "sid": binding.sid, "tool": binding.tool,
             "dig": binding.args_digest, "mh": binding.manifest_hash, "pv": binding.policy_version,
-            "ck": kind, "iat": now, "exp": now + self.ttl, "jti": jti,
+            "ck": kind, "iat": now, "exp": now + ttl, "jti": jti,
         }
         if code is not None:
             claims["cch"] = self._code_mac(jti, code)
+            if binding.ticket is not None:
+                claims["tk"] = binding.ticket
         token = jwt.encode(claims, self._signing_key, algorithm=ALGORITHM,
                            headers={"typ": TOKEN_TYPE, "kid": self._kid})
-        return Issued(token, now + self.ttl)
+        return Issued(token, now + ttl)
 
     def _code_mac(self, jti: str, code: str) -> str:
         return hmac.new(self._code_key, f"{jti}\x00{code}".encode(), hashlib.sha256).hexdigest()
@@ -170,18 +181,21 @@ class Confirmations:
         except jwt.PyJWTError:
             raise refused from None
         # 3. time
+        if claims["ck"] not in ("agent", "customer"):
+            raise refused
         iat, exp = claims["iat"], claims["exp"]
-        if not (isinstance(iat, int) and isinstance(exp, int)) or iat > now or exp - iat > MAX_CONFIRMATION_TTL:
+        longest = MAX_CUSTOMER_CODE_TTL if claims["ck"] == "customer" else MAX_CONFIRMATION_TTL
+        if not (isinstance(iat, int) and isinstance(exp, int)) or iat > now or exp - iat > longest:
             raise refused
         if now >= exp:
             raise ConfirmationError("this confirmation expired; ask for a new one", code="confirmation_expired")
-        if claims["ck"] not in ("agent", "customer"):
-            raise refused
         return kid, claims
 
 
 def _check_binding(claims: Mapping[str, Any], binding: Binding) -> None:
-    if claims["sid"] != binding.sid or claims["sub"] != binding.sub:
+    # A customer's code issued for a ticket may come back in a later session of the same subject on that ticket.
+    same_ticket = claims["ck"] == "customer" and claims.get("tk") is not None and claims.get("tk") == binding.ticket
+    if (claims["sid"] != binding.sid and not same_ticket) or claims["sub"] != binding.sub:
         raise ConfirmationError("this confirmation belongs to another session", code="confirmation_other_session")
     if claims["tool"] != binding.tool or claims["dig"] != binding.args_digest:
         raise ConfirmationError("this confirmation is for a different call: the arguments must be exactly "

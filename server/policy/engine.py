@@ -148,7 +148,7 @@ class PolicyEngine:
         if spec.money and cents is None:
             raise InvalidArguments("a money tool needs an amount", code="invalid_amount")
         facts = FactContext(spec.name, arguments, session, backend, self._state,
-                            self.policy.allowed_reason_codes(spec.name))
+                            self.policy.allowed_reason_codes(spec.name), now)
         # The rules the call passes: its own and, on a recorded action, those of the tool that made it.
         applied: list[tuple[str, ToolRules, Decimal | None]] = [(spec.name, rules, amount)]
         if target is not None:
@@ -178,7 +178,7 @@ class PolicyEngine:
 
         # 3. gates: all evaluated and reported; the strictest failure names the code
         for gate in rules.gates:
-            if await FACTS[gate.fact].fn(facts) == gate.must_be:
+            if gate.passes(await FACTS[gate.fact].fn(facts)):
                 continue
             reasons.append(gate.reason)
             if TIER_RANK[gate.otherwise] > TIER_RANK[verdict]:
@@ -323,7 +323,7 @@ class PolicyEngine:
                 "thresholds": [{"above": str(t.above), "tier": t.tier} for t in rules.thresholds],
                 "confirmation": rules.confirmation,
                 "reason_codes": sorted(self.policy.allowed_reason_codes(name)),
-                "gates": [{"requires": g.fact if g.must_be else f"not {g.fact}", "otherwise": g.otherwise,
+                "gates": [{"requires": g.requirement(), "otherwise": g.otherwise,
                            "reason": g.reason} for g in rules.gates],
                 "limits": [{"per": lim.per, "max": lim.max, "window_seconds": lim.window} for lim in rules.limits],
                 "undo_window_seconds": rules.undo_window,
@@ -334,5 +334,6 @@ class PolicyEngine:
             "tools": tools,
             "money_breaker": {"per_hour": str(self.policy.money_breaker.per_hour), "per": "currency"},
             "confirmation_ttl_seconds": self.policy.confirmation.ttl,
+            "customer_code_ttl_seconds": self.policy.confirmation.customer_code.model_dump(),
             "approval_ttl_seconds": self.policy.approvals.ttl,
         }

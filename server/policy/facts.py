@@ -5,7 +5,13 @@ the facts are the only code. Each reads the call's arguments and asks the suppor
 state store; `FactContext` resolves the account and the customer once per call and caches them.
 
 A fact that cannot establish what it asserts answers the cautious way: an unknown requester is
-not an admin, an unknown customer is not verified, a missing reason code is not allowed.
+not an admin, an unknown customer is not verified, a missing reason code is not allowed. A fact
+with no value for a call (None: an order not delivered yet has no days since delivery) fails its
+gate unless the gate says `if_absent = "pass"`. A fact whose data only some backends keep names
+that `source` (e.g. `PaymentFacts`): a policy gating on it over a backend that cannot report it
+stops start-up, and a source that is down fails the call closed (`backend_unavailable`).
+
+Adding a fact: one function here, one entry in `FACTS`, and its test (`tests/policy/test_facts.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deskgate.server.errors import NotFound
+from deskgate.tools.backend.billing import PaymentFacts
 
 if TYPE_CHECKING:
     from deskgate.scopes.session import Session
@@ -37,6 +44,7 @@ class FactContext:
     backend: SupportBackend
     state: StateStore
     reason_codes: frozenset[str]
+    now: int = 0  # the call's clock reading (unix seconds); `PolicyEngine.decide` always gives it
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def text(self, name: str) -> str | None:
@@ -79,7 +87,9 @@ class FactContext:
         return None
 
 
-FactFn = Callable[[FactContext], Awaitable[bool]]
+FactValue = bool | int | None
+FactFn = Callable[[FactContext], Awaitable[FactValue]]
+DAY = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,8 @@ class Fact:
     fn: FactFn
     needs_all: tuple[str, ...] = ()  # every one of these arguments
     needs_any: tuple[str, ...] = ()  # and at least one of these
+    number: bool = False             # a count (gated with `at_most`), else a flag (gated with `must_be`)
+    source: type | None = None       # the backend interface that keeps its data, when not every backend does
 
     def missing(self, fields: set[str]) -> str | None:
         """What the tool's input lacks for this fact to be computable (checked at start-up)."""
@@ -121,9 +133,35 @@ async def reason_code_allowed(ctx: FactContext) -> bool:
     return code is not None and code in ctx.reason_codes
 
 
+PAYER_ARGUMENTS: tuple[ObjectKind, ...] = ("subscription_id", "account_id", "customer_id")
+
+
+async def payment_failed(ctx: FactContext) -> bool | None:
+    # The subscription's, else the account's, else the customer's unpaid invoices whose payment failed.
+    for kind in PAYER_ARGUMENTS:
+        object_id = ctx.text(kind)
+        if object_id is not None:
+            return await ctx.backend.failed_payment_count(kind, object_id) > 0
+    return None
+
+
+async def days_since_delivery(ctx: FactContext) -> int | None:
+    order = ctx.text("order_id")
+    delivered = None if order is None else (await ctx.backend.get_order(order)).delivered_at
+    return None if delivered is None else max(0, (ctx.now - int(delivered.timestamp())) // DAY)
+
+
+async def refunds_on_order(ctx: FactContext) -> int | None:
+    order = ctx.text("order_id")
+    return None if order is None else await ctx.backend.refund_count(order)
+
+
 FACTS: dict[str, Fact] = {
     "requester_is_account_admin": Fact(requester_is_account_admin, ("requester_id",), ACCOUNT_ARGUMENTS),
     "account_has_open_invoices": Fact(account_has_open_invoices, (), ACCOUNT_ARGUMENTS),
     "identity_verified_in_session": Fact(identity_verified_in_session, (), ("requester_id", *CUSTOMER_ARGUMENTS)),
     "reason_code_allowed": Fact(reason_code_allowed, ("reason_code",)),
+    "payment_failed": Fact(payment_failed, (), PAYER_ARGUMENTS, source=PaymentFacts),
+    "days_since_delivery": Fact(days_since_delivery, ("order_id",), number=True),
+    "refunds_on_order": Fact(refunds_on_order, ("order_id",), number=True, source=PaymentFacts),
 }

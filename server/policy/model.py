@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import rfc8785
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +32,9 @@ from deskgate.server.policy.facts import CUSTOMER_ARGUMENTS, FACTS
 from deskgate.server.settings import parse_duration
 from deskgate.tools.spec import ToolSpec
 
+if TYPE_CHECKING:
+    from deskgate.tools.backend.base import SupportBackend
+
 Tier = Literal["automate", "assist", "escalate"]
 GateOutcome = Literal["deny", "assist", "escalate"]
 ConfirmationKind = Literal["none", "agent", "customer"]
@@ -40,6 +43,8 @@ LimitSubject = Literal["session", "customer", "tool"]
 # Strictness order: a threshold, a gate or a breaker can only move a call up this list.
 TIER_RANK: dict[str, int] = {"automate": 0, "assist": 1, "escalate": 2, "deny": 3}
 MAX_CONFIRMATION_TTL = 300
+MAX_LIVE_CODE_TTL = 3600           # a customer's code in a chat or a phone call
+MAX_CUSTOMER_CODE_TTL = 48 * 3600  # a customer's code in an e-mail ticket
 _CENT = Decimal("0.01")
 
 
@@ -81,7 +86,9 @@ class Limit(_Strict):
 
 class Gate(_Strict):
     fact: str
-    must_be: bool
+    must_be: bool | None = None                      # a flag fact must be this
+    at_most: int | None = Field(default=None, ge=0)  # a number fact must be at most this
+    if_absent: Literal["pass", "fail"] = "fail"      # a fact with no value for the call (fail: otherwise applies)
     otherwise: GateOutcome
     reason: str = Field(min_length=1, max_length=200)
 
@@ -91,6 +98,29 @@ class Gate(_Strict):
         if fact not in FACTS:
             raise ValueError(f"unknown fact {fact!r}; known: {', '.join(sorted(FACTS))}")
         return fact
+
+    @model_validator(mode="after")
+    def _one_test_of_the_facts_kind(self) -> Gate:
+        if FACTS[self.fact].number:
+            if self.at_most is None or self.must_be is not None:
+                raise ValueError(f"{self.fact!r} is a number: test it with `at_most`")
+        elif self.must_be is None or self.at_most is not None:
+            raise ValueError(f"{self.fact!r} is true or false: test it with `must_be`")
+        return self
+
+    def passes(self, value: bool | int | None) -> bool:
+        """Whether the fact's value for a call lets it through this gate."""
+        if value is None:
+            return self.if_absent == "pass"
+        if self.at_most is not None:
+            return value <= self.at_most
+        return value == self.must_be
+
+    def requirement(self) -> str:
+        """The gate's test in words, for `get_policy`."""
+        if self.at_most is not None:
+            return f"{self.fact} <= {self.at_most}"
+        return self.fact if self.must_be else f"not {self.fact}"
 
 
 class ToolRules(_Strict):
@@ -118,8 +148,30 @@ class ToolRules(_Strict):
         return (passed[-1].tier, passed[-1]) if passed else (self.tier, None)
 
 
+class CustomerCodeRules(_Strict):
+    """How long a customer's one-time code lives, by the channel of the ticket the session is bound to; a
+    session bound to no ticket, or to one whose system records no channel, gets `default`."""
+
+    chat: Seconds = 600
+    phone: Seconds = 600
+    email: Seconds = 48 * 3600
+    default: Seconds = 600
+
+    @model_validator(mode="after")
+    def _fits_the_channel(self) -> CustomerCodeRules:
+        if max(self.chat, self.phone) > MAX_LIVE_CODE_TTL:
+            raise ValueError("a code read back in a chat or a call lives at most 1h")
+        if max(self.email, self.default) > MAX_CUSTOMER_CODE_TTL:
+            raise ValueError("a customer's code lives at most 48h")
+        return self
+
+    def ttl_for(self, channel: str | None) -> int:
+        return {"chat": self.chat, "phone": self.phone, "email": self.email}.get(channel or "", self.default)
+
+
 class ConfirmationRules(_Strict):
-    ttl: Seconds = 120
+    ttl: Seconds = 120  # the agent's confirmation token
+    customer_code: CustomerCodeRules = CustomerCodeRules()
 
     @field_validator("ttl")
     @classmethod
@@ -177,16 +229,29 @@ def policy_version(policy: Policy) -> str:
     return hashlib.sha256(rfc8785.dumps(policy.model_dump(mode="json"))).hexdigest()
 
 
-def load_policy(tools: Iterable[ToolSpec], path: Path | None = None) -> Policy:
-    """Load, validate and cross-check the policy (default: the packaged `config/policy.toml`)."""
+def load_policy(tools: Iterable[ToolSpec], path: Path | None = None, *,
+                backend: SupportBackend | None = None) -> Policy:
+    """Load, validate and cross-check the policy (default: the packaged `config/policy.toml`), and, given the
+    deployment's backend, that it can report every fact a gate tests."""
     path = path or packaged("policy.toml")
     policy = load_model(path, Policy)
-    problem = _problem(policy, list(tools))
+    problem = _problem(policy, list(tools)) or (None if backend is None else _unreported(policy, backend))
     if problem is not None:
         loc, message = problem
         _, text = read_toml(path)
         raise ConfigError(f"{'.'.join(loc)}: {message}", file=str(path), line=line_of(text, loc))
     return policy
+
+
+def _unreported(policy: Policy, backend: SupportBackend) -> tuple[tuple[str, ...], str] | None:
+    """The first gate on a fact whose data the configured backend does not keep (never silently false)."""
+    for name, rules in policy.tools.items():
+        for gate in rules.gates:
+            source = FACTS[gate.fact].source
+            if source is not None and not backend.reports(source):
+                return (("tools", name, "gates"), f"fact {gate.fact!r} needs a backend that reports "
+                        f"{source.__name__}; the configured backend does not")
+    return None
 
 
 def _problem(policy: Policy, specs: list[ToolSpec]) -> tuple[tuple[str, ...], str] | None:

@@ -98,6 +98,7 @@ async def test_init_seeds_stripe_and_the_helpdesk_and_every_tool_works_on_them(
             await ok("initiate_password_reset", customer_id="C-1")
             refund = await ok("issue_refund", order_id="O-1", amount="20.00", reason_code="damaged_item")
             credit = await ok("apply_account_credit", account_id="A-1", amount="10.00", reason_code="goodwill")
+            await ok("verify_identity", customer_id="C-2", method="postcode", value="20095")
             cancelled = await ok("cancel_subscription", subscription_id=ids["S-1"], requester_id="C-2",
                                  reason_code="not_using")
             await ok("add_ticket_note", ticket_id=ids["T-1"], body="Asked for a photo of the damage.")

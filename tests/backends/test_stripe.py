@@ -6,7 +6,7 @@ import pytest
 
 from tests.backends.conftest import StripeDeployment
 from tests.e2e.conftest import call
-from tests.e2e.test_scenarios import customer_code
+from tests.e2e.test_scenarios import customer_code, verified
 
 pytestmark = pytest.mark.anyio
 
@@ -65,6 +65,8 @@ async def test_cancellation_in_stripe_follows_the_gates_and_happens_once(on_stri
     and an account with an open invoice in Stripe escalates."""
     d, ids = on_stripe.deployment, on_stripe.ids
     async with d.client(d.token("billing-agent")) as client:
+        for person in ("C-2", "C-3", "C-4"):
+            await verified(client, person)
         member = await call(client, "cancel_subscription", subscription_id=ids["S-1"], requester_id="C-3",
                             reason_code="not_using")
         args = {"subscription_id": ids["S-1"], "requester_id": "C-2", "reason_code": "not_using"}

@@ -103,3 +103,29 @@ async def test_a_refund_whose_answer_timed_out_is_found_not_repeated_when_the_ca
         [refund] = on_stripe.refunds_of("O-1")
     assert retried["status"] == "ok", retried
     assert retried["data"]["refund_id"] == refund.id and refund.amount == 2000
+
+
+async def test_a_refund_gated_on_a_stripe_fact_fails_closed_when_stripe_cannot_answer_it(
+        home: Path, localstripe: LocalStripe, stripe_env: None, peer: Peer, tmp_path: Path) -> None:
+    """With "a second refund needs approval" on Stripe's own refunds: the second refund waits for an approver;
+    while Stripe's refund list fails, the gate cannot be decided and the call is an error - not a pass -
+    and nothing is refunded."""
+    from tests.e2e.test_policy_facts import documented_policy
+    from tests.e2e.test_scenarios import confirmed, on_clock
+
+    async with through(home, localstripe, peer) as on_stripe:
+        d = on_stripe.deployment
+        clock = on_clock(d, documented_policy(tmp_path))
+        d.runtime.backend_db.write_sync(lambda tx: tx.execute(
+            "UPDATE orders SET delivered_at = ? WHERE id = 'O-1'", (clock.now - 86400,)))
+        refund = {"order_id": "O-1", "amount": "10.00", "reason_code": "damaged_item"}
+        async with d.client(d.token("billing-agent")) as client:
+            first = await confirmed(client, "issue_refund", **refund)
+            second = await call(client, "issue_refund", **refund)
+            peer.before = lambda method, path: (  # type: ignore[assignment]
+                (503, {"Content-Type": "application/json"}, LEAK) if path.startswith("/v1/refunds") else None)
+            down = await call(client, "issue_refund", **{**refund, "amount": "5.00"})
+        assert first["status"] == "ok", first
+        assert (second["status"], second["code"]) == ("pending_approval", "gate_refunds_on_order"), second
+        assert (down["status"], down["code"]) == ("error", "backend_unavailable"), down
+        assert len(on_stripe.refunds_of("O-1")) == 1

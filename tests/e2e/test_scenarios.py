@@ -115,6 +115,17 @@ def customer_code(d: Deployment, email: str) -> str:
     return match.group(1)
 
 
+# The postcodes on file of the seeded scenario's people (verify_identity's demo answers).
+POSTCODES = {"C-1": "10115", "C-2": "20095", "C-3": "20097", "C-4": "SW1A 1AA"}
+
+
+async def verified(client: Any, customer_id: str) -> None:
+    """verify_identity for a scenario person in this session, as an agent does before acting for them."""
+    checked = await call(client, "verify_identity", customer_id=customer_id, method="postcode",
+                         value=POSTCODES[customer_id])
+    assert checked["data"]["verified"] is True, checked
+
+
 def records_of(d: Deployment, request_kind: str = "call", **match: Any) -> list[dict[str, Any]]:
     """Audit records of `request_kind` whose fields equal `match`."""
     return [r for r in d.audit_records()

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from tests.e2e.conftest import Deployment, call
-from tests.e2e.test_scenarios import customer_code, on_clock
+from tests.e2e.test_scenarios import customer_code, on_clock, verified
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +34,7 @@ async def test_a_members_or_a_strangers_cancellation_is_refused_and_nothing_is_s
     demo = deployment.demo
     async with deployment.client(deployment.token("billing-agent")) as client:
         for requester in (demo.account_member, demo.customer_id):
+            await verified(client, requester)
             refused = await call(client, "cancel_subscription", subscription_id=demo.subscription_id,
                                  requester_id=requester, reason_code="not_using")
             assert (refused["status"], refused["code"]) == ("denied", "gate_requester_is_account_admin")
@@ -50,6 +51,7 @@ async def test_the_admins_cancellation_runs_only_with_the_code_the_customer_read
     demo = deployment.demo
     args = {"subscription_id": demo.subscription_id, "requester_id": demo.account_admin, "reason_code": "not_using"}
     async with deployment.client(deployment.token("billing-agent")) as client:
+        await verified(client, demo.account_admin)
         first = await call(client, "cancel_subscription", **args)
         assert first["status"] == "confirmation_required"
         assert first["preview"] == ("Cancel subscription S-1 (Team plan, 49.00 EUR per month) of account A-1 at the "
@@ -80,6 +82,7 @@ async def test_cancelling_for_an_account_with_open_invoices_escalates_to_a_billi
     on_clock(deployment)
     demo = deployment.demo
     async with deployment.client(deployment.token("billing-agent")) as client:
+        await verified(client, demo.invoice_account_admin)
         escalated = await call(client, "cancel_subscription", subscription_id=demo.invoice_subscription_id,
                                requester_id=demo.invoice_account_admin, reason_code="switching_provider")
         assert (escalated["status"], escalated["code"]) == ("escalated", "gate_account_has_open_invoices")

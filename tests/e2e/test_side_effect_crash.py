@@ -43,7 +43,9 @@ def calls(d: Deployment, effect: str) -> list[tuple[str, dict[str, Any]]]:
     return {
         "handoff": [("issue_refund", {**order, "amount": "600.00"})],
         "approval": [("issue_refund", {**order, "amount": "60.00"})],
-        "customer_code": [("cancel_subscription", {"subscription_id": demo.subscription_id,
+        "customer_code": [("verify_identity", {"customer_id": demo.account_admin, "method": "postcode",
+                                               "value": "20095"}),
+                          ("cancel_subscription", {"subscription_id": demo.subscription_id,
                                                    "requester_id": demo.account_admin, "reason_code": "not_using"})],
         "tool": [("issue_refund", {**order, "amount": "10.00"}), ("issue_refund", {**order, "amount": "10.00"})],
     }[effect]
@@ -70,9 +72,10 @@ async def test_a_kill_right_after_a_side_effect_leaves_an_intent_record_of_it(de
             try:
                 async with http_client(base, token, "auto") as client:
                     extra: dict[str, Any] = {}
-                    for earlier_tool, earlier_args in first:  # the preview: no effect, the server lives
-                        extra = {"confirmation_token": (await call(client, earlier_tool, **earlier_args))[
-                            "confirmation_token"]}
+                    for earlier_tool, earlier_args in first:  # a preview or a verification: the server lives
+                        earlier = await call(client, earlier_tool, **earlier_args)
+                        extra = {"confirmation_token": earlier["confirmation_token"]} if earlier.get(
+                            "confirmation_token") else {}
                     answered.append(await call(client, tool, **args, **extra))
             except (httpx2.TransportError, RuntimeError, ExceptionGroup):
                 pass  # the server died under the call: that is the point

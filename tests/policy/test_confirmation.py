@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -187,7 +188,7 @@ async def test_the_customer_code_is_emailed_never_in_the_token_and_read_back(
     """The code reaches the customer's outbox; the token holds only its HMAC; the right code passes."""
     b = binding(dig(), tool="cancel_subscription")
     issued = await confirmations.issue_for_customer(b, backend=backend, customer_id="C-1",
-                                                    preview="Cancel S-1", now=NOW)
+                                                    preview="Cancel S-1", now=NOW, ttl=600)
     code = await _outbox_code(backend, issued.outbox_id or "")
     assert code.isdigit() and code not in issued.token and code not in str(_claims(issued.token))
     assert await confirmations.redeem(issued.token, b, now=NOW + 1, customer_code=code) is False
@@ -197,7 +198,8 @@ async def test_a_wrong_customer_code_burns_the_token(confirmations: Confirmation
                                                      backend: SqlSupportBackend) -> None:
     """One guess per token: after a wrong code, even the right one is refused."""
     b = binding(dig(), tool="cancel_subscription")
-    issued = await confirmations.issue_for_customer(b, backend=backend, customer_id="C-1", preview="x", now=NOW)
+    issued = await confirmations.issue_for_customer(b, backend=backend, customer_id="C-1", preview="x", now=NOW,
+                                                    ttl=600)
     code = await _outbox_code(backend, issued.outbox_id or "")
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     assert await refused(confirmations, issued.token, b, code=wrong) == "customer_code_invalid"
@@ -208,7 +210,29 @@ async def test_a_missing_customer_code_is_refused_without_using_the_token(
         confirmations: Confirmations, binding: BindingFactory, backend: SqlSupportBackend) -> None:
     """Forgetting the code is not a guess: the token stays usable."""
     b = binding(dig(), tool="cancel_subscription")
-    issued = await confirmations.issue_for_customer(b, backend=backend, customer_id="C-1", preview="x", now=NOW)
+    issued = await confirmations.issue_for_customer(b, backend=backend, customer_id="C-1", preview="x", now=NOW,
+                                                    ttl=600)
     assert await refused(confirmations, issued.token, b) == "customer_code_missing"
     code = await _outbox_code(backend, issued.outbox_id or "")
     assert await confirmations.redeem(issued.token, b, now=NOW + 1, customer_code=code) is False
+
+
+async def test_a_customer_code_for_a_ticket_is_redeemed_by_that_ticket_and_subject_only(
+        confirmations: Confirmations, binding: BindingFactory, backend: SqlSupportBackend) -> None:
+    """Issued in a session bound to T-1: a later session (another sid) of the same subject on T-1 redeems it;
+    on another ticket, without one, or as another subject it belongs to another session."""
+    b = replace(binding(dig(), tool="cancel_subscription"), ticket="T-1")
+    issued = await confirmations.issue_for_customer(b, backend=backend, customer_id="C-1", preview="x", now=NOW,
+                                                    ttl=48 * 3600)
+    code = await _outbox_code(backend, issued.outbox_id or "")
+    later = replace(b, sid="sid-2")
+    for other in (replace(later, ticket="T-2"), replace(later, ticket=None), replace(later, sub="agent-8")):
+        assert await refused(confirmations, issued.token, other, code=code) == "confirmation_other_session"
+    assert await confirmations.redeem(issued.token, later, now=NOW + 47 * 3600, customer_code=code) is False
+
+
+async def test_a_customer_code_lives_at_most_48_hours(confirmations: Confirmations, binding: BindingFactory,
+                                                       backend: SqlSupportBackend) -> None:
+    with pytest.raises(ConfigError):
+        await confirmations.issue_for_customer(binding(dig()), backend=backend, customer_id="C-1", preview="x",
+                                               now=NOW, ttl=48 * 3600 + 1)

@@ -25,7 +25,7 @@ from deskgate.server.store.migrations import Migration, current_version, upgrade
 from deskgate.server.store.postgres import PostgresDatabase
 from deskgate.server.store.state import OWNERSHIP_MIGRATIONS, STATE_MIGRATIONS
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS
-from deskgate.tools.backend.schema import BACKEND_MIGRATIONS
+from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, CHANNEL_MIGRATIONS, PAYMENT_MIGRATIONS
 
 CLI = [sys.executable, "-m", "deskgate.server.cli"]
 
@@ -204,10 +204,13 @@ def test_db_upgrade_brings_an_existing_deployment_to_the_latest_schema_in_place(
     expected = {"state": STATE_MIGRATIONS, "ownership": OWNERSHIP_MIGRATIONS, "policy": POLICY_MIGRATIONS,
                 "oauth": OAUTH_MIGRATIONS}
     if database.dialect == "postgresql":
-        expected |= {"backend": BACKEND_MIGRATIONS, "audit": AUDIT_MIGRATIONS, "intents": INTENT_MIGRATIONS}
+        expected |= {"backend": BACKEND_MIGRATIONS, "audit": AUDIT_MIGRATIONS, "intents": INTENT_MIGRATIONS,
+                     "payments": PAYMENT_MIGRATIONS, "ticket_channels": CHANNEL_MIGRATIONS}
     else:
+        backend_components = {"backend": BACKEND_MIGRATIONS, "intents": INTENT_MIGRATIONS,
+                              "payments": PAYMENT_MIGRATIONS, "ticket_channels": CHANNEL_MIGRATIONS}
         assert [(c, v) for c, v, _, _ in ledger(backend)] == sorted(
-            [("backend", m.version) for m in BACKEND_MIGRATIONS] + [("intents", m.version) for m in INTENT_MIGRATIONS])
+            (c, m.version) for c, ms in backend_components.items() for m in ms)
     assert {(c, v) for c, v, _, _ in ledger(database)} == {(c, m.version) for c, ms in expected.items() for m in ms}
     assert database.read_sync(lambda tx: tx.query("SELECT kind, value, reason FROM revocations")) == [
         ("sub", "agent-7", "left")]

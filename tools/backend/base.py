@@ -25,6 +25,7 @@ from typing import Literal
 
 from deskgate.server.errors import DomainError
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
+from deskgate.tools.backend.tickets import Channel
 from deskgate.tools.models import (
     Account,
     ActionOwner,
@@ -182,6 +183,25 @@ class SupportBackend(ABC):
 
     @abstractmethod
     async def open_invoice_count(self, account_id: str) -> int: ...
+
+    # --- what the policy's facts ask (`server/policy/facts.py`) ----------------------------------
+
+    def reports(self, source: type) -> bool:
+        """Whether this backend can answer the methods of `source` (e.g. `PaymentFacts`); a policy that gates on
+        a fact of a source the backend cannot report stops start-up."""
+        return isinstance(self, source)
+
+    @abstractmethod
+    async def failed_payment_count(self, kind: ObjectKind, object_id: str) -> int:
+        """Unpaid invoices whose payment failed, of a subscription, an account or a customer (`kind`)."""
+
+    @abstractmethod
+    async def refund_count(self, order_id: str) -> int:
+        """Refunds made so far on an order."""
+
+    @abstractmethod
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        """The channel a ticket came in by (chat, phone, email); None when the ticket system records none."""
 
     # --- writes -----------------------------------------------------------------------------
 

@@ -68,3 +68,17 @@ class ExternalCredits(Protocol):
     credit asks it to take the credit back there (refused once the credit was used)."""
 
     async def reverse_credit(self, action: ReversibleAction) -> None: ...
+
+
+@runtime_checkable
+class PaymentFacts(Protocol):
+    """A billing backend that tells the policy what it knows of payments (`server/policy/facts.py`). A
+    backend without it cannot feed the facts that need it: a policy gate on them stops start-up."""
+
+    async def failed_payment_count(self, kind: ObjectKind, object_id: str) -> int:
+        """Unpaid invoices whose payment failed, of a subscription, an account or a customer (`kind`)."""
+        ...
+
+    async def refund_count(self, order_id: str) -> int:
+        """Refunds made so far on an order (succeeded or pending)."""
+        ...

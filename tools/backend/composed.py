@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, TypeAlias
 
+from deskgate.server.errors import BackendUnavailable
 from deskgate.tools.backend.base import SupportBackend
-from deskgate.tools.backend.billing import BillingBackend, ExternalCredits
+from deskgate.tools.backend.billing import BillingBackend, ExternalCredits, PaymentFacts
 from deskgate.tools.backend.commerce import CommerceBackend
 from deskgate.tools.backend.identity import IdentityBackend
 from deskgate.tools.backend.journal import ActionJournal
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
-from deskgate.tools.backend.tickets import TicketsBackend
+from deskgate.tools.backend.tickets import Channel, TicketChannels, TicketsBackend
 from deskgate.tools.models import (
     Account,
     ActionOwner,
@@ -157,7 +158,29 @@ class ComposedBackend(SupportBackend):
         return await self.domains.billing.cancel_subscription(subscription_id, requester_id, reason_code,
                                                               actor=actor, now=now, intent=intent)
 
+    # --- the policy's facts, from the domain that keeps them ---------------------------------
+
+    def reports(self, source: type) -> bool:
+        return source is PaymentFacts and isinstance(self.domains.billing, PaymentFacts)
+
+    def _payments(self) -> PaymentFacts:
+        billing = self.domains.billing
+        if not isinstance(billing, PaymentFacts):  # start-up refuses such a policy; fail closed regardless
+            raise BackendUnavailable("the billing system cannot report payments: the policy cannot decide this "
+                                     "call; nothing was done", code="fact_unavailable")
+        return billing
+
+    async def failed_payment_count(self, kind: ObjectKind, object_id: str) -> int:
+        return await self._payments().failed_payment_count(kind, object_id)
+
+    async def refund_count(self, order_id: str) -> int:
+        return await self._payments().refund_count(order_id)
+
     # --- tickets ----------------------------------------------------------------------------
+
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        tickets = self.domains.tickets
+        return await tickets.ticket_channel(ticket_id) if isinstance(tickets, TicketChannels) else None
 
     async def get_ticket(self, ticket_id: str) -> Ticket:
         return await self.domains.tickets.get_ticket(ticket_id)

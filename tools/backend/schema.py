@@ -200,3 +200,17 @@ CREATE INDEX actions_account ON actions (account_id)"""),
 ALTER TABLE handoffs ADD COLUMN handled_by TEXT;
 ALTER TABLE handoffs ADD COLUMN resolution TEXT"""),
 ]
+
+# Component "payments": what the billing side records of payments beyond invoices, for the policy's facts.
+PAYMENT_MIGRATIONS = [
+    Migration(1, "failed invoice payments", """
+CREATE TABLE payment_failures (
+    invoice_id TEXT PRIMARY KEY REFERENCES invoices (id),
+    failed_at BIGINT NOT NULL
+)"""),
+]
+
+# Component "ticket_channels": the channel a demo ticket came in by (chat, phone, email; NULL: not recorded).
+CHANNEL_MIGRATIONS = [
+    Migration(1, "ticket channels", "ALTER TABLE tickets ADD COLUMN channel TEXT"),
+]

@@ -336,6 +336,8 @@ def seed_demo(db: Database, customers: int = 1000, seed: int = 42, progress: Pro
         if row is None:
             tx.execute("INSERT INTO backend_meta (key, value) VALUES ('seed', ?)", (json.dumps(wanted),))
             _write_rows(tx, _scenario(epoch))
+            tx.executemany("UPDATE tickets SET channel = ? WHERE id = ?",
+                           [("email", DEMO.pii_ticket), ("chat", DEMO.cancel_ticket)])
             return wanted
         state: dict[str, Any] = json.loads(row[0])
         if not state["done"] and (state["customers"], state["seed"], state["epoch"]) != (customers, seed, epoch):

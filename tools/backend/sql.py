@@ -34,7 +34,8 @@ from deskgate.tools.backend.base import (
 from deskgate.tools.backend.journal import Reverser
 from deskgate.tools.backend.kinds import FindBy, Intent, ObjectKind, PreferenceName, VerifyMethod
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS, find_in, record_done_in
-from deskgate.tools.backend.schema import BACKEND_MIGRATIONS
+from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, CHANNEL_MIGRATIONS, PAYMENT_MIGRATIONS
+from deskgate.tools.backend.tickets import CHANNELS, RECONTACT_SECONDS, Channel, TicketOutcomes
 from deskgate.tools.models import (
     Account,
     AccountMember,
@@ -256,7 +257,9 @@ class SqlSupportBackend(SupportBackend):
         self._clock = clock
 
     def upgrade(self) -> list[Migration]:
-        applied = upgrade(self.db, "backend", BACKEND_MIGRATIONS) + upgrade(self.db, "intents", INTENT_MIGRATIONS)
+        applied = (upgrade(self.db, "backend", BACKEND_MIGRATIONS) + upgrade(self.db, "intents", INTENT_MIGRATIONS)
+                   + upgrade(self.db, "payments", PAYMENT_MIGRATIONS)
+                   + upgrade(self.db, "ticket_channels", CHANNEL_MIGRATIONS))
         self.db.write_sync(lambda tx: tx.executemany(
             "INSERT INTO id_sequences (prefix, next_value) VALUES (?, 1) ON CONFLICT (prefix) DO NOTHING",
             [(p,) for p in ID_PREFIXES]))
@@ -432,6 +435,39 @@ class SqlSupportBackend(SupportBackend):
         row = await self.db.read(lambda tx: tx.one(
             "SELECT COUNT(*) FROM invoices WHERE account_id = ? AND status = 'open'", (account_id,)))
         return int(row[0]) if row else 0
+
+    # --- what the policy's facts ask -----------------------------------------------------------
+
+    async def failed_payment_count(self, kind: ObjectKind, object_id: str) -> int:
+        column = kind if kind in ("subscription_id", "account_id", "customer_id") else None
+        if column is None:
+            raise DomainError(f"objects of kind {kind!r} have no payments", code="unknown_object_kind")
+        row = await self.db.read(lambda tx: tx.one(
+            f"SELECT COUNT(*) FROM invoices i JOIN payment_failures f ON f.invoice_id = i.id"  # noqa: S608 - fixed names
+            f" WHERE i.{column} = ? AND i.status = 'open'", (object_id,)))
+        return int(row[0]) if row else 0
+
+    async def refund_count(self, order_id: str) -> int:
+        row = await self.db.read(lambda tx: tx.one("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (order_id,)))
+        return int(row[0]) if row else 0
+
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        row = await self.db.read(lambda tx: tx.one("SELECT channel FROM tickets WHERE id = ?", (ticket_id,)))
+        channel = None if row is None else row[0]
+        return next((c for c in CHANNELS if c == channel), None)  # anything else: not recorded
+
+    def ticket_outcomes(self, *, since: int | None, until: int | None) -> TicketOutcomes:
+        """A closed ticket is resolved at its last update; a recontact is another ticket of the same customer
+        opened within 7 days after that."""
+        rows = self.db.read_sync(lambda tx: tx.query(
+            "SELECT t.status, t.created_at, t.updated_at, CASE WHEN t.status = 'closed' AND EXISTS (SELECT 1 FROM"
+            " tickets n WHERE n.customer_id = t.customer_id AND n.id <> t.id AND n.created_at > t.updated_at"
+            " AND n.created_at <= t.updated_at + ?) THEN 1 ELSE 0 END FROM tickets t"
+            " WHERE t.created_at >= ? AND t.created_at < ?",
+            (RECONTACT_SECONDS, since if since is not None else -(2**62), until if until is not None else 2**62)))
+        closed = [r for r in rows if r[0] == "closed"]
+        return TicketOutcomes(len(rows), len(closed), sum(int(r[3]) for r in closed),
+                              tuple(int(r[2]) - int(r[1]) for r in closed))
 
     # --- writes -----------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ What lives where:
                    subscription's metadata (`deskgate_customer`, `deskgate_account`)
     invoices       Stripe invoices (`in_…`) of the Stripe customer of a deskgate customer or account
                    (`provider_refs`, filled by `deskgate init --stripe`); draft and open are "open"
+    facts          failed payments (open invoices Stripe attempted and could not collect) and refunds so
+                   far on an order, for the policy's gates (`PaymentFacts`)
     credits        negative invoice items (`ii_…`) on the account's Stripe customer, taken by its next
                    invoice; journaled in the demo database, so `undo_action` deletes one not yet used
     previews       the card brand and last four digits of the payment's PaymentMethod
@@ -209,6 +211,27 @@ class StripeBilling:
         if stripe_customer is None:
             return 0
         return sum(1 for i in await self._invoices_of(stripe_customer, 100) if i.status == "open")
+
+    async def failed_payment_count(self, kind: ObjectKind, object_id: str) -> int:
+        """Open invoices Stripe attempted to collect and could not (`attempted`, or a positive `attempt_count`)."""
+        if kind == "subscription_id":
+            raw = await self._retrieve_subscription(object_id)
+            self._subscription(raw)  # NotFound unless deskgate knows it
+            page = await self._call(lambda: self._api.invoices.list(params={"subscription": object_id, "limit": 100}))
+        elif kind in ("account_id", "customer_id"):
+            customer = await self._stripe_customer("account" if kind == "account_id" else "customer", object_id)
+            if customer is None:
+                return 0
+            page = await self._call(lambda: self._api.invoices.list(params={"customer": customer, "limit": 100}))
+        else:
+            raise DomainError(f"objects of kind {kind!r} have no payments", code="unknown_object_kind")
+        return sum(1 for i in page["data"] if i["status"] == "open"
+                   and (i.get("attempted") or int(i.get("attempt_count") or 0) > 0))
+
+    async def refund_count(self, order_id: str) -> int:
+        """Refunds of the order's payment that Stripe counts (succeeded or pending)."""
+        _, refunds = await self._payment(order_id)
+        return sum(1 for r in refunds if r["status"] in ("succeeded", "pending"))
 
     async def _payment(self, order_id: str) -> tuple[Any, list[Any]]:
         """The order's PaymentIntent and its refunds; `DomainError` when commerce names no payment."""

@@ -6,7 +6,8 @@ ticket assigned to the human queue with the summary as an internal note).
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from deskgate.tools.backend.kinds import ObjectKind
 from deskgate.tools.models import (
@@ -61,3 +62,38 @@ class TicketsBackend(Protocol):
     async def customer_for(self, kind: ObjectKind, object_id: str) -> str | None: ...
 
     async def account_for(self, kind: ObjectKind, object_id: str) -> str | None: ...
+
+
+RECONTACT_SECONDS = 7 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class TicketOutcomes:
+    """The guide's outcome metrics over the tickets opened in a window, for `deskgate report`."""
+
+    tickets: int                       # opened in the window
+    resolved: int                      # of those, closed
+    recontacted: int                   # resolved ones whose customer opened another ticket within 7 days
+    resolution_seconds: tuple[int, ...]  # opened -> closed, of each resolved one
+
+
+@runtime_checkable
+class TicketMetrics(Protocol):
+    """A ticket system that can report outcomes (the demo can; a helpdesk adapter may not)."""
+
+    def ticket_outcomes(self, *, since: int | None, until: int | None) -> TicketOutcomes:
+        """Over tickets opened in [since, until); a closed ticket counts as resolved at its last update."""
+        ...
+
+
+Channel = Literal["chat", "phone", "email"]
+CHANNELS: tuple[Channel, ...] = ("chat", "phone", "email")
+
+
+@runtime_checkable
+class TicketChannels(Protocol):
+    """A ticket system that records the channel a ticket came in by (a customer's code lives accordingly)."""
+
+    async def ticket_channel(self, ticket_id: str) -> Channel | None:
+        """chat, phone or email; None when the ticket records none."""
+        ...
