@@ -48,7 +48,7 @@ class Deployment:
 
     @asynccontextmanager
     async def client(self, token: str | None) -> AsyncIterator[Client]:
-        server = build_mcp_server(self.runtime.chain, fixed_credential(token))
+        server = build_mcp_server(self.runtime.chain, fixed_credential(self.runtime.authenticator, token))
         async with Client(server) as client:
             yield client
 

@@ -103,7 +103,8 @@ async def test_with_bind_manifest_a_token_from_before_a_tool_change_stops_workin
         stale, _ = runtime.issuer.issue("a", scopes, 600, manifest_hash="0" * 64)
         unbound, _ = runtime.issuer.issue("a", scopes, 600)
         for token, expected in ((current, "ok"), (stale, "denied"), (unbound, "denied")):
-            async with Client(build_mcp_server(runtime.chain, fixed_credential(token))) as client:
+            server = build_mcp_server(runtime.chain, fixed_credential(runtime.authenticator, token))
+            async with Client(server) as client:
                 result = await call(client, "get_policy")
                 assert result["status"] == expected, result
     finally:
