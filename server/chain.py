@@ -540,9 +540,8 @@ def _owner_fields(data: Any) -> Iterator[tuple[ObjectKind, str]]:
 
 
 def _field(args: BaseModel | None, name: str) -> Any:
-    """A declared input field's value, None if the tool has no such field. Declared fields live in the
-    model's `__dict__`; `getattr` on a missing one costs a pydantic `__getattr__` and a raised error."""
-    return None if args is None else args.__dict__.get(name)
+    """A declared input field's value, None if the tool has no such field (or no arguments were parsed)."""
+    return getattr(args, name, None)
 
 
 def _digest(data: Any) -> str:
