@@ -109,7 +109,7 @@ async def in_memory(home: Home, *, rounds: int, calls: int, warmup: int) -> Comp
     runtime = home.open_runtime()
     backend_db = open_database(None, home.paths.backend_db)
     try:
-        deskgate_server = build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))
+        deskgate_server = build_mcp_server(runtime.chain, fixed_credential(runtime.authenticator, home.tokens[0]))
         bare_server = build_bare_server(SqlSupportBackend(backend_db))
         async with connected(bare_server) as bare, connected(deskgate_server) as deskgate:
             return await compare({"bare": bare, "deskgate": deskgate}, home.workload.orders,

@@ -243,7 +243,8 @@ async def place_tickets(home: Home, records: list[dict]) -> list[Ticket]:
     placed = []
     runtime = home.open_runtime()
     try:
-        async with connected(build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))) as client:
+        credential = fixed_credential(runtime.authenticator, home.tokens[0])
+        async with connected(build_mcp_server(runtime.chain, credential)) as client:
             for ticket, (label, text) in texts.items():
                 before = _size(_data(await call_ok(client, "deskgate", "get_ticket", {"ticket_id": ticket})))
                 body = _cut(text, TICKET_BYTES - before - NOTE_FIELDS)  # the note brings the ticket to about 2 KB
@@ -290,7 +291,8 @@ async def latency(home: Home, placed: Sequence[Ticket], *, calls: int, warmup: i
     wall: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
     cpu: dict[tuple[str, str], list[float]] = {(t.id, kind): [] for t in placed for kind in variants}
     try:
-        async with connected(build_mcp_server(runtime.chain, fixed_credential(home.tokens[0]))) as client:
+        credential = fixed_credential(runtime.authenticator, home.tokens[0])
+        async with connected(build_mcp_server(runtime.chain, credential)) as client:
             # Variants alternate call by call, so load from other processes and drift hit both alike.
             for i in range(warmup + calls):
                 for ticket in placed:

@@ -101,7 +101,8 @@ def _serve_stdio(kind: Kind, home: Path, policy: Path) -> None:
 
     runtime = _runtime(kind, home, policy)
     try:
-        anyio.run(build_mcp_server(runtime.chain, fixed_credential(os.environ["DESKGATE_TOKEN"])).run_stdio_async)
+        credential = fixed_credential(runtime.authenticator, os.environ["DESKGATE_TOKEN"])
+        anyio.run(build_mcp_server(runtime.chain, credential).run_stdio_async)
     finally:
         anyio.run(runtime.aclose)
 

@@ -118,11 +118,11 @@ class SizedRead:
 async def read_latency(home: Home, calls: int) -> SizedRead:
     runtime = home.open_runtime()
     try:
-        orders, token = home.workload.orders, home.tokens[0]
+        orders, token, admit = home.workload.orders, home.tokens[0], runtime.authenticator.admit
         plan = runtime.backend_db.read_sync(lambda tx: tx.query("EXPLAIN QUERY PLAN " + ORDER_QUERY, ("O-1",)))
         count = runtime.backend_db.read_sync(lambda tx: tx.one("SELECT count(*) FROM orders"))
         for order in orders[:20]:  # warm-up
-            await runtime.chain.call(token, "get_order", {"order_id": order})
+            await runtime.chain.call(await admit(token, "memory"), "get_order", {"order_id": order})
         backend, chain = [], []
         for n in range(calls):
             order = orders[n % len(orders)]
@@ -130,7 +130,7 @@ async def read_latency(home: Home, calls: int) -> SizedRead:
             await runtime.backend.get_order(order)
             backend.append(time.perf_counter() - began)
             began = time.perf_counter()
-            outcome = await runtime.chain.call(token, "get_order", {"order_id": order})
+            outcome = await runtime.chain.call(await admit(token, "memory"), "get_order", {"order_id": order})
             chain.append(time.perf_counter() - began)
             if outcome.status.value != "ok":
                 raise RuntimeError(f"get_order {order} answered {outcome.status.value}: {outcome.reason}")

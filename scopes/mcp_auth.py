@@ -1,60 +1,38 @@
-"""The door: verifying the transport's credential before any MCP message is read.
+"""The HTTP door: the MCP SDK's bearer middleware asks `Authenticator.admit` before any MCP message is read.
 
-`McpTokenVerifier.admit` is the one check of a transport credential (HTTP bearer tokens through
-the SDK's `TokenVerifier` protocol, and the stdio token): our verifier, then the SDK's own rule that
-a session ends at `exp`. Every refusal goes to the audit sink with its precise `code` and a one-way
-fingerprint of the token - never the token itself.
-
-The SDK answers 401 with a generic `WWW-Authenticate` whenever `verify_token` returns None.
-`RefusalReasons` (ASGI, around the HTTP app) makes that answer say why, per RFC 6750 §3:
-`error="invalid_token"` with `error_description` one of `expired`, `revoked` or `malformed` (every
-other refusal: a forged, foreign or damaged token gets no more detail than that). A token that could
-not be checked because the state store did not answer is a 503, not a 401: the client should retry,
-not throw its credential away. The token is never echoed.
+`McpTokenVerifier` implements the SDK's `TokenVerifier` protocol over the one `Authenticator`
+(`scopes/authenticator.py`, which audits every refusal). The SDK answers 401 with a generic
+`WWW-Authenticate` whenever `verify_token` returns None. `RefusalReasons` (ASGI, around the HTTP
+app) makes that answer say why, per RFC 6750 §3: `error="invalid_token"` with `error_description`
+one of `expired`, `revoked`, `manifest_changed` or `malformed` (every other refusal: a forged,
+foreign or damaged token gets no more detail than that). A token that could not be checked because
+the state store did not answer is a 503, not a 401: the client should retry, not throw its
+credential away. The token is never echoed.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
 from contextvars import ContextVar
-from typing import Any, Protocol
 
 from mcp.server.auth.provider import AccessToken
 from pydantic import ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deskgate.scopes.authenticator import UNVERIFIABLE, Authenticator, Refusal
 from deskgate.scopes.session import Session
-from deskgate.scopes.tokens import TokenVerifier, token_fingerprint
-from deskgate.server.errors import AuthenticationError, DeskgateError
 
-__all__ = ["AuditSink", "McpTokenVerifier", "RefusalReasons", "SessionAccessToken", "refusal_kind"]
+__all__ = ["McpTokenVerifier", "RefusalReasons", "SessionAccessToken"]
 
-UNVERIFIABLE = "unverifiable"
-_TOLD = ("expired", "revoked")
 # What this request's token was refused for, filled by `verify_token`, read by `RefusalReasons`.
 _refusal: ContextVar[list[str] | None] = ContextVar("deskgate_token_refusal", default=None)
-
-
-def refusal_kind(exc: DeskgateError) -> str:
-    """What a caller may be told about a refused credential: expired, revoked, malformed or unverifiable."""
-    if not isinstance(exc, AuthenticationError):
-        return UNVERIFIABLE
-    return exc.code if exc.code in _TOLD else "malformed"
-
-log = logging.getLogger("deskgate.auth")
-
-
-class AuditSink(Protocol):
-    async def append(self, event: dict[str, Any]) -> int: ...
 
 
 class SessionAccessToken(AccessToken):
     """The SDK's `AccessToken`, whose repr leaves the raw token out.
 
-    It also carries the `Session` this request's token was just verified as (revocation included),
-    so the guard chain's stage 1 does not verify the same token twice in one request.
+    It also carries the `Session` the `Authenticator` admitted this request's token as, which is what
+    the guard chain receives for this request (`server/mcp_app.py`, `http_credential`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -64,56 +42,28 @@ class SessionAccessToken(AccessToken):
 
 
 class McpTokenVerifier:
-    """Implements the SDK's `TokenVerifier` protocol; fails closed on any error of ours."""
+    """Implements the SDK's `TokenVerifier` protocol: None for a refused token (audited by the authenticator)."""
 
-    def __init__(self, verifier: TokenVerifier, audit: AuditSink | None = None) -> None:
-        self._verifier = verifier
-        self._audit = audit
-
-    async def admit(self, token: str) -> Session:
-        """The session `token` proves, or the `DeskgateError` that refused it (audited first).
-
-        A store that cannot answer the revocation question refuses too (fail closed), with its own
-        error rather than an `AuthenticationError`.
-        """
-        try:
-            session = await self._verifier.verify(token)
-            if session.expires_at < int(time.time()):  # the SDK's rule too: no leeway past `exp` here
-                raise AuthenticationError("invalid token", code="expired")
-        except DeskgateError as exc:
-            code = exc.code if isinstance(exc, AuthenticationError) else f"{UNVERIFIABLE}:{exc.code}"
-            await self._record_refusal(code, token)
-            raise
-        return session
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            session = await self.admit(token)
-        except DeskgateError as exc:
+        session = await self._authenticator.admit(token, "http")
+        if isinstance(session, Refusal):
             told = _refusal.get()
             if told is not None:
-                told.append(refusal_kind(exc))
+                told.append(session.kind)
             return None
         return SessionAccessToken(
             token=token,  # the SDK needs it; it is never logged or repr'd by us
             client_id=session.client_id,
             scopes=sorted(session.scopes),
             expires_at=session.expires_at,
-            resource=self._verifier.audience,
+            resource=self._authenticator.verifier.audience,
             subject=session.sub,
             claims={"sid": session.sid, "jti": session.jti},
             session=session,
         )
-
-    async def _record_refusal(self, code: str, token: str) -> None:
-        if self._audit is None:
-            return
-        try:
-            await self._audit.append({"kind": "call", "stage": "authenticate", "decision": "denied",
-                                      "code": code, "token_fingerprint": token_fingerprint(token)})
-        except DeskgateError:
-            # The caller is refused either way; nothing ran, so there is nothing to fail closed on.
-            log.warning("could not audit a refused token (%s)", code)
 
 
 class RefusalReasons:

@@ -1,6 +1,6 @@
 """The guard chain: the one path every `tools/call` takes, in this order, here and nowhere else.
 
-    1. authenticate  bearer token (HTTP header; DESKGATE_TOKEN on stdio) -> Session, or refuse
+    1. authenticate  the Session the transport's `Authenticator` admitted, or its Refusal answered
     2. resolve       the tool, only among those the session's scopes allow; parse its arguments
     3. authorize     object bindings (customer / ticket) and the token's amount cap
     4. policy        tier (automate / assist / escalate), gates, rate limits, breakers
@@ -41,11 +41,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from deskgate.scopes.authenticator import Refusal
 from deskgate.scopes.session import Session
 from deskgate.server import telemetry
 from deskgate.server.errors import (
     AuditUnavailable,
-    AuthenticationError,
     DeniedError,
     DeskgateError,
     IdempotencyConflict,
@@ -66,10 +66,6 @@ from deskgate.tools.context import ToolContext
 from deskgate.tools.spec import Catalogue, ToolSpec
 
 logger = logging.getLogger("deskgate.chain")
-
-
-class Verifier(Protocol):
-    async def verify(self, token: str) -> Session: ...
 
 
 class AuditSink(Protocol):
@@ -119,14 +115,12 @@ class ChainSettings:
     reads_fail_closed: bool
     manifest_hash: str
     fsync_reads: bool = True  # False: a read answers once its record is written, before its fsync ends
-    bind_manifest: bool = False  # tokens issued under another manifest stop working
 
 
 class GuardChain:
     def __init__(
         self,
         *,
-        verifier: Verifier,
         catalogue: Catalogue,
         backend: SupportBackend,
         state: StateStore,
@@ -137,7 +131,6 @@ class GuardChain:
         fingerprints: FingerprintKey,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._verifier = verifier
         self._catalogue = catalogue.freeze()
         self._backend = telemetry.observed(backend)
         self._state = state
@@ -162,11 +155,11 @@ class GuardChain:
     # -- the chain --------------------------------------------------------------------------
 
     @telemetry.traced_call
-    async def call(self, credential: str | Session | None, tool: str, arguments: dict[str, Any] | None) -> Outcome:
+    async def call(self, credential: Session | Refusal, tool: str, arguments: dict[str, Any] | None) -> Outcome:
         call = Call(tool=tool, raw=dict(arguments or {}), request_id=uuid.uuid4().hex,
                     started=time.perf_counter(), now=int(self._clock()))
         try:
-            call.session = await self.authenticate(credential)                              # 1
+            call.session = self.authenticate(credential)                                    # 1
             call.spec, call.args = self.resolve(call)                                        # 2
             await self.authorize(call)                                                       # 3
             call.verdict = await self._policy.decide(call, self._backend, partial(self.intend, call))  # 4
@@ -182,26 +175,26 @@ class GuardChain:
                               reason=f"internal error; quote request {call.request_id} to the operator")
         if call.executed and outcome.status is not Status.OK:
             outcome = _ran_anyway(call, outcome)  # no stage refuses a call after its side effect
+        if isinstance(credential, Refusal):
+            return outcome  # audited once, by the authenticator that refused it (`refusal_record`)
         await self._settle(call, outcome)
         return await self.audit(call, outcome)                                               # 9
 
-    async def visible_tools(self, credential: str | Session | None) -> list[ToolSpec]:
-        """What `tools/list` shows: only the tools this session's scopes allow (none without a token)."""
-        session = await self.authenticate(credential)
+    def visible_tools(self, credential: Session | Refusal) -> list[ToolSpec]:
+        """What `tools/list` shows: only the tools this session's scopes allow (a refusal raises its error)."""
+        session = self.authenticate(credential)
         return self._catalogue.visible_to(session.scopes)
 
     # -- 1. authenticate ----------------------------------------------------------------------
 
     @telemetry.traced_stage("authenticate")
-    async def authenticate(self, credential: str | Session | None) -> Session:
-        """The session of this call. A `Session` comes from HTTP, where the bearer middleware verified the
-        token (revocation included) earlier in this same request; a string is verified here."""
-        if not credential:
-            raise AuthenticationError("a valid session token is required", code="missing_token")
-        session = credential if isinstance(credential, Session) else await self._verifier.verify(credential)
-        if self._settings.bind_manifest and session.manifest_hash != self._settings.manifest_hash:
-            raise AuthenticationError("the tools changed since this token was issued", code="manifest_changed")
-        return session
+    def authenticate(self, credential: Session | Refusal) -> Session:
+        """The session of this call. Every transport authenticates before the chain, through the one
+        `Authenticator.admit` (scopes/authenticator.py), and hands over its answer: a session, or a
+        refusal (already audited) whose error becomes this call's answer."""
+        if isinstance(credential, Refusal):
+            raise credential.error
+        return credential
 
     # -- 2. resolve ---------------------------------------------------------------------------
 
@@ -567,9 +560,8 @@ def _owner_fields(data: Any) -> Iterator[tuple[ObjectKind, str]]:
 
 
 def _field(args: BaseModel | None, name: str) -> Any:
-    """A declared input field's value, None if the tool has no such field. Declared fields live in the
-    model's `__dict__`; `getattr` on a missing one costs a pydantic `__getattr__` and a raised error."""
-    return None if args is None else args.__dict__.get(name)
+    """A declared input field's value, None if the tool has no such field (or no arguments were parsed)."""
+    return getattr(args, name, None)
 
 
 def _digest(data: Any) -> str:

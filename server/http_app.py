@@ -8,7 +8,7 @@ A request passes, outermost first:
     RefuseQueryTokens   400 for a token in the URL
     HttpGuard           trusted proxies' X-Forwarded-*, then Host (421) and Origin (403): http_security.py
     CORS                only with [server] allowed_origins: preflights answered before authentication
-    RefusalReasons      a refused token's 401 says expired / revoked / malformed: scopes/mcp_auth.py
+    RefusalReasons      a refused token's 401 says why (expired, revoked, ...): scopes/mcp_auth.py
     the SDK's app       bearer auth (401), /mcp, RFC 9728 metadata, and the routes below
 """
 
@@ -63,9 +63,8 @@ def build_http_app(runtime: Runtime, *, host: str, port: int | None = None,
     reception = Reception.build(public_url=url, bind_host=host, port=port,
                                 allowed_hosts=(*server.allowed_hosts, *extra_hosts),
                                 allowed_origins=server.allowed_origins, trusted_proxies=server.trusted_proxies)
-    verifier = McpTokenVerifier(runtime.verifier, runtime.audit)
-    mcp = build_mcp_server(runtime.chain, http_credential, name=server.name, token_verifier=verifier,
-                           public_url=url)
+    mcp = build_mcp_server(runtime.chain, http_credential(runtime.authenticator), name=server.name,
+                           token_verifier=McpTokenVerifier(runtime.authenticator), public_url=url)
 
     @mcp.custom_route("/.well-known/jwks.json", methods=["GET"])
     async def jwks(_: Request) -> Response:

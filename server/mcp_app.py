@@ -9,8 +9,10 @@ Where the credential comes from depends on the transport, and never on the calle
 HTTP reads only the `Authorization: Bearer` header (the SDK's bearer middleware answers 401 before
 any MCP message is read); stdio uses only the token the server process was given (`StdioCredential`:
 `DESKGATE_TOKEN`, or `DESKGATE_TOKEN_FILE`, read again whenever the file changes), checked on every
-request. A credential that stops working is never answered with an empty tool list: `tools/list`
-is an error and every `tools/call` is denied, each saying why and what fixes it.
+request. Either way the same `Authenticator.admit` turns it into a `Session` or an audited `Refusal`
+before the chain, which takes that answer (a `Credential`). A credential that stops working is never
+answered with an empty tool list: `tools/list` is an error and every `tools/call` is denied, each
+saying why and what fixes it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_REQUEST, CallToolRequestParams, CallToolResult, ListToolsResult, TextContent, Tool
 
-from deskgate.scopes.mcp_auth import McpTokenVerifier, SessionAccessToken, refusal_kind
+from deskgate.scopes.authenticator import Authenticator, Refusal
+from deskgate.scopes.mcp_auth import SessionAccessToken
 from deskgate.scopes.session import Session
 from deskgate.server.chain import GuardChain
 from deskgate.server.errors import AuthenticationError, ConfigError, DeskgateError
@@ -50,22 +53,26 @@ INSTRUCTIONS = (
 META_PII = "dev.deskgate/pii"  # `_meta` key of a tool's PII classes (they are not schema keywords)
 VERSION = package_version("deskgate")
 
-Credential = Callable[[], Awaitable[str | Session | None]]
+Credential = Callable[[], Awaitable[Session | Refusal]]  # this request's session, or its refusal
 
 
-async def http_credential() -> str | Session | None:
-    """What the SDK's bearer middleware accepted for this HTTP request: the session it verified."""
-    access = get_access_token()
-    if isinstance(access, SessionAccessToken) and access.session is not None:
-        return access.session
-    return access.token if access is not None else None
+def http_credential(authenticator: Authenticator) -> Credential:
+    """HTTP: the session the SDK's bearer middleware admitted for this request (through `authenticator`)."""
+
+    async def credential() -> Session | Refusal:
+        access = get_access_token()
+        if isinstance(access, SessionAccessToken) and access.session is not None:
+            return access.session
+        return await authenticator.admit(None, "http")  # the SDK let nothing through: refused all the same
+
+    return credential
 
 
-def fixed_credential(token: str | None) -> Credential:
-    """In memory (tests, benchmarks): one token, verified by the chain on every call."""
+def fixed_credential(authenticator: Authenticator, token: str | None) -> Credential:
+    """In memory (tests, benchmarks): one token, admitted on every request."""
 
-    async def credential() -> str | None:
-        return token
+    async def credential() -> Session | Refusal:
+        return await authenticator.admit(token, "memory")
 
     return credential
 
@@ -76,38 +83,41 @@ class StdioCredential:
     The file is looked at (one `stat`) on every request and read only when its inode, size or
     modification time changed, so an admin or a platform can rotate the token in place or by rename
     without restarting the server. It must be a regular file that only its owner can read or write.
-    A refusal is an `AuthenticationError` whose reason names the cause and the fix (never the token).
+    A refusal's error is an `AuthenticationError` whose reason names the cause and the fix (never the token).
     """
 
-    def __init__(self, door: McpTokenVerifier, *, token: str | None, path: Path | None, max_bytes: int) -> None:
+    def __init__(self, authenticator: Authenticator, *, token: str | None, path: Path | None,
+                 max_bytes: int) -> None:
         if token and path:
             raise ConfigError("set DESKGATE_TOKEN or DESKGATE_TOKEN_FILE, not both")
-        self._door = door
+        self._authenticator = authenticator
         self._token = token or ""
         self._path = path
         self._max_bytes = max_bytes
         self._seen: tuple[int, int, int, int] | None = None
 
     @classmethod
-    def from_env(cls, door: McpTokenVerifier, max_bytes: int) -> StdioCredential:
+    def from_env(cls, authenticator: Authenticator, max_bytes: int) -> StdioCredential:
         path = os.environ.get("DESKGATE_TOKEN_FILE")
-        return cls(door, token=os.environ.get("DESKGATE_TOKEN"), path=Path(path).expanduser() if path else None,
-                   max_bytes=max_bytes)
+        return cls(authenticator, token=os.environ.get("DESKGATE_TOKEN"),
+                   path=Path(path).expanduser() if path else None, max_bytes=max_bytes)
 
-    async def __call__(self) -> Session:
-        token = self._current()
-        if not token:
-            raise AuthenticationError(f"no session token {self._where()}. Fix: {self._fix()}", code="missing_token")
+    async def __call__(self) -> Session | Refusal:
         try:
-            return await self._door.admit(token)
-        except DeskgateError as exc:
-            kind = refusal_kind(exc)
-            if kind == "unverifiable":
-                raise  # the store's own error: nothing is wrong with the token, retry later
-            cause = {"expired": "has expired", "revoked": "was revoked by an admin"}.get(
-                kind, "is not a valid deskgate session token")
-            raise AuthenticationError(f"the session token {self._where()} {cause}. Fix: {self._fix()}",
-                                      code=kind) from None
+            token = self._current()
+        except AuthenticationError as exc:  # no credential to present: refused (and audited) all the same
+            return await self._authenticator.refuse(exc, None, "stdio")
+        admitted = await self._authenticator.admit(token, "stdio")
+        if not isinstance(admitted, Refusal) or admitted.kind == "unverifiable":
+            return admitted  # a session, or a store error (nothing is wrong with the token: retry later)
+        if not token:
+            return Refusal(AuthenticationError(f"no session token {self._where()}. Fix: {self._fix()}",
+                                               code="missing_token"))
+        cause = {"expired": "has expired", "revoked": "was revoked by an admin",
+                 "manifest_changed": "was issued before the tools changed"}.get(
+            admitted.kind, "is not a valid deskgate session token")
+        return Refusal(AuthenticationError(f"the session token {self._where()} {cause}. Fix: {self._fix()}",
+                                           code=admitted.kind))
 
     def _where(self) -> str:
         return f"in DESKGATE_TOKEN_FILE ({self._path})" if self._path else "in DESKGATE_TOKEN"
@@ -179,11 +189,7 @@ class GuardChainExtension(Extension):
     async def intercept_tool_call(
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        try:
-            credential = await self._credential()
-        except DeskgateError as exc:  # refused at the door (and audited there), like an HTTP 401
-            return to_result(Outcome.from_error(exc))
-        outcome = await self._chain.call(credential, params.name, params.arguments)
+        outcome = await self._chain.call(await self._credential(), params.name, params.arguments)
         return to_result(outcome)
 
 
@@ -195,7 +201,7 @@ def tool_list_middleware(chain: GuardChain, credential: Credential) -> Any:
         if ctx.method != "tools/list":
             return await call_next(ctx)
         try:
-            visible = await chain.visible_tools(await credential())
+            visible = chain.visible_tools(await credential())
         except DeskgateError as exc:
             # Never an empty list: a client would show "no tools" and nobody would learn why.
             raise MCPError(INVALID_REQUEST, exc.reason, data={"code": exc.code}) from None

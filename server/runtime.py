@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from deskgate.scopes.authenticator import Authenticator
 from deskgate.scopes.clients import ClientRegistry
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.roles import Roles, load_roles
@@ -67,6 +68,7 @@ class Runtime:
     # Set by `wire`: what depends on the policy.
     policy: Policy = field(init=False)
     manifest: dict[str, Any] = field(init=False)
+    authenticator: Authenticator = field(init=False)  # every transport's one authentication path
     chain: GuardChain = field(init=False)
 
     @classmethod
@@ -106,14 +108,16 @@ class Runtime:
         manifest_hash = self.manifest["manifest_hash"]
         stage = PolicyStage(self.policy, catalogue=self.catalogue, state=self.state, approvals=self.approvals,
                             keys=self.keys, issuer=self.settings.tokens.issuer, manifest_hash=manifest_hash)
+        bound_to = manifest_hash if self.settings.tokens.bind_manifest else None
+        self.authenticator = Authenticator(self.verifier, self.audit, bound_to=bound_to)
         self.chain = GuardChain(
-            verifier=self.verifier, catalogue=self.catalogue, backend=self.backend, state=self.state,
+            catalogue=self.catalogue, backend=self.backend, state=self.state,
             policy=stage, redactor=self.redactor, audit=self.audit, clock=clock,
             fingerprints=FingerprintKey.load(self.paths),
             settings=ChainSettings(max_argument_bytes=self.settings.server.max_argument_bytes,
                                    reads_fail_closed=self.settings.audit.reads_fail_closed,
                                    fsync_reads=self.settings.audit.fsync_reads,
-                                   manifest_hash=manifest_hash, bind_manifest=self.settings.tokens.bind_manifest),
+                                   manifest_hash=manifest_hash),
         )
 
     def recover_intents(self) -> list[int]:

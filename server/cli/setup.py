@@ -144,16 +144,17 @@ def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | No
 
 
 def _serve_stdio(runtime: Runtime) -> None:
-    from deskgate.scopes.mcp_auth import McpTokenVerifier
+    from deskgate.scopes.authenticator import Refusal
     from deskgate.server.mcp_app import StdioCredential, build_mcp_server
     from deskgate.server.notify.sender import start_notifier
 
-    door = McpTokenVerifier(runtime.verifier, runtime.audit)
-    credential = StdioCredential.from_env(door, runtime.settings.tokens.max_token_bytes)
+    credential = StdioCredential.from_env(runtime.authenticator, runtime.settings.tokens.max_token_bytes)
     mcp = build_mcp_server(runtime.chain, credential, name=runtime.settings.server.name)
 
     async def serve() -> None:
-        await credential()  # refuse to start without a valid token (the error says why and what fixes it)
+        admitted = await credential()
+        if isinstance(admitted, Refusal):  # refuse to start without a valid token (the error says why and the fix)
+            raise admitted.error
         # Webhooks go out from a stdio server too; their links point at the console the HTTP server serves.
         server = runtime.settings.server
         start_notifier(runtime.settings, runtime.paths, runtime.state_db,

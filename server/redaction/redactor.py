@@ -88,7 +88,6 @@ class _Field(NamedTuple):
 
 
 _UNDECLARED = _Field(None, "", {})  # a key no path of the map goes through: nothing below it is declared
-_MAX_PLANS = 1024
 
 
 def _plan(pii_map: Mapping[str, PiiClass]) -> _Field:
@@ -134,22 +133,6 @@ class Redactor:
     def __init__(self, policy: VisibilityPolicy, key: FingerprintKey) -> None:
         self._policy = policy
         self._key = key
-        # Walk plans by map: the chain builds one map per tool at start-up, so each is compiled once.
-        # A plan is used only while its map is equal to the copy it was compiled from (one dict
-        # comparison, in C): a map changed in place gets a new plan, never a stale one.
-        self._plans: dict[int, tuple[PiiMap, _Field]] = {}
-
-    def _plan(self, pii_map: Mapping[str, PiiClass]) -> _Field:
-        if not pii_map:
-            return _UNDECLARED
-        cached = self._plans.get(id(pii_map))
-        if cached is not None and cached[0] == pii_map and cached[0].authors == _authors(pii_map):
-            return cached[1]
-        plan = _plan(pii_map)
-        if len(self._plans) >= _MAX_PLANS:
-            self._plans.clear()  # maps built per call (not the chain's way): start over, do not grow
-        self._plans[id(pii_map)] = (PiiMap(pii_map, _authors(pii_map)), plan)
-        return plan
 
     @classmethod
     def load(cls, paths: Paths) -> Redactor:
@@ -177,7 +160,7 @@ class Redactor:
             if field.cls not in _TEXT_CLASSES and view[field.cls] is not Visibility.CLEAR:
                 _not_text(field, value)
 
-        return _walk(data, self._plan(pii_map), on_str, check, data)
+        return _walk(data, _plan(pii_map), on_str, check, data)
 
     def redact_for_audit(self, data: dict[str, Any], pii_map: dict[str, PiiClass]) -> dict[str, Any]:
         def masked(cls: PiiClass, shown: str, canonical_value: str) -> str:
@@ -198,11 +181,7 @@ class Redactor:
             if field.cls not in _TEXT_CLASSES:
                 _not_text(field, value)
 
-        return _walk(data, self._plan(pii_map), on_str, check, data)
-
-
-def _authors(pii_map: Mapping[str, PiiClass]) -> dict[str, WrittenBy]:
-    return pii_map.authors if isinstance(pii_map, PiiMap) else {}
+        return _walk(data, _plan(pii_map), on_str, check, data)
 
 
 def _not_text(field: _Field, value: Any) -> None:

@@ -49,12 +49,6 @@ class Database(ABC):
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await anyio.to_thread.run_sync(self.write_sync, fn)
 
-    async def peek(self, fn: Callable[[Tx], T]) -> T:
-        """`read` for a lookup of a few indexed rows on the hot path (the revocation check of every call).
-
-        An engine may run it on the caller's thread when that cannot wait on a lock or a socket."""
-        return await self.read(fn)
-
     @abstractmethod
     def read_sync(self, fn: Callable[[Tx], T]) -> T: ...
 
@@ -141,6 +135,7 @@ class SqliteDatabase(Database):
 
     dialect = "sqlite"
     WORKERS = 16  # readers run side by side in WAL mode; writers queue on SQLite's lock anyway
+    BUSY_TIMEOUT_MS = 30000
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
@@ -160,17 +155,6 @@ class SqliteDatabase(Database):
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await self._handed(self.write_sync, fn)
 
-    async def peek(self, fn: Callable[[Tx], T]) -> T:
-        """On the event loop's own connection, which never waits for a lock (busy_timeout 0): a WAL
-        reader takes none, so this answers at once (about 15 us instead of a ~90 us hand-off to a
-        worker and back). In the rare moments a reader must wait (a crashed writer's recovery), it
-        goes to a worker like any `read`."""
-        try:
-            conn = self._conn(busy_timeout_ms=0)
-            return self._run(fn, "BEGIN", conn)
-        except _Busy:
-            return await self.read(fn)
-
     async def _handed(self, run: Callable[[Callable[[Tx], T]], T], fn: Callable[[Tx], T]) -> T:
         answer: Handoff[T] = Handoff()
         try:
@@ -179,10 +163,10 @@ class SqliteDatabase(Database):
             raise StoreUnavailable("the state store is closed") from None
         return await answer.settled()
 
-    def _conn(self, *, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
-        """This thread's connection with that busy timeout (a thread may hold one of each)."""
-        name = f"conn_{busy_timeout_ms}"
-        conn: sqlite3.Connection | None = getattr(self._local, name, None)
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        busy_timeout_ms = self.BUSY_TIMEOUT_MS
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
                 raise StoreUnavailable("the state store is closed")
@@ -199,13 +183,13 @@ class SqliteDatabase(Database):
                 if _is_busy(exc):
                     raise _Busy from exc
                 raise StoreUnavailable(f"cannot open the database at {self.path.name}") from exc
-            setattr(self._local, name, conn)
+            self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
-    def _run(self, fn: Callable[[Tx], T], begin: str, conn: sqlite3.Connection | None = None) -> T:
-        conn = conn or self._conn()
+    def _run(self, fn: Callable[[Tx], T], begin: str) -> T:
+        conn = self._conn()
         try:
             conn.execute(begin)
             try:

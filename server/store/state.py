@@ -173,7 +173,7 @@ class TokenLedger:
             (kind, value, now, reason)) > 0)
 
     async def is_revoked(self, jti: str, sid: str, sub: str, issued_at: int) -> bool:
-        return await self._db.peek(lambda tx: _is_revoked(tx, jti, sid, sub, issued_at))
+        return await self._db.read(lambda tx: _is_revoked(tx, jti, sid, sub, issued_at))
 
     def is_revoked_sync(self, jti: str, sid: str, sub: str, issued_at: int) -> bool:
         return self._db.read_sync(lambda tx: _is_revoked(tx, jti, sid, sub, issued_at))

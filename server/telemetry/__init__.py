@@ -53,6 +53,7 @@ from deskgate.server.telemetry.metrics import UNKNOWN_TOOL, Listener, Metrics, b
 from deskgate.server.telemetry.tracing import provider_from_environment
 
 if TYPE_CHECKING:
+    from deskgate.scopes.authenticator import Refusal
     from deskgate.scopes.session import Session
     from deskgate.server.chain import Call, GuardChain
 
@@ -146,7 +147,7 @@ def stop() -> None:
 
 # -- one tools/call ----------------------------------------------------------------------------------
 
-Credential: TypeAlias = "str | Session | None"  # as `GuardChain.call` takes it
+Credential: TypeAlias = "Session | Refusal"  # as `GuardChain.call` takes it
 CallFn: TypeAlias = Callable[["GuardChain", Credential, str, "dict[str, Any] | None"], Awaitable[Outcome]]
 AuditFn: TypeAlias = Callable[["GuardChain", "Call", Outcome], Awaitable[Outcome]]
 

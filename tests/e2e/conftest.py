@@ -8,6 +8,10 @@ tests start `deskgate serve` as a separate process (stdio and HTTP on loopback).
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx2
 import psycopg
 import pytest
 from mcp import Client
@@ -24,7 +30,7 @@ from deskgate.server.runtime import Runtime
 from deskgate.server.settings import Paths
 from deskgate.tools.backend.seed import DEMO, DemoScenario, seed_demo
 
-PG_URL = __import__("os").environ.get("DESKGATE_TEST_DATABASE_URL")
+PG_URL = os.environ.get("DESKGATE_TEST_DATABASE_URL")
 
 
 @dataclass
@@ -42,7 +48,7 @@ class Deployment:
 
     @asynccontextmanager
     async def client(self, token: str | None) -> AsyncIterator[Client]:
-        server = build_mcp_server(self.runtime.chain, fixed_credential(token))
+        server = build_mcp_server(self.runtime.chain, fixed_credential(self.runtime.authenticator, token))
         async with Client(server) as client:
             yield client
 
@@ -117,3 +123,49 @@ async def deployed(home: Path, engine: str | None, overrides: str = "") -> Async
 async def deployment(home: Path, engine: str | None) -> AsyncIterator[Deployment]:
     async with deployed(home, engine) as deployment:
         yield deployment
+
+
+CLI = [sys.executable, "-m", "deskgate.server.cli"]
+
+
+def server_env(d: Deployment, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
+    env.update(DESKGATE_HOME=str(d.home), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)
+    if d.database_url:
+        env["DESKGATE_DATABASE_URL"] = d.database_url
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(deployment: Deployment) -> Iterator[str]:
+    """`deskgate serve --transport http` in its own process; yields its base URL once it answers."""
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "serve", "--transport", "http", "--port", str(port), "--dev"],
+                            env=server_env(deployment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with anyio.from_thread.start_blocking_portal() as portal:
+            portal.call(_wait_until_up, base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    with anyio.fail_after(30):
+        async with httpx2.AsyncClient() as http:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                try:
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation

@@ -49,7 +49,7 @@ async def test_reads_may_be_answered_without_audit_when_configured_but_writes_ne
         token, _ = runtime.issuer.issue("agent", runtime.roles.scopes_of("tier1-agent"), 600)
         notes = runtime.backend_db.read_sync(lambda tx: tx.one("SELECT COUNT(*) FROM ticket_notes"))
         break_audit_log(home)
-        async with Client(build_mcp_server(runtime.chain, fixed_credential(token))) as client:
+        async with Client(build_mcp_server(runtime.chain, fixed_credential(runtime.authenticator, token))) as client:
             read = await call(client, "get_order", order_id=DEMO.delivered_order)
             write = await call(client, "add_ticket_note", ticket_id=DEMO.pii_ticket, body="unaudited")
         assert read["status"] == "ok" and "audit_seq" not in read

@@ -38,7 +38,7 @@ from deskgate.scopes.clients import ClientRegistry
 from deskgate.scopes.grants import SESSION_TYPE
 from deskgate.server.oauth import JWT_BEARER, MAX_BODY_BYTES
 from tests.e2e.conftest import Deployment, call
-from tests.e2e.test_transports import CLI, _wait_until_up, free_port, http_client, server_env
+from tests.e2e.test_transports import http_client
 
 pytestmark = pytest.mark.anyio
 
@@ -54,19 +54,9 @@ def key_in_a_file() -> Iterator[None]:
 
 
 @pytest.fixture
-def server(deployment: Deployment) -> Iterator[str]:
-    """`deskgate serve --transport http` in its own process; its base URL (the issuer) once it answers."""
-    port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--transport", "http", "--port", str(port), "--dev"],
-                            env=server_env(deployment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with anyio.from_thread.start_blocking_portal() as portal:
-            portal.call(_wait_until_up, base, proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+def server(http_server: str) -> str:
+    """`deskgate serve --transport http` (tests/e2e/conftest.py): its base URL is the issuer."""
+    return http_server
 
 
 def register(deployment: Deployment, name: str = "platform-a", role: str = "billing-agent",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -23,53 +20,9 @@ from deskgate.scopes.tokens import TokenIssuer
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import Paths
-from tests.e2e.conftest import Deployment, call
+from tests.e2e.conftest import CLI, Deployment, _wait_until_up, call, free_port, server_env
 
 pytestmark = pytest.mark.anyio
-CLI = [sys.executable, "-m", "deskgate.server.cli"]
-
-
-def server_env(d: Deployment, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
-    env.update(DESKGATE_HOME=str(d.home), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)
-    if d.database_url:
-        env["DESKGATE_DATABASE_URL"] = d.database_url
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def http_server(deployment: Deployment) -> Iterator[str]:
-    """`deskgate serve --transport http` in its own process; yields its base URL once it answers."""
-    port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--transport", "http", "--port", str(port), "--dev"],
-                            env=server_env(deployment), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with anyio.from_thread.start_blocking_portal() as portal:
-            portal.call(_wait_until_up, base, proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-async def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
-    with anyio.fail_after(30):
-        async with httpx2.AsyncClient() as http:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                try:
-                    if (await http.get(f"{base}/healthz")).status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    await anyio.sleep(0.1)  # readiness polling of a starting process, not synchronisation
 
 
 @asynccontextmanager
@@ -150,7 +103,8 @@ async def test_with_bind_manifest_a_token_from_before_a_tool_change_stops_workin
         stale, _ = runtime.issuer.issue("a", scopes, 600, manifest_hash="0" * 64)
         unbound, _ = runtime.issuer.issue("a", scopes, 600)
         for token, expected in ((current, "ok"), (stale, "denied"), (unbound, "denied")):
-            async with Client(build_mcp_server(runtime.chain, fixed_credential(token))) as client:
+            server = build_mcp_server(runtime.chain, fixed_credential(runtime.authenticator, token))
+            async with Client(server) as client:
                 result = await call(client, "get_policy")
                 assert result["status"] == expected, result
     finally:

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from deskgate.scopes.authenticator import Authenticator
 from deskgate.scopes.keys import SigningKeys
 from deskgate.scopes.mcp_auth import McpTokenVerifier, RefusalReasons
 from deskgate.scopes.tokens import TokenIssuer, TokenVerifier, token_fingerprint
@@ -47,7 +48,7 @@ def bearer(token: str) -> HTTPConnection:
 async def test_a_valid_token_becomes_an_sdk_access_token(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
     """client_id, scopes, expiry, subject and the sid/jti claims reach the SDK."""
     token, record = issuer.issue("agent-7", ["orders:read", "notes:write"], 600, client_id="support-bot")
-    access = await McpTokenVerifier(verifier).verify_token(token)
+    access = await McpTokenVerifier(Authenticator(verifier, None)).verify_token(token)
     assert access is not None
     assert (access.client_id, access.subject, access.expires_at) == ("support-bot", "agent-7", record.expires_at)
     assert access.scopes == ["notes:write", "orders:read"]
@@ -59,7 +60,7 @@ async def test_a_valid_token_becomes_an_sdk_access_token(issuer: TokenIssuer, ve
 async def test_the_access_token_repr_never_shows_the_token(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
     """Logging the SDK object (or an error around it) does not leak the bearer token."""
     token, _ = issuer.issue("agent-7", ["orders:read"], 600)
-    access = await McpTokenVerifier(verifier).verify_token(token)
+    access = await McpTokenVerifier(Authenticator(verifier, None)).verify_token(token)
     assert access is not None and access.token == token
     assert token not in repr(access) and token not in str(access)
 
@@ -70,9 +71,9 @@ async def test_a_refused_token_is_none_and_its_code_is_audited_without_the_token
     """The SDK hears only "no"; the audit log hears why, with a fingerprint instead of the token."""
     audit = RecordingAudit()
     token = forge(claims={"aud": "someone-else"})
-    assert await McpTokenVerifier(verifier, audit).verify_token(token) is None
+    assert await McpTokenVerifier(Authenticator(verifier, audit)).verify_token(token) is None
     (event,) = audit.events
-    assert event["code"] == "wrong_audience" and event["decision"] == "denied"
+    assert event["code"] == "wrong_audience" and event["status"] == "denied"
     assert event["token_fingerprint"] == token_fingerprint(token)
     assert token not in repr(event)
 
@@ -81,7 +82,7 @@ async def test_a_refused_token_is_none_and_its_code_is_audited_without_the_token
 async def test_a_revoked_token_is_refused_through_the_sdk_bearer_backend(
         issuer: TokenIssuer, verifier: TokenVerifier, store: StateStore) -> None:
     """Through the SDK's own BearerAuthBackend: accepted while live, anonymous once revoked."""
-    backend = BearerAuthBackend(McpTokenVerifier(verifier))
+    backend = BearerAuthBackend(McpTokenVerifier(Authenticator(verifier, None)))
     token, record = issuer.issue("agent-7", ["orders:read"], 600)
     credentials = await backend.authenticate(bearer(token))
     assert credentials is not None and isinstance(credentials[1], AuthenticatedUser)
@@ -93,7 +94,7 @@ async def test_a_revoked_token_is_refused_through_the_sdk_bearer_backend(
 @pytest.mark.anyio
 async def test_an_audit_failure_still_refuses_the_token(verifier: TokenVerifier, forge: Callable[..., str]) -> None:
     """If the refusal cannot be audited, the caller is still refused (nothing ran)."""
-    adapter = McpTokenVerifier(verifier, RecordingAudit(broken=True))
+    adapter = McpTokenVerifier(Authenticator(verifier, RecordingAudit(broken=True)))
     assert await adapter.verify_token(forge(header={"alg": "none"}, signature=b"")) is None
 
 
@@ -104,7 +105,7 @@ async def test_an_unreachable_store_refuses_instead_of_skipping_revocation(
     audit = RecordingAudit()
     token, _ = issuer.issue("agent-7", ["orders:read"], 600)
     store.close()
-    assert await McpTokenVerifier(verifier, audit).verify_token(token) is None
+    assert await McpTokenVerifier(Authenticator(verifier, audit)).verify_token(token) is None
     assert audit.events[0]["code"] == "unverifiable:store_unavailable"
 
 
@@ -129,7 +130,7 @@ async def test_an_unreachable_store_is_a_503_to_retry_not_a_401_to_give_up(
         issuer: TokenIssuer, verifier: TokenVerifier, store: StateStore) -> None:
     """The token may be fine: the client is told to retry, and is not told to throw its credential away."""
     token, _ = issuer.issue("agent-7", ["orders:read"], 600)
-    app = door(McpTokenVerifier(verifier, RecordingAudit()))
+    app = door(McpTokenVerifier(Authenticator(verifier, RecordingAudit())))
     assert (await knock(app, token)).text == "in"
     store.close()
     response = await knock(app, token)
@@ -144,7 +145,7 @@ async def test_a_token_past_exp_but_within_the_leeway_is_told_expired(
     past = TokenIssuer(keys, store.tokens, settings.tokens, clock=lambda: time.time() - 610)
     token, _ = past.issue("agent-7", ["orders:read"], 600)  # expired 10 s ago: inside the 30 s leeway
     audit = RecordingAudit()
-    response = await knock(door(McpTokenVerifier(verifier, audit)), token)
+    response = await knock(door(McpTokenVerifier(Authenticator(verifier, audit))), token)
     assert response.status_code == 401
     assert 'error_description="expired"' in response.headers["www-authenticate"]
     assert audit.events[-1]["code"] == "expired"

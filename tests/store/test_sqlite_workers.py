@@ -84,67 +84,6 @@ async def test_a_closed_database_refuses_work_with_store_unavailable(tmp_path: P
         await db.write(_create)
 
 
-@pytest.mark.anyio
-async def test_a_peek_answers_on_the_callers_thread_and_sees_what_other_connections_committed(tmp_path: Path) -> None:
-    """No hand-off to a worker; a row committed by another connection (another process: the CLI revoking a
-    token) is seen by the very next peek."""
-    db = SqliteDatabase(tmp_path / "s.db")
-    await db.write(_create)
-    threads: list[str] = []
-
-    def count(tx: Tx) -> int:
-        threads.append(threading.current_thread().name)
-        row = tx.one("SELECT COUNT(*) FROM t")
-        assert row is not None
-        return int(row[0])
-
-    assert await db.peek(count) == 0
-    other = SqliteDatabase(tmp_path / "s.db")
-    other.write_sync(lambda tx: tx.execute("INSERT INTO t (v) VALUES (1)"))
-    assert await db.peek(count) == 1
-    assert threads == [threading.current_thread().name] * 2
-    other.close()
-    db.close()
-
-
-@pytest.mark.anyio
-async def test_a_peek_that_would_wait_for_a_lock_waits_on_a_worker_instead(tmp_path: Path) -> None:
-    """Another connection holding an exclusive lock makes SQLite answer BUSY at once on the peek's
-    connection: the read goes to a worker (never sleeping on the event loop) and answers once the lock goes."""
-    import sqlite3
-
-    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None, check_same_thread=False)
-    blocker.execute("PRAGMA journal_mode=WAL")
-    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")  # in WAL mode: no other connection may read
-    blocker.execute("BEGIN EXCLUSIVE")
-    blocker.execute("CREATE TABLE t (v INTEGER)")
-    blocker.execute("INSERT INTO t (v) VALUES (7)")
-    db = SqliteDatabase(tmp_path / "s.db")
-    handed = threading.Event()
-    submit = db._workers.submit
-
-    def spy(*args: object) -> object:
-        handed.set()
-        return submit(*args)
-
-    db._workers.submit = spy  # type: ignore[method-assign]
-    answers: list[int] = []
-
-    async def peek() -> None:
-        row = await db.peek(lambda tx: tx.one("SELECT COALESCE(SUM(v), 0) FROM t"))
-        answers.append(int(row[0]) if row else -1)
-
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(peek)
-            await anyio.to_thread.run_sync(handed.wait)  # BUSY on the loop's connection: handed to a worker
-            assert answers == []
-            blocker.execute("COMMIT")
-            blocker.close()
-    assert answers == [7]
-    db.close()
-
-
 def test_opening_a_new_database_waits_for_another_connection_to_let_go_of_it(tmp_path: Path, monkeypatch) -> None:
     """Switching a database to WAL needs an exclusive lock and SQLite says BUSY at once instead of
     waiting: the connection retries (up to its busy timeout) rather than failing, which made
