@@ -69,9 +69,10 @@ def _duration_text(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def breaker_key(currency: str) -> str:
-    """The money breaker's counter of one currency: amounts in different currencies never add up."""
-    return f"breaker:{MONEY_BREAKER}:{currency}"
+def breaker_key(currency: str, generation: int = 0) -> str:
+    """The money breaker's counter of one currency: amounts in different currencies never add up. Each
+    reset starts a new generation (`Breakers.reset_sync`): what counted before the reset no longer does."""
+    return f"breaker:{MONEY_BREAKER}:{currency}" + (f":g{generation}" if generation else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +82,13 @@ class Reservation:
     cents: int
     currency: str
     spend_key: str
+    breaker_key: str
     breaker_window: int
 
     def counted(self, sign: int, *, cap: int | None = None, hour_limit: int | None = None) -> list[CounterAdd]:
         """The session's spend and its currency's breaker hour, each within the limit given (None: none)."""
         return [CounterAdd(self.spend_key, 0, sign * self.cents, cap),
-                CounterAdd(breaker_key(self.currency), self.breaker_window, sign * self.cents, hour_limit)]
+                CounterAdd(self.breaker_key, self.breaker_window, sign * self.cents, hour_limit)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,9 @@ class PolicyEngine:
             return None
         cents, window = to_cents(decision.amount), now - now % _HOUR
         cap = None if session.max_refund is None else to_cents(session.max_refund)
-        reservation = Reservation(cents, decision.currency, f"spend:{session.sid}", window)
+        _, generation = await self._state.breakers.status(MONEY_BREAKER)
+        reservation = Reservation(cents, decision.currency, f"spend:{session.sid}",
+                                  breaker_key(decision.currency, generation), window)
         refused, _ = await self._state.counters.add_all_within(reservation.counted(+1, cap=cap))
         if refused is not None:
             raise DeniedError(self._session_cap_reason(session), code="session_cap")
@@ -290,9 +294,10 @@ class PolicyEngine:
         """(tripped, trip events, reservation). A call that would pass its currency's hourly limit trips it.
         A call that runs now reserves its session spend and its currency's hour in one atomic step."""
         breakers, counters = self._state.breakers, self._state.counters
-        if MONEY_BREAKER in await breakers.tripped():
+        tripped, generation = await breakers.status(MONEY_BREAKER)
+        if tripped:
             return True, (), None
-        reservation = Reservation(cents, currency, spend_key, now - now % _HOUR)
+        reservation = Reservation(cents, currency, spend_key, breaker_key(currency, generation), now - now % _HOUR)
         spend, hour = reservation.counted(+1, cap=cap, hour_limit=self._breaker_limit)
         if runs_now:
             refused, totals = await counters.add_all_within([hour, spend])  # the breaker's limit first

@@ -125,6 +125,17 @@ CREATE TABLE action_owners (
 CREATE INDEX action_owners_sid ON action_owners (sid)"""),
 ]
 
+# Its own component too (limits and breakers): a reset of a breaker starts a new generation of its counters.
+LIMIT_MIGRATIONS = [
+    Migration(1, "breaker resets", """
+CREATE TABLE breaker_resets (
+    name TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL,
+    reset_at BIGINT NOT NULL,
+    reset_by TEXT NOT NULL
+)"""),
+]
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
@@ -317,6 +328,10 @@ class Counters:
 
 
 class Breakers:
+    """Tripped breakers, and the generation of each breaker's counters: a reset starts a new one, so
+    the window a breaker tripped on is gone with the trip (its amounts no longer count), while money
+    reserved before the reset is still given back to the generation it was counted in."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
@@ -333,8 +348,29 @@ class Breakers:
     def list_sync(self) -> list[tuple[str, int, str]]:
         return self._db.read_sync(lambda tx: tx.query("SELECT name, tripped_at, reason FROM breakers ORDER BY name"))
 
-    def reset_sync(self, name: str) -> bool:
-        return self._db.write_sync(lambda tx: tx.execute("DELETE FROM breakers WHERE name = ?", (name,)) == 1)
+    async def status(self, name: str) -> tuple[bool, int]:
+        """(tripped, generation of its counters), read together."""
+
+        def read(tx: Tx) -> tuple[bool, int]:
+            tripped = tx.one("SELECT 1 FROM breakers WHERE name = ?", (name,)) is not None
+            row = tx.one("SELECT generation FROM breaker_resets WHERE name = ?", (name,))
+            return tripped, int(row[0]) if row else 0
+
+        return await self._db.read(read)
+
+    def reset_sync(self, name: str, *, by: str, now: int) -> bool:
+        """Re-arm a tripped breaker and start a new generation of its counters, in one transaction.
+        False (nothing changed) when it was not tripped."""
+
+        def reset(tx: Tx) -> bool:
+            if tx.execute("DELETE FROM breakers WHERE name = ?", (name,)) != 1:
+                return False
+            tx.execute("INSERT INTO breaker_resets (name, generation, reset_at, reset_by) VALUES (?, 1, ?, ?)"
+                       " ON CONFLICT (name) DO UPDATE SET generation = breaker_resets.generation + 1,"
+                       " reset_at = excluded.reset_at, reset_by = excluded.reset_by", (name, now, by))
+            return True
+
+        return self._db.write_sync(reset)
 
 
 class Verifications:
@@ -419,7 +455,8 @@ class StateStore:
         self.actions = Actions(db)
 
     def upgrade(self) -> list[Migration]:
-        return upgrade(self.db, "state", STATE_MIGRATIONS) + upgrade(self.db, "ownership", OWNERSHIP_MIGRATIONS)
+        return (upgrade(self.db, "state", STATE_MIGRATIONS) + upgrade(self.db, "ownership", OWNERSHIP_MIGRATIONS)
+                + upgrade(self.db, "limits", LIMIT_MIGRATIONS))
 
     def close(self) -> None:
         self.db.close()

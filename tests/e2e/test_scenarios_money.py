@@ -96,8 +96,10 @@ async def test_the_session_cap_holds_over_several_refunds_and_no_approval_lifts_
 async def test_the_money_breaker_trips_across_sessions_and_holds_money_tools_at_assist_until_reset(
         deployment: Deployment, tmp_path: Path) -> None:
     """With 60.00 an hour: 40.00 pays out, a 30.00 preview in another session trips the breaker, refunds
-    and credits then wait for an approver until an admin resets it; trip and reset are audited once."""
-    on_clock(deployment, policy_file(tmp_path, ('per_hour = "1500.00"', 'per_hour = "60.00"')))
+    and credits then wait for an approver until the logged-in admin resets it; the reset clears the hour
+    it tripped on (45.00 more run in that same hour without tripping it again); trip and reset are
+    audited once, the reset with the admin's login."""
+    on_clock(deployment, policy_file(tmp_path, ('per_hour = "1500.00"', 'per_hour = "60.00"'), NO_REFUND_LIMITS))
     demo = deployment.demo
     async with deployment.client(deployment.token("billing-agent", sub="agent-a")) as first:
         assert (await confirmed(first, "issue_refund", **refund(demo.delivered_order, "40.00")))["status"] == "ok"
@@ -112,11 +114,16 @@ async def test_the_money_breaker_trips_across_sessions_and_holds_money_tools_at_
 
         listed = deskgate("breakers", "list")
         assert listed.exit_code == 0 and "money" in listed.stdout
-        reset = deskgate("breakers", "reset", "money", "--as", "ops-lead", "--yes")
+        login_as("ops-lead", role="admin")
+        reset = deskgate("breakers", "reset", "money", "--yes")
         assert reset.exit_code == 0, reset.output
         after = await confirmed(second, "issue_refund", **refund(demo.pending_order, "5.00"))
         assert after["status"] == "ok"
-    assert [(r[1], r[2]) for r in refunds(deployment)] == [("O-1", 4000), ("O-2", 500)]
+        # 40 + 5 + 40 would pass 60.00 in this hour; after the reset only 5 + 40 count.
+        more = await confirmed(second, "issue_refund", **refund(demo.delivered_order, "40.00"))
+        assert more["status"] == "ok", more
+        assert deskgate("breakers", "list", "--json").stdout.strip() == "[]"
+    assert [(r[1], r[2]) for r in refunds(deployment)] == [("O-1", 4000), ("O-2", 500), ("O-1", 4000)]
     assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(0,)]
 
     # The held call created an approval, so its record is the outcome of that intent.

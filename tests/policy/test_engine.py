@@ -220,7 +220,7 @@ async def test_the_money_breaker_trips_once_and_holds_money_tools_at_assist_unti
     assert trip.audit()["events"][0]["breaker"] == "money"
     after = await call("issue_refund", sid="s31", **refund("1.00"))
     assert (after.tier, after.code, after.events) == ("assist", "breaker_open", ())
-    assert state.breakers.reset_sync("money")
+    assert state.breakers.reset_sync("money", by="anna", now=NOW)
     assert (await call("issue_refund", sid="s32", now=NOW + 3600, **refund("1.00"))).tier == "automate"
 
 
