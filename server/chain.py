@@ -55,7 +55,7 @@ from deskgate.server.errors import (
     StoreUnavailable,
 )
 from deskgate.server.outcome import Outcome, Status
-from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
+from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest, normalised
 from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fingerprint import FingerprintKey
@@ -95,7 +95,8 @@ class Call:
     session: Session | None = None
     spec: ToolSpec | None = None
     args: BaseModel | None = None
-    digest: str | None = None
+    meaning: dict[str, Any] | None = None  # the validated arguments, normalised: what the call does
+    digest: str | None = None              # of `meaning`: what confirmations, approvals and keys bind to
     verdict: Verdict | None = None
     allowed_customer: str | None = None
     target: RecordedAction | None = None   # stage 3: the recorded action the call acts on (an undo)
@@ -225,7 +226,8 @@ class GuardChain:
             problems = sorted({f"{_where(e['loc'], e['type']) or 'arguments'}: {e['msg'][:160]}"
                                for e in exc.errors(include_input=False, include_url=False)})
             raise InvalidArguments(redact_text("invalid arguments: " + "; ".join(problems[:10]))) from None
-        call.digest = argument_digest(call.raw)
+        call.meaning = normalised(args)
+        call.digest = argument_digest(call.meaning)
         return spec, args
 
     # -- 3. authorize -------------------------------------------------------------------------

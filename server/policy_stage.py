@@ -156,7 +156,7 @@ class PolicyStage:
         customer = await self._engine.customer_of(spec, session, call.raw, backend)
         await before("approval")
         approval = await self._approvals.create(
-            self._binding(call), call.raw, customer_id=customer,
+            self._binding(call), call.meaning or {}, customer_id=customer,
             summary=f"{spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
             required=2 if two_person else 1)
         if approval.state_at(call.now) != "approved":
@@ -218,4 +218,5 @@ class PolicyStage:
     def _binding(self, call: Call) -> Binding:
         spec, session = call.resolved()
         return Binding(sid=session.sid, sub=session.sub, tool=spec.name, args_digest=call.digest or "",
-                       manifest_hash=self._manifest_hash, policy_version=self.version)
+                       manifest_hash=self._manifest_hash, policy_version=self.version,
+                       arguments=call.meaning or {})
