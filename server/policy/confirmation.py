@@ -201,7 +201,8 @@ def _check_binding(claims: Mapping[str, Any], binding: Binding, fingerprints: Ma
     if claims["tool"] != binding.tool:
         raise ConfirmationError("this confirmation is for another tool", code="confirmation_mismatch")
     if claims["dig"] != binding.args_digest:
-        previewed = claims.get("af") if isinstance(claims.get("af"), dict) else {}
+        shown = claims.get("af")
+        previewed: dict[str, Any] = shown if isinstance(shown, dict) else {}
         # Names only (declared argument names: validated before this stage), never values.
         changed = sorted(n for n in set(previewed) | set(fingerprints) if previewed.get(n) != fingerprints.get(n))
         which = f" {', '.join(changed)} changed since the preview" if changed else ""
