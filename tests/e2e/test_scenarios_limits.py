@@ -164,3 +164,20 @@ async def test_a_runaway_session_is_stopped_by_the_attempt_limit_but_an_approved
         assert ran["status"] == "ok", ran
     assert [r[2] for r in refunds(deployment)] == [6000]
     assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(300,)]
+
+
+async def test_ten_confirmed_refunds_redeemed_at_once_respect_the_customers_six_exactly(
+        deployment: Deployment) -> None:
+    """Ten previews (counting nothing), then their ten confirmed repeats at once: exactly six refunds run
+    and count, four are refused rate_limited - the reservation checks and counts in one step."""
+    clock = on_clock(deployment)
+    args = refund(deployment.demo.delivered_order, "1.00")
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        tokens = [(await call(client, "issue_refund", **args))["confirmation_token"] for _ in range(10)]
+        assert await refunds_counted(deployment, clock.now) == 0
+        pending = iter(tokens)
+        results = await together(10, lambda: call(client, "issue_refund", **args, confirmation_token=next(pending)))
+    answers = sorted((r["status"], r.get("code")) for r in results)
+    assert answers == [("denied", "rate_limited")] * 4 + [("ok", None)] * 6
+    assert [r[2] for r in refunds(deployment)] == [100] * 6
+    assert await refunds_counted(deployment, clock.now) == 6
