@@ -55,7 +55,7 @@ from deskgate.server.errors import (
     StoreUnavailable,
 )
 from deskgate.server.outcome import Outcome, Status
-from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
+from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest, normalised
 from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fingerprint import FingerprintKey
@@ -91,7 +91,9 @@ class Call:
     session: Session | None = None
     spec: ToolSpec | None = None
     args: BaseModel | None = None
-    digest: str | None = None
+    meaning: dict[str, Any] | None = None  # the validated arguments, normalised: what the call does
+    digest: str | None = None              # of `meaning`: what confirmations, approvals and keys bind to
+    idempotency_scope: str | None = None   # the call's idempotency key, scoped to session and tool
     verdict: Verdict | None = None
     allowed_customer: str | None = None
     target: RecordedAction | None = None   # stage 3: the recorded action the call acts on (an undo)
@@ -218,7 +220,12 @@ class GuardChain:
             problems = sorted({f"{_where(e['loc'], e['type']) or 'arguments'}: {e['msg'][:160]}"
                                for e in exc.errors(include_input=False, include_url=False)})
             raise InvalidArguments(redact_text("invalid arguments: " + "; ".join(problems[:10]))) from None
-        call.digest = argument_digest(call.raw)
+        call.meaning = normalised(args)
+        call.digest = argument_digest(call.meaning)
+        key = _field(args, "idempotency_key")
+        if key is not None:
+            # Scoped to the session and the tool: one agent's key never collides with another's.
+            call.idempotency_scope = hashlib.sha256(f"{call.session.sid}\x00{call.tool}\x00{key}".encode()).hexdigest()
         return spec, args
 
     # -- 3. authorize -------------------------------------------------------------------------
@@ -321,7 +328,7 @@ class GuardChain:
         """A redeemed token may come back only as the retry of a finished idempotent call."""
 
         async def finished() -> bool:
-            key = self._idempotency_key(call)
+            key = call.idempotency_scope
             return key is not None and await self._state.idempotency.is_done(key, call.digest or "")
 
         return finished
@@ -338,15 +345,8 @@ class GuardChain:
 
     # -- 6. idempotency -----------------------------------------------------------------------
 
-    def _idempotency_key(self, call: Call) -> str | None:
-        key = _field(call.args, "idempotency_key")
-        if key is None or call.session is None:
-            return None
-        # Scoped to the session and the tool: one agent's key never collides with another's.
-        return hashlib.sha256(f"{call.session.sid}\x00{call.tool}\x00{key}".encode()).hexdigest()
-
     async def idempotent(self, call: Call) -> Outcome:
-        key = self._idempotency_key(call)
+        key = call.idempotency_scope
         if key is None:
             return await self.execute_and_redact(call)
         with telemetry.stage("idempotency"):
@@ -427,12 +427,10 @@ class GuardChain:
         return True
 
     async def _settle(self, call: Call, outcome: Outcome) -> None:
-        """Close the approval the call claimed, with its answer; a call that did not run (refused, replayed,
-        failed) also gives back the money stage 4 reserved for it - in one place, whatever stopped it."""
+        """Commit or release what stage 4 reserved for the call (by whether its side effect ran), and close
+        the approval it claimed with its answer - in one place, whatever stopped or finished it."""
         try:
-            if not call.executed:
-                await self._policy.release(call)
-            await self._policy.finish(call, ok=outcome.status == Status.OK, result=outcome.wire())
+            await self._policy.settle(call, ok=outcome.status == Status.OK, result=outcome.wire())
         except DeskgateError as exc:
             logger.error("could not settle a call (request %s): %s", call.request_id, exc.reason)
 
@@ -443,7 +441,7 @@ class GuardChain:
                            policy_view=lambda: self._policy.view_for(session), mask_text=redact_text,
                            undo_windows=self._policy.undo_windows,
                            may_see=lambda sid, sub: self._policy.actions.allows(session, sid, sub),
-                           intent_seq=call.intent_seq, idempotency_scope=self._idempotency_key(call))
+                           intent_seq=call.intent_seq, idempotency_scope=call.idempotency_scope)
 
     # -- 9. audit -----------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from deskgate.server.errors import (
 )
 from deskgate.server.policy.approvals import Approval, Approvals
 from deskgate.server.policy.confirmation import Binding, Confirmations
-from deskgate.server.policy.engine import Decision, PolicyEngine, Reservation
+from deskgate.server.policy.engine import Decision, PolicyEngine
 from deskgate.server.policy.model import ActionRules, Policy
 from deskgate.server.store.state import RecordedAction, StateStore
 from deskgate.tools.spec import Catalogue
@@ -60,7 +60,7 @@ class Verdict:
 
     decision: Decision
     approval: Approval | None = None
-    reservation: Reservation | None = None
+    reservation: str | None = None  # the request id the call's counts are held under, until `settle`
 
     @property
     def needs_confirmation(self) -> bool:
@@ -112,11 +112,21 @@ class PolicyStage:
     async def decide(self, call: Call, backend: SupportBackend, before: BeforeEffect) -> Verdict:
         spec, session = call.resolved()
         now = call.now
+        if not spec.read_only and await self._replays_finished_call(call):
+            call.verdict = Verdict(self._engine.replay(spec.name))  # nothing counts, no limit refuses
+            return call.verdict
+        runaway = None if spec.read_only else await self._engine.count_attempt(session, now)
+        if runaway is not None and await self._approvals.open_for(self._binding(call), now, approved=True) is None:
+            call.verdict = Verdict(self._engine.refusal(spec.name, "attempt_limited", runaway))
+            raise DeniedError(runaway, code="attempt_limited")
         decision = await self._engine.decide(spec, session, call.raw, amount=getattr(call.args, "amount", None),
-                                             backend=backend, now=now, target=call.target)
+                                             backend=backend, now=now, request_id=call.request_id,
+                                             target=call.target)
         call.verdict = Verdict(decision, reservation=decision.reservation)  # audited even when refused
         if decision.tier == "deny":
             raise DeniedError(decision.reason or "refused by policy", code=decision.code)
+        if runaway is not None and decision.tier != "assist":  # only the approved call goes on (settle releases)
+            raise DeniedError(runaway, code="attempt_limited")
         if decision.tier == "escalate":
             customer = await self._engine.customer_of(spec, session, call.raw, backend)
             await before("handoff")
@@ -134,10 +144,16 @@ class PolicyStage:
             call.verdict.approval = await self._approvals.claim(
                 approval.id, sid=session.sid, policy_version=self.version, manifest_hash=self._manifest_hash,
                 now=now, call=(spec.name, call.digest or ""))
-            # Only the claimer counts the money, atomically against the session cap: two approved calls
-            # repeated at once never both pass it. Refused, the claimed approval ends failed (the chain settles).
-            call.verdict.reservation = await self._engine.reserve_approved(spec.name, session, decision, now)
+            # Only the claimer counts, atomically against the session cap: two approved calls repeated at
+            # once never both pass it, and no limit refuses what a human approved. Refused, the claimed
+            # approval ends failed (the chain settles).
+            call.verdict.reservation = await self._engine.reserve_approved(call.request_id, session, decision, now)
         return call.verdict
+
+    async def _replays_finished_call(self, call: Call) -> bool:
+        """The retry of a keyed write that finished: stage 6 will answer its stored result."""
+        return call.idempotency_scope is not None and await self._state.idempotency.is_done(
+            call.idempotency_scope, call.digest or "")
 
     async def _record_owner(self, action: RecordedAction) -> None:
         """Who started the hand-off; a failure leaves it visible to supervisors only, and does not hide
@@ -153,28 +169,43 @@ class PolicyStage:
         approvals = self._policy.approvals
         two_person = (approvals.two_person_above is not None and decision.amount is not None
                       and decision.amount > approvals.two_person_above)
+        limited = decision.limited
+        if limited is not None:
+            # A full limit files no new request; an approval already asked for still answers as it stands.
+            found = await self._approvals.open_for(self._binding(call), call.now)
+            if found is None:
+                raise DeniedError(limited, code="rate_limited")
+            return self._approved(found, decision)
         customer = await self._engine.customer_of(spec, session, call.raw, backend)
         await before("approval")
         approval = await self._approvals.create(
-            self._binding(call), call.raw, customer_id=customer,
+            self._binding(call), call.meaning or {}, customer_id=customer,
             summary=f"{spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
             required=2 if two_person else 1)
-        if approval.state_at(call.now) != "approved":
+        return self._approved(approval, decision)
+
+    @staticmethod
+    def _approved(approval: Approval, decision: Decision) -> Approval:
+        if approval.state != "approved":
             raise PendingApproval(
                 f"{decision.reason} A human approver must approve this exact call; repeat it once approved "
                 f"(get_action_status tells you when).".strip(), code=decision.code, approval_id=approval.id)
         return approval
 
-    async def finish(self, call: Call, *, ok: bool, result: dict[str, Any]) -> None:
-        """After stage 7: record the outcome on the approval the call ran under."""
-        if call.verdict is not None and call.verdict.approval is not None:
-            await self._approvals.finish(call.verdict.approval.id, ok=ok, result=result)
-
-    async def release(self, call: Call) -> None:
-        """Give back money reserved for a call that did not run."""
-        if call.verdict is not None:
-            await self._engine.release(call.verdict.reservation)
-            call.verdict.reservation = None
+    async def settle(self, call: Call, *, ok: bool, result: dict[str, Any]) -> None:
+        """The one place a call's counts and its approval are closed, whatever stopped or finished it: what
+        it reserved is committed if its side effect ran and released if not, and the approval it ran under
+        ends done or failed with its answer."""
+        verdict = call.verdict
+        if verdict is None:
+            return
+        if call.executed:
+            await self._engine.commit(verdict.reservation)
+        else:
+            await self._engine.release(verdict.reservation)
+        verdict.reservation = None
+        if verdict.approval is not None:
+            await self._approvals.finish(verdict.approval.id, ok=ok, result=result)
 
     # -- 5. confirm ---------------------------------------------------------------------------
 
@@ -193,7 +224,6 @@ class PolicyStage:
     async def request_confirmation(self, call: Call, ctx: ToolContext, before: BeforeEffect) -> None:
         spec, session = call.resolved()
         preview = await spec.preview(ctx, call.args) if spec.preview else f"Run {spec.title}."
-        await self.release(call)  # nothing runs until the confirmed repeat
         confirmations = self._confirmations()
         if call.verdict is not None and call.verdict.decision.confirmation == "customer":
             customer = await self._engine.customer_of(spec, session, call.raw, ctx.backend)
@@ -222,4 +252,5 @@ class PolicyStage:
     def _binding(self, call: Call) -> Binding:
         spec, session = call.resolved()
         return Binding(sid=session.sid, sub=session.sub, tool=spec.name, args_digest=call.digest or "",
-                       manifest_hash=self._manifest_hash, policy_version=self.version, ticket=session.ticket)
+                       manifest_hash=self._manifest_hash, policy_version=self.version, ticket=session.ticket,
+                       arguments=call.meaning or {})

@@ -139,7 +139,7 @@ class Runtime:
         def run() -> None:
             recovered.extend(anyio.run(lambda: recover_intents(
                 IntentLedger(self.backend_db), systems, self.audit.append_sync, redact,
-                self.state.idempotency.complete)))
+                self.state.idempotency.complete, self.state.reservations.settle)))
 
         worker = threading.Thread(target=run, name="deskgate-recovery")
         worker.start()

@@ -222,7 +222,7 @@ ADMIN_COMMANDS = [
     ["approvals", "approve", "AP-3F9A2B7C1D0E", "--yes"],
     ["approvals", "deny", "AP-3F9A2B7C1D0E", "--reason", "no"],
     ["breakers", "list"],
-    ["breakers", "reset", "money", "--as", "lead"],
+    ["breakers", "reset", "money", "--yes"],
     ["audit", "verify"],
     ["audit", "tail"],
     ["audit", "export"],

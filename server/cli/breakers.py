@@ -1,7 +1,9 @@
 """`deskgate breakers ...`: see and reset tripped circuit breakers.
 
 A tripped breaker (the money breaker: refunds + credits per hour) keeps the affected tools in the
-assist tier until an admin resets it here. A reset is appended to the audit log before it answers.
+assist tier until an admin resets it here, as the person logged in with `deskgate login` (the same
+permission as the console's Reset button). A reset starts the breaker's counters afresh: the hour it
+tripped on no longer counts. It is appended to the audit log, with the person, before it answers.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from deskgate.server.cli.common import cli_errors, iso, record_admin
+from deskgate.server.cli.login import logged_in
 from deskgate.server.errors import NotFound
-from deskgate.server.policy.approvals import principal
+from deskgate.server.people.accounts import open_people
 from deskgate.server.settings import Paths, database_url, load_settings
 from deskgate.server.store.db import open_database
 from deskgate.server.store.state import StateStore
@@ -51,23 +54,26 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="One JSON array."
 @app.command()
 def reset(
     name: Annotated[str, typer.Argument(help="The breaker, e.g. money.")],
-    as_: Annotated[str, typer.Option("--as", help="Your name, for the audit record.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Re-arm a tripped breaker: the affected tools return to their policy tiers."""
+    """Re-arm a tripped breaker as the logged-in admin: the affected tools return to their policy tiers."""
     with cli_errors():
-        admin = principal(as_)
         paths = Paths.from_env()
+        settings = load_settings(paths)
         store = _store(paths)
         try:
+            person = logged_in(paths, open_people(store.db, settings, paths)).person
+            person.require("breakers.reset")
             tripped = {row[0]: row for row in store.breakers.list_sync()}
             if name not in tripped:
                 raise NotFound(f"breaker {name!r} is not tripped", code="breaker_not_tripped")
             if not yes:
                 typer.confirm(f"Reset breaker {name!r} (tripped: {tripped[name][2]})?", abort=True)
-            store.breakers.reset_sync(name)
-            record_admin(paths, load_settings(paths), "breaker.reset", breaker=name, principal=admin,
-                         tripped_at=tripped[name][1], trip_reason=tripped[name][2], at=int(time.time()))
+            now = int(time.time())
+            if not store.breakers.reset_sync(name, by=person.name, now=now):
+                raise NotFound(f"breaker {name!r} is not tripped", code="breaker_not_tripped")
+            record_admin(paths, settings, "breaker.reset", channel="cli", breaker=name, principal=person.name,
+                         tripped_at=tripped[name][1], trip_reason=tripped[name][2], at=now)
         finally:
             store.close()
         typer.echo(f"{name} reset")

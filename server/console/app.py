@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -437,7 +438,9 @@ class Console:
             tripped = {row[0]: row for row in await anyio.to_thread.run_sync(self.runtime.state.breakers.list_sync)}
             if name not in tripped:
                 raise NotFound("this breaker is not tripped", code="breaker_not_tripped")
-            await anyio.to_thread.run_sync(self.runtime.state.breakers.reset_sync, name)
+            if not await anyio.to_thread.run_sync(partial(self.runtime.state.breakers.reset_sync, name,
+                                                          by=session.person.name, now=self.now())):
+                raise NotFound("this breaker is not tripped", code="breaker_not_tripped")
         except DeskgateError as exc:
             status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 400)
             return await self.breakers(request, error=exc.reason, status=status)

@@ -147,6 +147,22 @@ class Approvals:
                               "Do not retry it; tell the customer.", code="approval_denied", approval_id=approval.id)
         return approval
 
+    async def open_for(self, binding: Binding, now: int, *, approved: bool = False) -> Approval | None:
+        """The open (pending or approved; with `approved`, approved only) unexpired approval of exactly this
+        call, without filing one."""
+        states = ("approved",) if approved else ("pending", "approved")
+
+        def find(tx: Tx) -> Approval | None:
+            row = tx.one(
+                f"SELECT {_COLUMNS} FROM approvals WHERE sid = ? AND tool = ? AND args_digest = ?"  # noqa: S608 - fixed column list
+                " AND policy_version = ? AND manifest_hash = ? AND state IN (?, ?) AND expires_at > ?"
+                " ORDER BY requested_at DESC LIMIT 1",
+                (binding.sid, binding.tool, binding.args_digest, binding.policy_version, binding.manifest_hash,
+                 states[0], states[-1], now))
+            return None if row is None else _load(tx, row)
+
+        return await self._db.read(find)
+
     async def get(self, approval_id: str) -> Approval:
         return await self._db.read(lambda tx: _get(tx, approval_id))
 

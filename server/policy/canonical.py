@@ -1,9 +1,14 @@
 """The canonical digest of a call's arguments: what confirmations, approvals and idempotency bind to.
 
-RFC 8785 (JCS) alone would make `10` and `10.0` the same number, and nothing stops a caller from
-sending `"10"` where `10` was confirmed and relying on the input model to coerce it. So every value
-is first encoded as a typed pair - `["i", "10"]`, `["f", 10.0]`, `["s", "10"]` - and the pairs are
-canonicalised: any change of value *or type* anywhere in the raw JSON changes the digest.
+A call is bound by its meaning, not by its JSON spelling: the digest is taken over the arguments
+*after* the tool's input model validated them (`normalised`), so `"amount": 5`, `5.0` and `"5.00"`
+are one call, while any change of what the call does - another amount, order or reason - is
+another. Normalised: control fields and unset optional fields left out, every decimal with two
+places (or, with more, its shortest exact spelling), everything else as the model holds it.
+
+Over that JSON, RFC 8785 (JCS) alone would make `10` and `10.0` the same number; every value is
+first encoded as a typed pair - `["i", "10"]`, `["f", 10.0]`, `["s", "10"]` - and the pairs are
+canonicalised, so two values the model keeps apart (an int and a float field) never collide.
 
 The control fields the guard chain consumes (`CONTROL_ARGUMENTS`) are left out: the repeat of a
 call carries a confirmation token the first call did not, and must still be the same call.
@@ -14,14 +19,18 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import rfc8785
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from deskgate.server.errors import InvalidArguments
 
 CONTROL_ARGUMENTS = frozenset({"confirmation_token", "idempotency_key", "customer_code"})
 _MAX_DEPTH = 32
+_CENT = Decimal("0.01")
 
 
 def _typed(value: Any, depth: int) -> list[Any]:
@@ -47,6 +56,22 @@ def _typed(value: Any, depth: int) -> list[Any]:
             raise InvalidArguments("argument names must be strings", code="arguments_not_json")
         return ["o", {k: _typed(v, depth + 1) for k, v in value.items()}]
     raise InvalidArguments("arguments must be plain JSON", code="arguments_not_json")
+
+
+def normalised(args: BaseModel) -> dict[str, Any]:
+    """The validated arguments as plain JSON that says what the call means (see the module docstring)."""
+    values = args.model_dump(mode="python", exclude=set(CONTROL_ARGUMENTS), exclude_none=True)
+    return {k: _plain(v) for k, v in values.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value.quantize(_CENT)}" if value == value.quantize(_CENT) else f"{value.normalize():f}"
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return to_jsonable_python(value)
 
 
 def call_arguments(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,15 +4,19 @@ A confirmation token is a JWT signed by the server (EdDSA, pinned), with header 
 `dg-confirm+jwt` and audience `deskgate:confirm` - both distinct from session tokens (`at+jwt`),
 so neither kind is accepted as the other. It lives at most five minutes and binds:
 
-    sid, sub   the session that asked          tool, dig   the exact call (canonical argument digest)
-    mh, pv     manifest hash, policy version   ck          who must confirm: agent or customer
+    sid, sub   the session that asked          tool, dig   the call's meaning (digest of its validated,
+    mh, pv     manifest hash, policy version               normalised arguments: `canonical.normalised`)
+    ck         who must confirm: agent or customer
+    af         a keyed fingerprint of each argument, so a refusal can name the argument that changed
+               (keyed: the token shows no hash of a customer's data that could be guessed offline)
 
 Redemption, in this order (each step MUST pass, or the token is refused with a ConfirmationError):
 
     1. shape    at most 4096 characters; header alg EdDSA, typ dg-confirm+jwt, a known kid
     2. proof    signature, issuer, audience, every claim present
     3. time     issued not in the future, not expired (the server's clock, no leeway)
-    4. binding  same session, tool, argument digest, manifest hash and policy version
+    4. binding  same session, tool, argument digest, manifest hash and policy version; a changed
+                argument is named in the refusal
     5. use      redeemed once, atomically in the state store (across processes); a second use is
                 refused unless the caller proves it is the retry of a finished idempotent call
     6. customer for `ck=customer`: the code the customer read back, compared in constant time
@@ -42,6 +46,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from deskgate.server.errors import ConfigError, ConfirmationError
+from deskgate.server.policy.canonical import argument_digest
 from deskgate.server.policy.model import MAX_CONFIRMATION_TTL, MAX_CUSTOMER_CODE_TTL
 
 if TYPE_CHECKING:
@@ -54,6 +59,7 @@ ALGORITHM = "EdDSA"
 MAX_TOKEN_CHARS = 4096
 _REQUIRED = ["iss", "aud", "sub", "sid", "tool", "dig", "mh", "pv", "ck", "iat", "exp", "jti"]
 _CODE_KDF_INFO = b"deskgate confirmation customer code v1"
+_ARGUMENT_KDF_INFO = b"deskgate confirmation argument fingerprint v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class Binding:
     manifest_hash: str
     policy_version: str
     ticket: str | None = None  # the session's bound ticket: a customer's code may outlive the session
+    arguments: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # normalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,8 @@ class Confirmations:
         self._issuer = issuer
         self.ttl = ttl
         self._code_key = HKDF(algorithm=SHA256(), length=32, salt=None, info=_CODE_KDF_INFO).derive(
+            signing_key.private_bytes_raw())
+        self._argument_key = HKDF(algorithm=SHA256(), length=32, salt=None, info=_ARGUMENT_KDF_INFO).derive(
             signing_key.private_bytes_raw())
 
     def __repr__(self) -> str:
@@ -121,7 +130,7 @@ class Confirmations:
                      replay_allowed: Callable[[], Awaitable[bool]] | None = None) -> bool:
         """Accept the token for this exact call, once. True when it is an allowed replay."""
         kid, claims = self._verified(token, now)                                              # 1-3
-        _check_binding(claims, binding)                                                       # 4
+        _check_binding(claims, binding, self._fingerprints(binding))                          # 4
         if claims["ck"] == "customer" and kid != self._kid:
             # The code's HMAC key derives from the current signing key; after a rotation, ask again.
             raise ConfirmationError("the signing key changed since this confirmation; ask for a new one",
@@ -147,7 +156,7 @@ class Confirmations:
         claims: dict[str, Any] = {
             "iss": self._issuer, "aud": AUDIENCE, "sub": binding.sub, "sid": binding.sid, "tool": binding.tool,
             "dig": binding.args_digest, "mh": binding.manifest_hash, "pv": binding.policy_version,
-            "ck": kind, "iat": now, "exp": now + ttl, "jti": jti,
+            "ck": kind, "iat": now, "exp": now + ttl, "jti": jti, "af": self._fingerprints(binding),
         }
         if code is not None:
             claims["cch"] = self._code_mac(jti, code)
@@ -156,6 +165,12 @@ class Confirmations:
         token = jwt.encode(claims, self._signing_key, algorithm=ALGORITHM,
                            headers={"typ": TOKEN_TYPE, "kid": self._kid})
         return Issued(token, now + ttl)
+
+    def _fingerprints(self, binding: Binding) -> dict[str, str]:
+        """Each argument's keyed fingerprint (by name; 64 bits are plenty to tell a change)."""
+        return {name: hmac.new(self._argument_key, name.encode() + b"\x00" + argument_digest({name: value}).encode(),
+                               hashlib.sha256).hexdigest()[:16]
+                for name, value in binding.arguments.items()}
 
     def _code_mac(self, jti: str, code: str) -> str:
         return hmac.new(self._code_key, f"{jti}\x00{code}".encode(), hashlib.sha256).hexdigest()
@@ -192,14 +207,21 @@ class Confirmations:
         return kid, claims
 
 
-def _check_binding(claims: Mapping[str, Any], binding: Binding) -> None:
+def _check_binding(claims: Mapping[str, Any], binding: Binding, fingerprints: Mapping[str, str]) -> None:
     # A customer's code issued for a ticket may come back in a later session of the same subject on that ticket.
     same_ticket = claims["ck"] == "customer" and claims.get("tk") is not None and claims.get("tk") == binding.ticket
     if (claims["sid"] != binding.sid and not same_ticket) or claims["sub"] != binding.sub:
         raise ConfirmationError("this confirmation belongs to another session", code="confirmation_other_session")
-    if claims["tool"] != binding.tool or claims["dig"] != binding.args_digest:
-        raise ConfirmationError("this confirmation is for a different call: the arguments must be exactly "
-                                "those of the confirmed call", code="confirmation_mismatch")
+    if claims["tool"] != binding.tool:
+        raise ConfirmationError("this confirmation is for another tool", code="confirmation_mismatch")
+    if claims["dig"] != binding.args_digest:
+        shown = claims.get("af")
+        previewed: dict[str, Any] = shown if isinstance(shown, dict) else {}
+        # Names only (declared argument names: validated before this stage), never values.
+        changed = sorted(n for n in set(previewed) | set(fingerprints) if previewed.get(n) != fingerprints.get(n))
+        which = f" {', '.join(changed)} changed since the preview" if changed else ""
+        raise ConfirmationError(f"this confirmation is for a different call:{which}; confirm the new call with a "
+                                "new preview", code="confirmation_mismatch")
     if claims["mh"] != binding.manifest_hash or claims["pv"] != binding.policy_version:
         raise ConfirmationError("the tools or the policy changed since this confirmation; ask for a new one",
                                 code="confirmation_stale")

@@ -1,7 +1,8 @@
 """The policy engine: stage 4 of the guard chain. One `decide` per call, on the policy as data.
 
-    decide(spec, session, arguments, amount, target)
-      1. rate limits   every attempt counts (previews and refusals too), so retries end in a refusal
+    decide(spec, session, arguments, amount, request_id, target)
+      1. limits        what the call would count if it ran, one action per business limit; a full
+                       limit refuses now (a preview too: it says what the confirmed repeat would get)
       2. thresholds    the amount picks the tier
       3. gates         named facts; a failed gate denies, or moves the call to assist / escalate
       4. session cap   refunds + credits of the session may not pass `Session.max_refund`
@@ -9,18 +10,27 @@
                        money tools are assist until an admin resets it (`deskgate breakers reset`)
       -> Decision      tier, machine code, reasons, confirmation kind, audit events, reservation
 
+Business limits count *executed actions*, never attempts: a preview, a refusal, a confirmation
+that does not match, a pending approval and an idempotent replay count nothing. What a call counts
+- one action per limit it passes, and for a money tool its session spend and its currency's
+breaker hour - is reserved in one atomic check-and-add, under the call's request id
+(`Reservations.reserve`), only for a call that runs now: an automate call with no confirmation,
+the confirmed repeat, or the repeat that claims an approval (`reserve_approved`: counted, never
+refused by a limit or the breaker, only by the session cap no approver can lift). The chain then
+commits it (the side effect ran) or releases it (it did not) - `PolicyStage.settle`, one place.
+The tier does not change what counts: an assist tool's limits count its approved, executed calls.
+
+Runaway agents are stopped apart from business limits, by the per-session attempt limit
+(`[attempts]`, `count_attempt`): every write call of a session that reaches this stage counts,
+whatever its answer, except the replay of a finished idempotent call; once past it the session is
+refused `attempt_limited` - except for a call a human approved.
+
 A call on a recorded action (`target`: `undo_action`) passes its own rules *and* those of the tool
-that made the action: that tool's rate limits (counted as its calls), its thresholds on the
-action's amount, and for a money tool the breaker.
+that made the action: that tool's limits (an executed undo counts as one of its calls), its
+thresholds on the action's amount, and for a money tool the breaker.
 
 The strictest outcome wins: deny > escalate > assist > automate. Counters are consumed atomically
 in the state store, so 50 concurrent calls respect a limit exactly, across server processes.
-
-Money is *reserved* (session spend and the breaker's hour of its currency, in one atomic
-check-and-add: `Counters.add_all_within`) only for a call that runs now: an automate call with no
-confirmation, the confirmed repeat, or an approved call (`reserve_approved`, which checks the
-session cap the same way). The chain MUST `release` the reservation when that call then fails (bad
-confirmation, backend refusal), so money that was not paid out does not count.
 """
 
 from __future__ import annotations
@@ -69,24 +79,10 @@ def _duration_text(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def breaker_key(currency: str) -> str:
-    """The money breaker's counter of one currency: amounts in different currencies never add up."""
-    return f"breaker:{MONEY_BREAKER}:{currency}"
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Money counted for a call about to run, in one currency; `PolicyEngine.release` gives it back."""
-
-    cents: int
-    currency: str
-    spend_key: str
-    breaker_window: int
-
-    def counted(self, sign: int, *, cap: int | None = None, hour_limit: int | None = None) -> list[CounterAdd]:
-        """The session's spend and its currency's breaker hour, each within the limit given (None: none)."""
-        return [CounterAdd(self.spend_key, 0, sign * self.cents, cap),
-                CounterAdd(breaker_key(self.currency), self.breaker_window, sign * self.cents, hour_limit)]
+def breaker_key(currency: str, generation: int = 0) -> str:
+    """The money breaker's counter of one currency: amounts in different currencies never add up. Each
+    reset starts a new generation (`Breakers.reset_sync`): what counted before the reset no longer does."""
+    return f"breaker:{MONEY_BREAKER}:{currency}" + (f":g{generation}" if generation else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +95,10 @@ class Decision:
     policy_version: str
     amount: Decimal | None = None
     events: tuple[dict[str, Any], ...] = ()  # separate audit records (a breaker trip), each once
-    reservation: Reservation | None = None
+    reservation: str | None = None  # the request id its counts are reserved under (a call that runs now)
     currency: str | None = None    # of the money a money tool would pay out
+    counts: tuple[CounterAdd, ...] = ()  # one action per business limit, if the call runs
+    limited: str | None = None     # a full limit's refusal: only an approved call may still run
 
     @property
     def needs_confirmation(self) -> bool:
@@ -135,10 +133,11 @@ class PolicyEngine:
         self._views: dict[frozenset[str], dict[str, Any]] = {}
 
     async def decide(self, spec: ToolSpec, session: Session, arguments: Mapping[str, Any], *,
-                     amount: Decimal | None, backend: SupportBackend, now: int,
+                     amount: Decimal | None, backend: SupportBackend, now: int, request_id: str,
                      target: RecordedAction | None = None) -> Decision:
         """Decide one call. `arguments` are the raw JSON arguments, `amount` the validated amount,
-        `target` the recorded action the call acts on (an undo), resolved and owned (stage 3)."""
+        `request_id` the call's (what it runs now is reserved under it), `target` the recorded action
+        the call acts on (an undo), resolved and owned (stage 3)."""
         rules = self.policy.tools.get(spec.name)
         if spec.read_only:
             return self._decision(spec.name, "automate", "read_only", ["Read-only tool."], "none")
@@ -158,12 +157,15 @@ class PolicyEngine:
                                       rules.confirmation)
             applied.append((target.tool, original, target.amount))
 
-        # 1. rate limits
+        # 1. limits: what the call would count; a full one refuses below, unless a human approved the call
+        counts: list[CounterAdd] = []
+        limited: str | None = None
         for name, each, _ in applied:
             for limit in each.limits:
-                refusal = await self._consume(name, limit, facts, now)
-                if refusal is not None:
-                    return self._decision(spec.name, "deny", "rate_limited", [refusal], rules.confirmation, amount)
+                count = await self._count_of(name, limit, facts, now)
+                counts.append(count)
+                if limited is None and await self._state.counters.get(count.key, count.window_start) >= limit.max:
+                    limited = self._limit_reason(name, limit, now)
 
         # 2. thresholds: the strictest tier any applied rule gives its amount
         verdict: Verdict = rules.tier
@@ -188,8 +190,22 @@ class PolicyEngine:
             verdict, code = "assist", "breaker_open"
             reasons.append("The money breaker is open: undoing a money action needs an approver until an admin "
                            "resets it.")
-        if cents is None or verdict in ("deny", "escalate"):
+        if verdict in ("deny", "escalate"):
             return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount)
+        if limited is not None and verdict == "automate":
+            return self._decision(spec.name, "deny", "rate_limited", [limited], rules.confirmation, amount)
+        runs_now = rules.confirmation == "none" or bool(arguments.get("confirmation_token"))
+        if cents is None:
+            if verdict == "assist":
+                return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount,
+                                      counts=counts, limited=limited)
+            if runs_now:
+                refused, _ = await self._state.reservations.reserve(request_id, counts, now)
+                if refused is not None:  # the limit filled up since the check above
+                    return self._decision(spec.name, "deny", "rate_limited", [self._full(refused, applied, now)],
+                                          rules.confirmation, amount)
+            return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount,
+                                  reservation=request_id if runs_now else None)
         currency = await facts.currency()
 
         # 4. session cap, for whatever would pay out (an approver cannot lift the token's cap); the
@@ -199,42 +215,77 @@ class PolicyEngine:
         if cap is not None and await self._state.counters.get(spend_key, 0) + cents > cap:
             return self._session_cap(spec.name, session, rules.confirmation, amount, currency)
         if verdict == "assist":
-            return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount, currency=currency)
+            return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount, currency=currency,
+                                  counts=counts, limited=limited)
 
         # 5. money breaker, and the reservation of a call that runs now
-        runs_now = rules.confirmation == "none" or bool(arguments.get("confirmation_token"))
-        tripped, events, reservation = await self._breaker(spec.name, spend_key, cents, cap, currency, now, runs_now)
-        if tripped:
+        held, events = await self._breaker(spec.name, request_id, counts, spend_key, cents, cap, currency, now,
+                                           runs_now)
+        if held == "tripped":
             reasons = [f"Refunds and credits paid out this hour reached the money breaker's limit "
                        f"({self.policy.money_breaker.per_hour} per currency): money actions need an approver "
                        "until an admin resets the breaker."]
             return self._decision(spec.name, "assist", "breaker_open", reasons, rules.confirmation, amount, events,
-                                  currency=currency)
-        if runs_now and reservation is None:  # the session cap filled up since the check above
+                                  currency=currency, counts=counts)
+        if held == "session_cap":  # the session cap filled up since the check above
             return self._session_cap(spec.name, session, rules.confirmation, amount, currency)
+        if isinstance(held, CounterAdd):  # a limit filled up since the check above
+            return self._decision(spec.name, "deny", "rate_limited", [self._full(held, applied, now)],
+                                  rules.confirmation, amount, currency=currency)
         return self._decision(spec.name, "automate", code, reasons, rules.confirmation, amount,
-                              reservation=reservation, currency=currency)
+                              reservation=request_id if held == "reserved" else None, currency=currency)
 
-    async def release(self, reservation: Reservation | None) -> None:
-        """Give back money reserved for a call that did not run (or failed), in one transaction."""
-        if reservation is None:
-            return
-        await self._state.counters.add_all_within(reservation.counted(-1))
+    async def release(self, reservation: str | None) -> None:
+        """Give back what a call that did not run (or failed) reserved, in one transaction."""
+        if reservation is not None:
+            await self._state.reservations.release(reservation)
 
-    async def reserve_approved(self, tool: str, session: Session, decision: Decision, now: int) -> Reservation | None:
-        """Count an approved call's payout as it runs: one atomic check-and-add against the session cap
-        (which no approver can lift); the approver may pass the breaker's limit. None: nothing to count.
+    async def commit(self, reservation: str | None) -> None:
+        """Keep what a call that ran reserved."""
+        if reservation is not None:
+            await self._state.reservations.commit(reservation)
+
+    async def reserve_approved(self, request_id: str, session: Session, decision: Decision, now: int) -> str | None:
+        """Count an approved call as it runs: its actions, never refused by a limit (a human approved it),
+        and its payout, in one atomic check-and-add against the session cap (which no approver can lift);
+        the approver may pass the breaker's limit. None: nothing to count.
         A payout the session cap no longer allows is refused (`DeniedError`, code session_cap)."""
-        spec = self._specs.get(tool)
-        if spec is None or not spec.money or decision.amount is None or decision.currency is None:
+        adds = [CounterAdd(c.key, c.window_start, c.amount) for c in decision.counts]
+        spec = self._specs.get(decision.tool)
+        if spec is not None and spec.money and decision.amount is not None and decision.currency is not None:
+            cents = to_cents(decision.amount)
+            cap = None if session.max_refund is None else to_cents(session.max_refund)
+            _, generation = await self._state.breakers.status(MONEY_BREAKER)
+            adds += [CounterAdd(breaker_key(decision.currency, generation), now - now % _HOUR, cents),
+                     CounterAdd(f"spend:{session.sid}", 0, cents, cap)]
+        if not adds:
             return None
-        cents, window = to_cents(decision.amount), now - now % _HOUR
-        cap = None if session.max_refund is None else to_cents(session.max_refund)
-        reservation = Reservation(cents, decision.currency, f"spend:{session.sid}", window)
-        refused, _ = await self._state.counters.add_all_within(reservation.counted(+1, cap=cap))
+        refused, _ = await self._state.reservations.reserve(request_id, adds, now)
         if refused is not None:
             raise DeniedError(self._session_cap_reason(session), code="session_cap")
-        return reservation
+        return request_id
+
+    async def count_attempt(self, session: Session, now: int) -> str | None:
+        """Count one attempt of the session (`[attempts]`); the refusal once it is past the limit."""
+        attempts = self.policy.attempts
+        window = now - now % attempts.window
+        _, total = await self._state.counters.add_within(f"attempts:{session.sid}", window, 1, None)
+        if total <= attempts.max:
+            return None
+        return (f"Attempt limit: this session made more than {attempts.max} write calls in "
+                f"{_duration_text(attempts.window)} (previews and refusals included). Stop and escalate to a human; "
+                f"do not retry for {_duration_text(window + attempts.window - now)}.")
+
+    def refusal(self, tool: str, code: str, reason: str) -> Decision:
+        """A decision refusing a call before the rules were looked at (the attempt limit)."""
+        return self._decision(tool, "deny", code, [reason], "none")
+
+    def replay(self, tool: str) -> Decision:
+        """The retry of a finished idempotent call: it answers the stored result, so nothing counts and no
+        limit refuses it (its confirmation is still checked, as a replay)."""
+        rules = self.policy.tools.get(tool)
+        return self._decision(tool, "automate", "idempotent_replay", ["The retry of a finished call."],
+                              rules.confirmation if rules is not None else "none")
 
     async def customer_of(self, spec: ToolSpec, session: Session, arguments: Mapping[str, Any],
                           backend: SupportBackend) -> str | None:
@@ -253,9 +304,10 @@ class PolicyEngine:
 
     def _decision(self, tool: str, tier: Verdict, code: str, reasons: list[str], confirmation: ConfirmationKind,
                   amount: Decimal | None = None, events: tuple[dict[str, Any], ...] = (),
-                  reservation: Reservation | None = None, currency: str | None = None) -> Decision:
+                  reservation: str | None = None, currency: str | None = None,
+                  counts: list[CounterAdd] | None = None, limited: str | None = None) -> Decision:
         return Decision(tool, tier, code, tuple(reasons) or ("Within policy.",), confirmation, self.version,
-                        amount, events, reservation, currency)
+                        amount, events, reservation, currency, tuple(counts or ()), limited)
 
     @staticmethod
     def _session_cap_reason(session: Session) -> str:
@@ -266,7 +318,8 @@ class PolicyEngine:
         return self._decision(tool, "deny", "session_cap", [self._session_cap_reason(session)], confirmation, amount,
                               currency=currency)
 
-    async def _consume(self, tool: str, limit: Limit, facts: FactContext, now: int) -> str | None:
+    async def _count_of(self, tool: str, limit: Limit, facts: FactContext, now: int) -> CounterAdd:
+        """The one action `limit` would count for this call, within its maximum."""
         if limit.per == "session":
             subject = facts.session.sid
         elif limit.per == "customer":
@@ -276,41 +329,54 @@ class PolicyEngine:
             subject = customer
         else:
             subject = "*"
-        window = now - now % limit.window
-        key = f"rate:{tool}:{limit.per}:{limit.window}:{subject}"
-        added, _ = await self._state.counters.add_within(key, window, 1, limit.max)
-        if added:
-            return None
-        retry = window + limit.window - now
+        return CounterAdd(f"rate:{tool}:{limit.per}:{limit.window}:{subject}", now - now % limit.window, 1, limit.max)
+
+    @staticmethod
+    def _limit_reason(tool: str, limit: Limit, now: int) -> str:
+        retry = now - now % limit.window + limit.window - now
         return (f"Rate limit: {tool} at most {limit.max} times per {_duration_text(limit.window)} "
                 f"per {limit.per}. Do not retry for {_duration_text(retry)}; escalate if the customer is waiting.")
 
-    async def _breaker(self, tool: str, spend_key: str, cents: int, cap: int | None, currency: str, now: int,
-                       runs_now: bool) -> tuple[bool, tuple[dict[str, Any], ...], Reservation | None]:
-        """(tripped, trip events, reservation). A call that would pass its currency's hourly limit trips it.
-        A call that runs now reserves its session spend and its currency's hour in one atomic step."""
-        breakers, counters = self._state.breakers, self._state.counters
-        if MONEY_BREAKER in await breakers.tripped():
-            return True, (), None
-        reservation = Reservation(cents, currency, spend_key, now - now % _HOUR)
-        spend, hour = reservation.counted(+1, cap=cap, hour_limit=self._breaker_limit)
+    def _full(self, refused: CounterAdd, applied: list[tuple[str, ToolRules, Decimal | None]], now: int) -> str:
+        """The refusal of the limit behind a counter that filled up."""
+        for name, each, _ in applied:
+            for limit in each.limits:
+                if refused.key.startswith(f"rate:{name}:{limit.per}:{limit.window}:"):
+                    return self._limit_reason(name, limit, now)
+        return "Rate limit reached."
+
+    async def _breaker(self, tool: str, request_id: str, counts: list[CounterAdd], spend_key: str, cents: int,
+                       cap: int | None, currency: str, now: int, runs_now: bool,
+                       ) -> tuple[Literal["reserved", "preview", "tripped", "session_cap"] | CounterAdd,
+                                  tuple[dict[str, Any], ...]]:
+        """What became of a money call that would automate: its counts reserved (one atomic step with its
+        actions, session spend and currency hour), a preview (nothing reserved), the breaker tripped (by
+        this call or before), the session cap or a limit (the counter that filled up) refusing it."""
+        breakers = self._state.breakers
+        tripped, generation = await breakers.status(MONEY_BREAKER)
+        if tripped:
+            return "tripped", ()
+        hour = CounterAdd(breaker_key(currency, generation), now - now % _HOUR, cents, self._breaker_limit)
+        spend = CounterAdd(spend_key, 0, cents, cap)
         if runs_now:
-            refused, totals = await counters.add_all_within([hour, spend])  # the breaker's limit first
+            refused, totals = await self._state.reservations.reserve(request_id, [*counts, hour, spend], now)
             if refused is None:
-                return False, (), reservation
+                return "reserved", ()
             if refused is spend:
-                return False, (), None  # the session cap: the caller refuses
-            total = totals[0]
+                return "session_cap", ()
+            if refused is not hour:
+                return refused, ()
+            total = totals[len(counts)]
         else:  # a preview reserves nothing, but an honest preview says now that it would trip
-            total = await counters.get(hour.key, hour.window_start)
+            total = await self._state.counters.get(hour.key, hour.window_start)
             if total + cents <= self._breaker_limit:
-                return False, (), None
+                return "preview", ()
         reason = (f"{currency} hour total {_cents_text(total)} + {_cents_text(cents)} passes "
                   f"{_cents_text(self._breaker_limit)}")
         first = await breakers.trip(MONEY_BREAKER, reason, now)
         event = {"event": "breaker_trip", "breaker": MONEY_BREAKER, "currency": currency, "tool": tool,
                  "reason": reason, "policy_version": self.version}
-        return True, (event,) if first else (), None
+        return "tripped", (event,) if first else ()
 
     def _compile_view(self, scopes: frozenset[str]) -> dict[str, Any]:
         tools: dict[str, Any] = {}
@@ -325,7 +391,8 @@ class PolicyEngine:
                 "reason_codes": sorted(self.policy.allowed_reason_codes(name)),
                 "gates": [{"requires": g.requirement(), "otherwise": g.otherwise,
                            "reason": g.reason} for g in rules.gates],
-                "limits": [{"per": lim.per, "max": lim.max, "window_seconds": lim.window} for lim in rules.limits],
+                "limits": [{"per": lim.per, "max": lim.max, "window_seconds": lim.window, "counts": "executed actions"}
+                           for lim in rules.limits],
                 "undo_window_seconds": rules.undo_window,
                 "money": spec.money,
             }
@@ -333,6 +400,8 @@ class PolicyEngine:
             "policy_version": self.version,
             "tools": tools,
             "money_breaker": {"per_hour": str(self.policy.money_breaker.per_hour), "per": "currency"},
+            "attempts": {"per": "session", "max": self.policy.attempts.max,
+                         "window_seconds": self.policy.attempts.window},
             "confirmation_ttl_seconds": self.policy.confirmation.ttl,
             "customer_code_ttl_seconds": self.policy.confirmation.customer_code.model_dump(),
             "approval_ttl_seconds": self.policy.approvals.ttl,

@@ -79,6 +79,8 @@ class Threshold(_Strict):
 
 
 class Limit(_Strict):
+    """At most `max` executed actions per `window` and subject (see `server/policy/engine.py`)."""
+
     per: LimitSubject  # session: this agent session; customer: the customer acted on; tool: everyone
     max: int = Field(ge=1, le=1_000_000)
     window: Seconds
@@ -186,6 +188,15 @@ class ApprovalRules(_Strict):
     two_person_above: PolicyAmount | None = None  # above this amount two different approvers must approve
 
 
+class AttemptLimit(_Strict):
+    """Every write call of one session that reaches the policy stage - previews, refusals, repeats -
+    counts; past `max` in `window` the session is refused (a runaway agent), except a call a human
+    approved. Apart from the tools' `limits`, which count executed actions only."""
+
+    max: int = Field(200, ge=1, le=1_000_000)
+    window: Seconds = 3600
+
+
 class MoneyBreaker(_Strict):
     per_hour: PolicyAmount  # refunds + credits paid out per clock hour and per currency, across all sessions
 
@@ -213,6 +224,7 @@ class ActionRules(_Strict):
 class Policy(_Strict):
     confirmation: ConfirmationRules = ConfirmationRules()
     approvals: ApprovalRules = ApprovalRules()
+    attempts: AttemptLimit = AttemptLimit()  # absent from older policy files: the default applies
     money_breaker: MoneyBreaker
     actions: ActionRules = ActionRules()
     reason_codes: dict[str, tuple[ReasonCode, ...]] = {}

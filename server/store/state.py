@@ -5,7 +5,8 @@ Each area is one small repository over the same `Database`, with its own tables:
     TokenLedger     issued-token inventory (metadata only, never a token) and revocations
     Redemptions     single use of confirmation tokens
     Idempotency     first result of a keyed write, replayed to repeats
-    Counters        rate limits, per-session spend and the money breaker (fixed windows)
+    Counters        rate limits, attempts, per-session spend and the money breaker (fixed windows)
+    Reservations    what a running call holds on those counters, until it is committed or released
     Breakers        tripped circuit breakers, until an admin resets them
     Approvals       assist-tier calls waiting for, or decided by, a human
     Verifications   customers whose identity a session verified (step-up)
@@ -123,6 +124,23 @@ CREATE TABLE action_owners (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX action_owners_sid ON action_owners (sid)"""),
+]
+
+# Its own component too (limits and breakers): a reset of a breaker starts a new generation of its counters.
+LIMIT_MIGRATIONS = [
+    Migration(1, "breaker resets", """
+CREATE TABLE breaker_resets (
+    name TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL,
+    reset_at BIGINT NOT NULL,
+    reset_by TEXT NOT NULL
+)"""),
+    Migration(2, "reservations", """
+CREATE TABLE reservations (
+    request_id TEXT PRIMARY KEY,
+    counts TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+)"""),
 ]
 
 
@@ -266,33 +284,38 @@ class CounterAdd:
     limit: int | None = None
 
 
+AddResult = tuple[CounterAdd | None, tuple[int, ...]]
+
+
+def _add_all_within(tx: Tx, adds: Sequence[CounterAdd]) -> AddResult:
+    """(the first addition that would pass its limit, or None; each counter's total afterwards -
+    unchanged when refused). Every addition or none."""
+    current = []
+    for a in adds:
+        row = tx.one("SELECT value FROM counters WHERE key = ? AND window_start = ?", (a.key, a.window_start))
+        current.append(int(row[0]) if row else 0)
+    for a, value in zip(adds, current, strict=True):
+        if a.limit is not None and value + a.amount > a.limit:
+            return a, tuple(current)
+    # Rows in one order for every caller: two transactions never wait on each other's locks (deadlock).
+    for a in sorted(adds, key=lambda a: (a.key, a.window_start)):
+        tx.execute(
+            "INSERT INTO counters (key, window_start, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (key, window_start) DO UPDATE SET value = counters.value + excluded.value",
+            (a.key, a.window_start, a.amount),
+        )
+    return None, tuple(v + a.amount for a, v in zip(adds, current, strict=True))
+
+
 class Counters:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add_all_within(self, adds: Sequence[CounterAdd]) -> tuple[CounterAdd | None, tuple[int, ...]]:
+    async def add_all_within(self, adds: Sequence[CounterAdd]) -> AddResult:
         """Every addition or none, in one write transaction: check-and-add as one step, so concurrent
         callers (and processes) can never both pass a limit. Returns (the first addition that would pass
         its limit, or None; each counter's total afterwards - unchanged when refused)."""
-
-        def add(tx: Tx) -> tuple[CounterAdd | None, tuple[int, ...]]:
-            current = []
-            for a in adds:
-                row = tx.one("SELECT value FROM counters WHERE key = ? AND window_start = ?", (a.key, a.window_start))
-                current.append(int(row[0]) if row else 0)
-            for a, value in zip(adds, current, strict=True):
-                if a.limit is not None and value + a.amount > a.limit:
-                    return a, tuple(current)
-            # Rows in one order for every caller: two transactions never wait on each other's locks (deadlock).
-            for a in sorted(adds, key=lambda a: (a.key, a.window_start)):
-                tx.execute(
-                    "INSERT INTO counters (key, window_start, value) VALUES (?, ?, ?)"
-                    " ON CONFLICT (key, window_start) DO UPDATE SET value = counters.value + excluded.value",
-                    (a.key, a.window_start, a.amount),
-                )
-            return None, tuple(v + a.amount for a, v in zip(adds, current, strict=True))
-
-        return await self._db.write(add)
+        return await self._db.write(lambda tx: _add_all_within(tx, adds))
 
     async def add_within(self, key: str, window_start: int, amount: int, limit: int | None) -> tuple[bool, int]:
         """Add `amount` unless that would pass `limit`; returns (added, total after)."""
@@ -317,7 +340,59 @@ class Counters:
         return int(row[0]) if row else 0
 
 
+class Reservations:
+    """What a call counts while it runs - its money and its actions - held on the counters under its
+    request id: reserved in one check-and-add (`reserve`), then either kept (`commit`: the side effect
+    ran) or given back (`release`: it did not). Each settles once: a second commit or release of the
+    same request changes nothing, so the chain and start-up recovery can never give money back twice."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def reserve(self, request_id: str, adds: Sequence[CounterAdd], now: int) -> AddResult:
+        def reserve(tx: Tx) -> AddResult:
+            refused, totals = _add_all_within(tx, adds)
+            if refused is None:
+                counts = [[a.key, a.window_start, a.amount] for a in adds]
+                tx.execute("INSERT INTO reservations (request_id, counts, created_at) VALUES (?, ?, ?)",
+                           (request_id, json.dumps(counts), now))
+            return refused, totals
+
+        return await self._db.write(reserve)
+
+    async def commit(self, request_id: str) -> bool:
+        """The call ran: what it counted stays counted. False when nothing was held."""
+        return await self._db.write(lambda tx: tx.execute(
+            "DELETE FROM reservations WHERE request_id = ?", (request_id,)) == 1)
+
+    async def release(self, request_id: str) -> bool:
+        """The call did not run: give back what it counted. False when nothing was held."""
+
+        def release(tx: Tx) -> bool:
+            row = tx.one("SELECT counts FROM reservations WHERE request_id = ?", (request_id,))
+            if row is None:
+                return False
+            counts = json.loads(row[0])
+            _add_all_within(tx, [CounterAdd(key, int(start), -int(amount)) for key, start, amount in counts])
+            tx.execute("DELETE FROM reservations WHERE request_id = ?", (request_id,))
+            return True
+
+        return await self._db.write(release)
+
+    async def settle(self, request_id: str, ran: bool) -> bool:
+        """Commit (`ran`) or release the reservation of a request; False when nothing was held."""
+        return await (self.commit(request_id) if ran else self.release(request_id))
+
+    async def held(self, request_id: str) -> bool:
+        row = await self._db.read(lambda tx: tx.one("SELECT 1 FROM reservations WHERE request_id = ?", (request_id,)))
+        return row is not None
+
+
 class Breakers:
+    """Tripped breakers, and the generation of each breaker's counters: a reset starts a new one, so
+    the window a breaker tripped on is gone with the trip (its amounts no longer count), while money
+    reserved before the reset is still given back to the generation it was counted in."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
@@ -334,8 +409,29 @@ class Breakers:
     def list_sync(self) -> list[tuple[str, int, str]]:
         return self._db.read_sync(lambda tx: tx.query("SELECT name, tripped_at, reason FROM breakers ORDER BY name"))
 
-    def reset_sync(self, name: str) -> bool:
-        return self._db.write_sync(lambda tx: tx.execute("DELETE FROM breakers WHERE name = ?", (name,)) == 1)
+    async def status(self, name: str) -> tuple[bool, int]:
+        """(tripped, generation of its counters), read together."""
+
+        def read(tx: Tx) -> tuple[bool, int]:
+            tripped = tx.one("SELECT 1 FROM breakers WHERE name = ?", (name,)) is not None
+            row = tx.one("SELECT generation FROM breaker_resets WHERE name = ?", (name,))
+            return tripped, int(row[0]) if row else 0
+
+        return await self._db.read(read)
+
+    def reset_sync(self, name: str, *, by: str, now: int) -> bool:
+        """Re-arm a tripped breaker and start a new generation of its counters, in one transaction.
+        False (nothing changed) when it was not tripped."""
+
+        def reset(tx: Tx) -> bool:
+            if tx.execute("DELETE FROM breakers WHERE name = ?", (name,)) != 1:
+                return False
+            tx.execute("INSERT INTO breaker_resets (name, generation, reset_at, reset_by) VALUES (?, 1, ?, ?)"
+                       " ON CONFLICT (name) DO UPDATE SET generation = breaker_resets.generation + 1,"
+                       " reset_at = excluded.reset_at, reset_by = excluded.reset_by", (name, now, by))
+            return True
+
+        return self._db.write_sync(reset)
 
 
 class Verifications:
@@ -414,13 +510,15 @@ class StateStore:
         self.redemptions = Redemptions(db)
         self.idempotency = Idempotency(db)
         self.counters = Counters(db)
+        self.reservations = Reservations(db)
         self.breakers = Breakers(db)
         self.verifications = Verifications(db)
         self.meta = DeploymentMeta(db)
         self.actions = Actions(db)
 
     def upgrade(self) -> list[Migration]:
-        return upgrade(self.db, "state", STATE_MIGRATIONS) + upgrade(self.db, "ownership", OWNERSHIP_MIGRATIONS)
+        return (upgrade(self.db, "state", STATE_MIGRATIONS) + upgrade(self.db, "ownership", OWNERSHIP_MIGRATIONS)
+                + upgrade(self.db, "limits", LIMIT_MIGRATIONS))
 
     def close(self) -> None:
         self.db.close()

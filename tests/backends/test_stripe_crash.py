@@ -16,6 +16,7 @@ import anyio
 import httpx2
 import pytest
 
+from deskgate.server.store.state import CounterAdd
 from deskgate.tools.backend.kinds import Intent
 from deskgate.tools.backend.ledger import IntentLedger
 from tests.backends.conftest import LocalStripe, Peer, StripeDeployment, through
@@ -94,8 +95,12 @@ async def test_a_crash_between_the_stripe_refund_and_its_record_never_refunds_tw
 
 async def test_at_start_up_an_intent_stripe_never_saw_is_recorded_as_not_executed(on_stripe: StripeDeployment) -> None:
     """A process that died before its request reached Stripe: recovery finds nothing by the intent's metadata,
-    records the outcome `not_executed`, and refunds nothing."""
+    records the outcome `not_executed`, refunds nothing, and gives back what the dead call had reserved on
+    the limits and money counters (the refund it counted never happened)."""
     d = on_stripe.deployment
+    counts = [CounterAdd("spend:sid-lost", 0, 2000, None), CounterAdd("breaker:money:EUR", 0, 2000, None),
+              CounterAdd("rate:issue_refund:customer:86400:C-1", 0, 1, 6)]
+    assert await d.runtime.state.reservations.reserve("req-lost", counts, 1) == (None, (2000, 2000, 1))
     ledger = IntentLedger(d.runtime.backend_db)
     await ledger.start(Intent(key="lost-intent-" + "1" * 52, request_id="req-lost", seq=3), "issue_refund", "O-1",
                        "stripe", 1)
@@ -106,3 +111,5 @@ async def test_at_start_up_an_intent_stripe_never_saw_is_recorded_as_not_execute
     assert on_stripe.refunds_of("O-1") == []
     assert await ledger.unsettled("stripe") == []
     assert d.runtime.recover_intents() == []  # settled once
+    assert not await d.runtime.state.reservations.held("req-lost")
+    assert [await d.runtime.state.counters.get(c.key, 0) for c in counts] == [0, 0, 0]

@@ -399,7 +399,7 @@ async def test_the_breaker_gauge_follows_the_shared_state_store(deployment: Depl
         assert value(samples((await http.get(metrics_url)).text), "deskgate_breaker_open", breaker="money") == 0
         assert await breakers.trip("money", "test", 0)
         assert value(samples((await http.get(metrics_url)).text), "deskgate_breaker_open", breaker="money") == 1
-        assert breakers.reset_sync("money")
+        assert breakers.reset_sync("money", by="anna", now=1)
         assert value(samples((await http.get(metrics_url)).text), "deskgate_breaker_open", breaker="money") == 0
 
 

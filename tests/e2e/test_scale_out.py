@@ -139,8 +139,8 @@ async def test_fifty_concurrent_redemptions_of_one_confirmation_across_processes
     """One preview, then 50 confirmed repeats at once over three processes: one refund, every other refused."""
     # A deployment policy with the refund rate limits lifted, so all 50 repeats reach the redemption race.
     shipped = packaged("policy.toml").read_text()
-    lifted = shipped.replace('{ per = "session", max = 20, window = "1h" },   # every attempt counts, previews '
-                             'and refusals too', '{ per = "session", max = 1000, window = "1h" },')
+    lifted = shipped.replace('{ per = "session", max = 20, window = "1h" },',
+                             '{ per = "session", max = 1000, window = "1h" },')
     lifted = lifted.replace('{ per = "customer", max = 6, window = "1d" },',
                             '{ per = "customer", max = 1000, window = "1d" },')
     assert lifted.count("max = 1000") == 2

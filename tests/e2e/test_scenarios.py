@@ -60,8 +60,9 @@ def policy_file(directory: Path, *edits: tuple[str, str]) -> Path:
 
 # Concurrency scenarios: the shipped refund limits (6 a day per customer) would answer most of 50
 # simultaneous calls with rate_limited before they reach the stage under test.
-NO_REFUND_LIMITS = ('limits = [\n    { per = "session", max = 20, window = "1h" },   # every attempt counts, previews '
-                    'and refusals too\n    { per = "customer", max = 6, window = "1d" },\n]',
+NO_REFUND_LIMITS = ('limits = [\n    { per = "session", max = 20, window = "1h" },   # limits count executed refunds '
+                    '(approved ones too),\n    { per = "customer", max = 6, window = "1d" },   # never previews, '
+                    'refusals or replays\n]',
                     'limits = [{ per = "session", max = 1000, window = "1h" }]')
 
 

@@ -69,31 +69,63 @@ async def test_another_session_cannot_use_a_confirmation_even_for_the_same_agent
 
 
 CHANGES = [
-    pytest.param({"amount": "10.00"}, {"amount": "10.01"}, "confirmation_mismatch", id="amount"),
-    pytest.param({}, {"order_id": "O-2"}, "confirmation_mismatch", id="order"),
-    pytest.param({"amount": 10}, {"amount": 10.0}, "confirmation_mismatch", id="10-vs-10.0"),
-    pytest.param({"amount": 10.0}, {"amount": "10"}, "confirmation_mismatch", id="10.0-vs-string-10"),
-    pytest.param({"amount": "10"}, {"amount": 10}, "confirmation_mismatch", id="string-10-vs-10"),
-    pytest.param({"amount": "10"}, {"amount": "10.00"}, "confirmation_mismatch", id="string-10-vs-10.00"),
-    pytest.param({}, {"reason_code": "wrong_item"}, "confirmation_mismatch", id="reason"),
-    pytest.param({}, {"note": "also refund shipping"}, "invalid_arguments", id="extra-field"),
+    pytest.param({"amount": "10.00"}, {"amount": "10.01"}, "confirmation_mismatch", "amount", id="amount"),
+    pytest.param({}, {"order_id": "O-2"}, "confirmation_mismatch", "order_id", id="order"),
+    pytest.param({}, {"reason_code": "wrong_item"}, "confirmation_mismatch", "reason_code", id="reason"),
+    pytest.param({}, {"amount": "1.00", "reason_code": "wrong_item"}, "confirmation_mismatch",
+                 "amount, reason_code", id="two-arguments"),
+    pytest.param({}, {"note": "also refund shipping"}, "invalid_arguments", None, id="extra-field"),
 ]
 
 
-@pytest.mark.parametrize(("confirmed_change", "presented_change", "code"), CHANGES)
+@pytest.mark.parametrize(("confirmed_change", "presented_change", "code", "named"), CHANGES)
 async def test_a_confirmation_presented_with_changed_arguments_is_refused_and_nothing_runs(
         deployment: Deployment, confirmed_change: dict[str, Any], presented_change: dict[str, Any],
-        code: str) -> None:
-    """Any change of value or JSON type voids the token for that call; the exact call still redeems it once."""
+        code: str, named: str | None) -> None:
+    """Any change of meaning voids the token for that call, and the refusal names the argument that changed;
+    the exact call still redeems it once."""
     on_clock(deployment)
     previewed = {**TEN, **confirmed_change}
     async with deployment.client(deployment.token("billing-agent")) as client:
         token = (await call(client, "issue_refund", **previewed))["confirmation_token"]
         changed = await call(client, "issue_refund", **{**previewed, **presented_change}, confirmation_token=token)
         assert changed["code"] == code and changed["status"] in ("denied", "error")
+        if named is not None:
+            assert f" {named} changed since the preview" in changed["reason"], changed["reason"]
         assert refunds(deployment) == []
         assert (await call(client, "issue_refund", **previewed, confirmation_token=token))["status"] == "ok"
     assert [r[1:] for r in refunds(deployment)] == [("O-1", 1000)]
+
+
+SPELLINGS = [
+    pytest.param("10.00", 10, id="string-10.00-vs-10"),
+    pytest.param(10, 10.0, id="10-vs-10.0"),
+    pytest.param(10.0, "10", id="10.0-vs-string-10"),
+    pytest.param("10", "10.00", id="string-10-vs-string-10.00"),
+    pytest.param(10, "10.0", id="10-vs-string-10.0"),
+]
+
+
+@pytest.mark.parametrize(("previewed_amount", "presented_amount"), SPELLINGS)
+async def test_a_confirmation_binds_the_meaning_of_the_call_not_its_json_spelling(
+        deployment: Deployment, previewed_amount: Any, presented_amount: Any) -> None:
+    """`"amount": 10` confirms a preview of `"amount": "10.00"`: the digest is over the validated,
+    normalised arguments, so the same refund spelled another way runs - once - and the audit records
+    of preview and repeat carry one argument digest."""
+    on_clock(deployment)
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        preview = await call(client, "issue_refund", **{**TEN, "amount": previewed_amount})
+        assert preview["status"] == "confirmation_required"
+        done = await call(client, "issue_refund", **{**TEN, "amount": presented_amount},
+                          confirmation_token=preview["confirmation_token"])
+        assert done["status"] == "ok", done
+        again = await call(client, "issue_refund", **{**TEN, "amount": previewed_amount},
+                           confirmation_token=preview["confirmation_token"])
+        assert (again["status"], again["code"]) == ("denied", "confirmation_replayed")
+    assert [r[1:] for r in refunds(deployment)] == [("O-1", 1000)]
+    digests = {r["args_digest"] for r in records_of(deployment, "call", tool="issue_refund")}
+    digests |= {r["args_digest"] for r in records_of(deployment, "outcome", tool="issue_refund")}
+    assert len(digests) == 1
 
 
 async def test_thirty_concurrent_redemptions_of_one_confirmation_refund_exactly_once(deployment: Deployment,

@@ -2,7 +2,7 @@
 
 Each scenario is what an over-eager agent would do through a real MCP client; what it gets is
 checked in its answers and in the backend's refunds table. The shipped policy allows a customer
-6 refund attempts a day (previews and refusals included), so a scenario spends them knowingly.
+6 refunds a day (executed ones; previews and refusals count none), so a scenario spends them knowingly.
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ async def test_a_small_refund_runs_only_after_the_agent_confirms_the_preview(dep
     assert refunds(deployment) == [(done["data"]["refund_id"], "O-1", 4210)]
 
 
-async def test_the_refund_everything_agent_is_stopped_by_thresholds_reason_codes_and_rate_limits(
-        deployment: Deployment) -> None:
+async def test_the_refund_everything_agent_is_stopped_by_thresholds_reason_codes_and_the_attempt_limit(
+        deployment: Deployment, tmp_path: Path) -> None:
     """50.00 automates, 50.01-500.00 waits for an approver, above 500.00 escalates, a made-up reason is
-    denied, and retries end in a clear refusal; nothing at all is refunded."""
-    on_clock(deployment)
+    denied, and retries end in a clear refusal once the session passes its attempt limit (8 here);
+    nothing at all is refunded."""
+    on_clock(deployment, policy_file(tmp_path, ("max = 200 ", "max = 8 ")))
     order = deployment.demo.delivered_order
     async with deployment.client(deployment.token("billing-agent")) as client:
         at_limit = await call(client, "issue_refund", **refund(order, "50.00"))
@@ -65,11 +66,12 @@ async def test_the_refund_everything_agent_is_stopped_by_thresholds_reason_codes
         assert "specialist" in big["reason"]
         made_up = await call(client, "issue_refund", **refund(order, "10.00", "customer_is_upset"))
         assert (made_up["status"], made_up["code"]) == ("denied", "gate_reason_code_allowed")
-        sixth = await call(client, "issue_refund", **refund(order, "5.00"))
-        assert sixth["status"] == "confirmation_required"
-        retry = await call(client, "issue_refund", **refund(order, "5.00"))
-        assert (retry["status"], retry["code"]) == ("denied", "rate_limited")
-        assert "Do not retry" in retry["reason"]
+        for _ in range(3):  # previews count no refund: the customer's 6 a day are untouched
+            again = await call(client, "issue_refund", **refund(order, "5.00"))
+            assert again["status"] == "confirmation_required"
+        runaway = await call(client, "issue_refund", **refund(order, "5.00"))
+        assert (runaway["status"], runaway["code"]) == ("denied", "attempt_limited")
+        assert "escalate to a human" in runaway["reason"] and "do not retry" in runaway["reason"]
     assert refunds(deployment) == []
     handoff = deployment.rows("SELECT customer_id, source, priority FROM handoffs WHERE id = ?",
                               (big["escalation_id"],))
@@ -96,8 +98,10 @@ async def test_the_session_cap_holds_over_several_refunds_and_no_approval_lifts_
 async def test_the_money_breaker_trips_across_sessions_and_holds_money_tools_at_assist_until_reset(
         deployment: Deployment, tmp_path: Path) -> None:
     """With 60.00 an hour: 40.00 pays out, a 30.00 preview in another session trips the breaker, refunds
-    and credits then wait for an approver until an admin resets it; trip and reset are audited once."""
-    on_clock(deployment, policy_file(tmp_path, ('per_hour = "1500.00"', 'per_hour = "60.00"')))
+    and credits then wait for an approver until the logged-in admin resets it; the reset clears the hour
+    it tripped on (45.00 more run in that same hour without tripping it again); trip and reset are
+    audited once, the reset with the admin's login."""
+    on_clock(deployment, policy_file(tmp_path, ('per_hour = "1500.00"', 'per_hour = "60.00"'), NO_REFUND_LIMITS))
     demo = deployment.demo
     async with deployment.client(deployment.token("billing-agent", sub="agent-a")) as first:
         assert (await confirmed(first, "issue_refund", **refund(demo.delivered_order, "40.00")))["status"] == "ok"
@@ -112,11 +116,16 @@ async def test_the_money_breaker_trips_across_sessions_and_holds_money_tools_at_
 
         listed = deskgate("breakers", "list")
         assert listed.exit_code == 0 and "money" in listed.stdout
-        reset = deskgate("breakers", "reset", "money", "--as", "ops-lead", "--yes")
+        login_as("ops-lead", role="admin")
+        reset = deskgate("breakers", "reset", "money", "--yes")
         assert reset.exit_code == 0, reset.output
         after = await confirmed(second, "issue_refund", **refund(demo.pending_order, "5.00"))
         assert after["status"] == "ok"
-    assert [(r[1], r[2]) for r in refunds(deployment)] == [("O-1", 4000), ("O-2", 500)]
+        # 40 + 5 + 40 would pass 60.00 in this hour; after the reset only 5 + 40 count.
+        more = await confirmed(second, "issue_refund", **refund(demo.delivered_order, "40.00"))
+        assert more["status"] == "ok", more
+        assert deskgate("breakers", "list", "--json").stdout.strip() == "[]"
+    assert [(r[1], r[2]) for r in refunds(deployment)] == [("O-1", 4000), ("O-2", 500), ("O-1", 4000)]
     assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(0,)]
 
     # The held call created an approval, so its record is the outcome of that intent.

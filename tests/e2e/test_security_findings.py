@@ -269,12 +269,13 @@ async def test_undo_needs_the_original_scope_and_the_same_session_unless_a_super
 async def test_undo_passes_the_original_tools_tier_breaker_and_limits(deployment: Deployment,
                                                                      tmp_path: Path) -> None:
     """Undoing a 60.00 credit is assist like the credit was; with the money breaker open, undoing any credit
-    is; and undos count against the credit tool's rate limit (6 an hour here: the 7th credit call is one)."""
+    is; and an undo that runs counts against the credit tool's limit (3 an hour here: two credits and one
+    approved undo fill it, so the next credit call is refused)."""
     demo = deployment.demo
     clock = on_clock(deployment, policy_file(
         tmp_path, ('per_hour = "1500.00"', 'per_hour = "100.00"'),
         ('limits = [{ per = "session", max = 20, window = "1h" }]\n\n[[tools.apply_account_credit.gates]]',
-         'limits = [{ per = "session", max = 6, window = "1h" }]\n\n[[tools.apply_account_credit.gates]]')))
+         'limits = [{ per = "session", max = 3, window = "1h" }]\n\n[[tools.apply_account_credit.gates]]')))
     credit = {"account_id": demo.account_id, "reason_code": "goodwill"}
     async with deployment.client(deployment.token("billing-agent", sub="agent-a")) as a:
         large = (await driven(deployment, clock, a, "apply_account_credit", {**credit, "amount": "60.00"}))[-1]
@@ -285,12 +286,13 @@ async def test_undo_passes_the_original_tools_tier_breaker_and_limits(deployment
         small = await call(a, "apply_account_credit", **credit, amount="30.00")
         trip = await call(a, "apply_account_credit", **credit, amount="20.00")
         assert (small["status"], trip["code"]) == ("ok", "breaker_open")
-        breaker = await call(a, "undo_action", action_id=small["data"]["action_id"], account_id=demo.account_id)
-        assert (breaker["status"], breaker["code"]) == ("pending_approval", "breaker_open")
-        limited = await call(a, "undo_action", action_id=small["data"]["action_id"], account_id=demo.account_id)
+        undo_small = {"action_id": small["data"]["action_id"], "account_id": demo.account_id}
+        undone = await driven(deployment, clock, a, "undo_action", undo_small)
+        assert [(r["status"], r.get("code")) for r in undone] == [("pending_approval", "breaker_open"), ("ok", None)]
+        limited = await call(a, "apply_account_credit", **credit, amount="5.00")
         assert (limited["status"], limited["code"]) == ("denied", "rate_limited")
         assert "apply_account_credit" in limited["reason"]
-    assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(9000,)]
+    assert deployment.rows("SELECT credit_minor FROM accounts WHERE id = ?", (demo.account_id,)) == [(6000,)]
 
 
 # --- 5. what the caller chose never enters the audit log in clear ---------------------------------------

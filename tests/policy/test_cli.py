@@ -97,22 +97,44 @@ def test_deny_requires_a_reason_and_records_it(home: Paths, store: StateStore) -
     assert [r["reason"] for r in _audit(home) if r.get("action") == "approval.deny"] == ["not eligible"]
 
 
-def test_a_tripped_breaker_is_listed_and_its_reset_is_audited(home: Paths, store: StateStore) -> None:
-    """breakers list shows the trip; reset re-arms it and appends an admin record."""
+def test_a_tripped_breaker_is_listed_and_its_reset_is_audited_with_the_logged_in_admin(
+        home: Paths, store: StateStore) -> None:
+    """breakers list shows the trip; reset re-arms it as the person of `deskgate login` (no name to type)
+    and appends an admin record naming them."""
     anyio.run(lambda: store.breakers.trip("money", "hour total 1490.00 + 20.00 passes 1500.00", NOW))
     runner = CliRunner()
     assert "money" in runner.invoke(breakers_app, ["list"]).stdout
     (listed,) = json.loads(runner.invoke(breakers_app, ["list", "--json"]).stdout)
     assert listed["breaker"] == "money" and "1500.00" in listed["reason"]
-    result = runner.invoke(breakers_app, ["reset", "money", "--as", "lead-anna", "--yes"])
+    login_as("lead-anna", role="admin")
+    result = runner.invoke(breakers_app, ["reset", "money", "--yes"])
     assert result.exit_code == 0, result.output
     assert store.breakers.list_sync() == []
     record = [r for r in _audit(home) if r.get("action") == "breaker.reset"][-1]
-    assert (record["breaker"], record["principal"]) == ("money", "lead-anna")
+    assert (record["breaker"], record["principal"], record["channel"]) == ("money", "lead-anna", "cli")
+    assert store.db.read_sync(lambda tx: tx.query("SELECT generation, reset_by FROM breaker_resets")) == [
+        (1, "lead-anna")]
+
+
+def test_a_breaker_reset_takes_no_typed_name_and_needs_an_admin_login(home: Paths, store: StateStore) -> None:
+    """`--as NAME` is gone (anyone could type anyone's name); without a login, or logged in as an approver,
+    the reset is refused, the breaker stays tripped and nothing is audited."""
+    anyio.run(lambda: store.breakers.trip("money", "EUR hour total", NOW))
+    runner = CliRunner()
+    typed = runner.invoke(breakers_app, ["reset", "money", "--as", "lead-anna", "--yes"])
+    assert typed.exit_code != 0 and "--as" in typed.output
+    anonymous = runner.invoke(breakers_app, ["reset", "money", "--yes"])
+    assert anonymous.exit_code == 1 and "deskgate login" in anonymous.output
+    login_as("approver-ben", role="approver")
+    approver = runner.invoke(breakers_app, ["reset", "money", "--yes"])
+    assert approver.exit_code == 1 and "may not" in approver.output
+    assert [row[0] for row in store.breakers.list_sync()] == ["money"]
+    assert not [r for r in _audit(home) if r.get("action") == "breaker.reset"]
 
 
 def test_resetting_a_breaker_that_is_not_tripped_fails(home: Paths, store: StateStore) -> None:
     """Nothing to reset: exit 1, nothing audited."""
-    result = CliRunner().invoke(breakers_app, ["reset", "money", "--as", "lead-anna", "--yes"])
+    login_as("lead-anna", role="admin")
+    result = CliRunner().invoke(breakers_app, ["reset", "money", "--yes"])
     assert result.exit_code == 1 and "not tripped" in result.output
     assert not [r for r in _audit(home) if r.get("action") == "breaker.reset"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +31,8 @@ class Caller:
                        target: RecordedAction | None = None, **args: Any) -> Decision:
         amount = Decimal(args["amount"]) if "amount" in args else None
         return await self.engine.decide(self.specs[tool], self.session(sid, max_refund=max_refund), args,
-                                        amount=amount, backend=self.backend, now=now, target=target)
+                                        amount=amount, backend=self.backend, now=now, request_id=uuid.uuid4().hex,
+                                        target=target)
 
 
 @pytest.fixture
@@ -166,7 +168,7 @@ async def test_fifty_concurrent_decisions_respect_a_limit_exactly(call: Caller) 
 
 
 async def test_unbounded_retries_end_in_a_clear_refusal_until_the_window_ends(call: Caller) -> None:
-    """Every attempt counts; the refusal says how long to wait; the next window starts afresh."""
+    """Every call that runs counts; the refusal says how long to wait; the next window starts afresh."""
     results = [await call("escalate_to_human", ticket_id="T-1", body="help") for _ in range(8)]
     assert [d.tier for d in results] == ["automate"] * 5 + ["deny"] * 3
     assert "at most 5 times per 1h" in results[-1].reason and "Do not retry for 1h" in results[-1].reason
@@ -202,10 +204,35 @@ async def test_released_money_does_not_count(call: Caller) -> None:
 
 
 async def test_a_preview_reserves_nothing(call: Caller, state: StateStore) -> None:
-    """Money is reserved only when the call runs: the confirmed repeat, not the preview."""
+    """Money and actions are reserved only when the call runs: the confirmed repeat, not the preview."""
     preview = await call("issue_refund", **refund("40.00"))
     assert preview.needs_confirmation and preview.reservation is None
     assert await state.counters.get("spend:sid-1", 0) == 0
+    assert await state.counters.get("rate:issue_refund:customer:86400:C-1", NOW - NOW % 86400) == 0
+
+
+async def test_previews_and_refusals_count_no_action_but_a_full_limit_refuses_a_preview(
+        call: Caller, state: StateStore) -> None:
+    """Seven previews and a made-up reason code leave the customer's six refunds a day untouched; six
+    confirmed refunds fill it; then even a preview is refused (it would be at the confirmed repeat)."""
+    for _ in range(7):
+        assert (await call("issue_refund", **refund("5.00"))).needs_confirmation
+    assert (await call("issue_refund", **refund("5.00", reason_code="because"))).tier == "deny"
+    for sid in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        ran = await call("issue_refund", sid=sid, confirmation_token="t", **refund("5.00"))
+        assert ran.reservation is not None
+    preview = await call("issue_refund", sid="s7", **refund("5.00"))
+    assert (preview.tier, preview.code) == ("deny", "rate_limited") and "per customer" in preview.reason
+
+
+async def test_a_released_reservation_gives_back_the_action_it_counted(call: Caller) -> None:
+    """A confirmed refund that then failed counts nothing: the seventh still runs once one is released."""
+    held = [await call("issue_refund", sid=f"s{i}", confirmation_token="t", **refund("5.00")) for i in range(6)]
+    assert (await call("issue_refund", sid="s6", confirmation_token="t", **refund("5.00"))).code == "rate_limited"
+    await call.engine.release(held[0].reservation)
+    await call.engine.release(held[0].reservation)  # settled once: a second release gives back nothing more
+    assert (await call("issue_refund", sid="s6", confirmation_token="t", **refund("5.00"))).reservation is not None
+    assert (await call("issue_refund", sid="s7", confirmation_token="t", **refund("5.00"))).code == "rate_limited"
 
 
 async def test_the_money_breaker_trips_once_and_holds_money_tools_at_assist_until_reset(
@@ -220,7 +247,7 @@ async def test_the_money_breaker_trips_once_and_holds_money_tools_at_assist_unti
     assert trip.audit()["events"][0]["breaker"] == "money"
     after = await call("issue_refund", sid="s31", **refund("1.00"))
     assert (after.tier, after.code, after.events) == ("assist", "breaker_open", ())
-    assert state.breakers.reset_sync("money")
+    assert state.breakers.reset_sync("money", by="anna", now=NOW)
     assert (await call("issue_refund", sid="s32", now=NOW + 3600, **refund("1.00"))).tier == "automate"
 
 
@@ -255,7 +282,7 @@ async def test_concurrent_approved_reservations_never_pass_the_session_cap(call:
 
     async def reserve() -> None:
         try:
-            await engine.reserve_approved("apply_account_credit", capped, decision, NOW)
+            await engine.reserve_approved(uuid.uuid4().hex, capped, decision, NOW)
             outcomes.append("reserved")
         except DeniedError as refusal:
             outcomes.append(refusal.code)
@@ -275,8 +302,9 @@ async def test_counters_add_all_or_nothing(state: StateStore) -> None:
 
 async def test_an_undo_passes_the_tier_limits_and_breaker_of_the_tool_that_made_the_action(
         call: Caller, state: StateStore) -> None:
-    """Undoing a 120.00 credit is assist; undoing a 10.00 one automates until the breaker trips; undos count
-    as credits against the credit tool's session limit."""
+    """Undoing a 120.00 credit is assist; undoing a 10.00 one automates; undos that run count as credits
+    against the credit tool's session limit (the assist one, not run, counts nothing); once the breaker
+    trips an undo waits for an approver, and with the limit full only an approved one could run."""
     def credit(amount: str) -> RecordedAction:
         return RecordedAction("ACT-1", "apply_account_credit", "sid-1", "agent-7", "r", Decimal(amount), NOW)
 
@@ -285,14 +313,15 @@ async def test_an_undo_passes_the_tier_limits_and_breaker_of_the_tool_that_made_
         await call("apply_account_credit", account_id="A-1", amount="1.00", reason_code="goodwill")
     large = await call("undo_action", target=credit("120.00"), **undo)
     assert (large.tier, large.code) == ("assist", "threshold")
-    assert (await call("undo_action", target=credit("10.00"), **undo)).tier == "automate"
-    await state.breakers.trip("money", "EUR hour total", NOW)
-    held = await call("undo_action", target=credit("10.00"), **undo)
-    assert (held.tier, held.code) == ("assist", "breaker_open")
-    for _ in range(14):  # 20 credit calls an hour per session: 3 credits and 3 undos counted already
-        await call("undo_action", target=credit("10.00"), **undo)
+    for _ in range(17):  # 20 credit actions an hour per session: 3 credits ran already
+        ran = await call("undo_action", target=credit("10.00"), **undo)
+        assert (ran.tier, ran.reservation is not None) == ("automate", True)
     limited = await call("undo_action", target=credit("10.00"), **undo)
     assert (limited.tier, limited.code) == ("deny", "rate_limited") and "apply_account_credit" in limited.reason
+    await state.breakers.trip("money", "EUR hour total", NOW)
+    held = await call("undo_action", target=credit("10.00"), **undo)
+    assert (held.tier, held.code, held.reservation) == ("assist", "breaker_open", None)
+    assert held.limited is not None and "apply_account_credit" in held.limited
 
 
 # -- get_policy --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from deskgate.server.policy.approvals import POLICY_MIGRATIONS
 from deskgate.server.store.db import Database, SqliteDatabase, Tx
 from deskgate.server.store.migrations import Migration, current_version, upgrade
 from deskgate.server.store.postgres import PostgresDatabase
-from deskgate.server.store.state import OWNERSHIP_MIGRATIONS, STATE_MIGRATIONS
+from deskgate.server.store.state import LIMIT_MIGRATIONS, OWNERSHIP_MIGRATIONS, STATE_MIGRATIONS
 from deskgate.tools.backend.ledger import INTENT_MIGRATIONS
 from deskgate.tools.backend.schema import BACKEND_MIGRATIONS, CHANNEL_MIGRATIONS, PAYMENT_MIGRATIONS
 
@@ -43,7 +43,8 @@ CREATE INDEX example_notes_author ON example_notes (author)"""),
 ]
 # Every shipped component, in the order the runtime upgrades them. The audit table exists only on
 # PostgreSQL (SQLite deployments keep the audit chain in files).
-COMPONENTS = {"state": STATE_MIGRATIONS, "ownership": OWNERSHIP_MIGRATIONS, "policy": POLICY_MIGRATIONS,
+COMPONENTS = {"state": STATE_MIGRATIONS, "ownership": OWNERSHIP_MIGRATIONS, "limits": LIMIT_MIGRATIONS,
+              "policy": POLICY_MIGRATIONS,
               "backend": BACKEND_MIGRATIONS,
               "audit": AUDIT_MIGRATIONS}
 
@@ -201,8 +202,8 @@ def test_db_upgrade_brings_an_existing_deployment_to_the_latest_schema_in_place(
     database.write_sync(lambda tx: tx.execute(
         "INSERT INTO revocations (kind, value, revoked_at, reason) VALUES ('sub', 'agent-7', 1700000000, 'left')"))
     _db_upgrade(database, tmp_path)
-    expected = {"state": STATE_MIGRATIONS, "ownership": OWNERSHIP_MIGRATIONS, "policy": POLICY_MIGRATIONS,
-                "oauth": OAUTH_MIGRATIONS}
+    expected = {"state": STATE_MIGRATIONS, "ownership": OWNERSHIP_MIGRATIONS, "limits": LIMIT_MIGRATIONS,
+                "policy": POLICY_MIGRATIONS, "oauth": OAUTH_MIGRATIONS}
     if database.dialect == "postgresql":
         expected |= {"backend": BACKEND_MIGRATIONS, "audit": AUDIT_MIGRATIONS, "intents": INTENT_MIGRATIONS,
                      "payments": PAYMENT_MIGRATIONS, "ticket_channels": CHANNEL_MIGRATIONS}

@@ -85,7 +85,7 @@ def test_the_breaker_gauge_reads_the_state_store_at_each_scrape(database: Databa
         database.write_sync(lambda tx: tx.execute(
             "INSERT INTO breakers (name, tripped_at, reason) VALUES ('money', 1, 'test')"))
         assert scrape(listener.url)["deskgate_breaker_open"] == [({"breaker": "money"}, 1.0)]
-        assert state.breakers.reset_sync("money")
+        assert state.breakers.reset_sync("money", by="anna", now=2)
         assert scrape(listener.url)["deskgate_breaker_open"] == [({"breaker": "money"}, 0.0)]
         database.close()
         page = scrape(listener.url)

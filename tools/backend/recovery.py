@@ -2,8 +2,10 @@
 
 For every intent the ledger still calls `started` whose process is gone, the system it acted on
 is asked what became of it (`settle_unfinished`: looked up by the intent's metadata). The audit
-log gets the missing outcome record (`recovered: true`), and a call that carried an idempotency
-key gets its stored result, so repeating it answers the first result and acts no second time.
+log gets the missing outcome record (`recovered: true`), a call that carried an idempotency
+key gets its stored result, so repeating it answers the first result and acts no second time, and
+what the call had reserved on the limits and money counters is settled: kept if the system acted,
+given back if it did not (`settle`, by request id).
 A system that cannot be reached leaves the intent started for the next start.
 """
 
@@ -34,7 +36,8 @@ Append = Callable[[dict[str, Any]], int]  # a durable audit append (blocking)
 
 async def recover_intents(ledger: IntentLedger, systems: list[Recoverable], audit: Append,
                           redact: Callable[[str, dict[str, Any]], dict[str, Any]],
-                          complete: Callable[[str, dict[str, Any]], Awaitable[None]]) -> list[int]:
+                          complete: Callable[[str, dict[str, Any]], Awaitable[None]],
+                          settle: Callable[[str, bool], Awaitable[object]]) -> list[int]:
     """Settle what can be settled; returns the seqs of the outcome records written."""
     written: list[int] = []
     for system in systems:
@@ -47,6 +50,7 @@ async def recover_intents(ledger: IntentLedger, systems: list[Recoverable], audi
                 logger.warning("intent of request %s not settled: %s", entry.intent.request_id, exc.code)
                 continue
             written.append(await _record(entry, result, audit, redact, complete))
+            await settle(entry.intent.request_id, result is not None)
     return written
 
 
