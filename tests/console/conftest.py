@@ -21,12 +21,11 @@ from mcp import Client
 from deskgate.server.people.accounts import People, open_people
 from deskgate.server.people.factors import totp_code
 from tests.e2e import conftest as e2e
-from tests.e2e import test_transports as transports
 from tests.e2e.conftest import Deployment, call
 from tests.e2e.test_transports import http_client
 
 # The e2e fixtures, shared: a seeded deployment per engine, and `deskgate serve` over HTTP on it.
-home, engine, deployment, http_server = e2e.home, e2e.engine, e2e.deployment, transports.http_server
+home, engine, deployment, http_server = e2e.home, e2e.engine, e2e.deployment, e2e.http_server
 
 REFUND = {"order_id": "O-1", "amount": "120.00", "reason_code": "damaged_item"}  # 50.01-500.00: an approver
 CREDIT = {"account_id": "A-1", "amount": "300.00", "reason_code": "sla_breach"}  # above 250.00: two people
