@@ -7,7 +7,9 @@ approval is then as valid a result as a success.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,9 +50,15 @@ class Outcome(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+@cache
+def _outcome_schema() -> str:
+    """Generated once per process (every tool's output schema embeds it); text, so each caller's dict is new."""
+    return json.dumps(Outcome.model_json_schema())
+
+
 def envelope_schema(data_schema: dict[str, Any]) -> dict[str, Any]:
     """JSON schema of `Outcome` with `data` narrowed to one tool's output schema."""
-    schema = Outcome.model_json_schema()
+    schema: dict[str, Any] = json.loads(_outcome_schema())
     defs = dict(schema.pop("$defs", {}))
     defs.update(data_schema.pop("$defs", {}))
     schema["properties"]["data"] = {"anyOf": [data_schema, {"type": "null"}], "default": None}

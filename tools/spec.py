@@ -7,9 +7,11 @@ of any text field in its output cannot be registered (`Catalogue.register` raise
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from mcp_types import ToolAnnotations
@@ -57,6 +59,14 @@ def pii(cls: PiiClass, *, written_by: str | None = None, **kwargs: Any) -> Any:
     return info
 
 
+@cache
+def _json_schema(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> str:
+    """A model's JSON Schema, generated once per process (a model is fixed once defined; generating the
+    catalogue's schemas is most of what opening a runtime costs), kept as text so every caller gets its
+    own fresh dict."""
+    return json.dumps(model.model_json_schema(mode=mode))
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
     name: str
@@ -99,14 +109,15 @@ class ToolSpec:
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema (2020-12) of the arguments, as `tools/list` serves it."""
-        return self.input_model.model_json_schema(mode="validation")
+        schema: dict[str, Any] = json.loads(_json_schema(self.input_model, "validation"))
+        return schema
 
     def output_schema(self) -> dict[str, Any]:
         """The JSON Schema of what a call answers: the `Outcome` envelope, `data` as this tool's output.
 
         Serialization mode: it describes the JSON actually sent (a `Decimal` is sent as a string).
         """
-        return envelope_schema(self.output_model.model_json_schema(mode="serialization"))
+        return envelope_schema(json.loads(_json_schema(self.output_model, "serialization")))
 
     def object_arguments(self) -> tuple[str, ...]:
         return tuple(a for a in OBJECT_ARGUMENTS if a in self.input_model.model_fields)
@@ -229,7 +240,7 @@ _SHAPE_KEYWORDS = ("pattern", "minLength", "maxLength", "format", "enum", "const
 
 def _constrained_pii(model: type[BaseModel], prefix: str) -> Iterator[str]:
     """PII fields whose schema constrains their shape: a masked value would fail client validation."""
-    properties = model.model_json_schema(mode="serialization").get("properties", {})
+    properties = json.loads(_json_schema(model, "serialization")).get("properties", {})
     for name, info in model.model_fields.items():
         path = f"{prefix}{name}"
         if _field_pii(info) not in (None, PiiClass.NONE):

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 # Longer than any honest text of its kind in the catalogue, short enough to read in a review.
@@ -72,6 +73,12 @@ def scan_tool(title: str, description: str, input_schema: Any, output_schema: An
 
 
 def scan_text(text: str, where: str, max_length: int) -> list[Flag]:
+    return list(_scan_text(text, where, max_length))
+
+
+@lru_cache(maxsize=8192)
+def _scan_text(text: str, where: str, max_length: int) -> tuple[Flag, ...]:
+    """A pure function of its arguments, cached: every runtime that opens scans the same catalogue texts."""
     flags: list[Flag] = []
     hidden = sorted({ch for ch in text if _invisible(ch)})
     if hidden:
@@ -87,7 +94,7 @@ def scan_text(text: str, where: str, max_length: int) -> list[Flag]:
             break
     if len(text) > max_length:
         flags.append(Flag(where, "excessive_length", f"{len(text)} characters (at most {max_length})"))
-    return flags
+    return tuple(flags)
 
 
 def normalise(text: str) -> str:

@@ -11,6 +11,7 @@ import base64
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -22,8 +23,14 @@ TOTP_STEP = 30
 # A code from the previous or the next step is accepted too: clocks drift and people type slowly.
 TOTP_DRIFT_STEPS = 1
 _HASHER = PasswordHasher()
-# Compared against when a login names nobody, so a missing account costs the same time as a wrong password.
-_ABSENT = _HASHER.hash(secrets.token_urlsafe(24))
+
+
+@cache
+def _absent() -> str:
+    """Compared against when a login names nobody, so a missing account costs the same time as a wrong
+    password. Hashed at the first check of any password, not at import: every CLI command and server
+    process imports this module, and most never check one."""
+    return _HASHER.hash(secrets.token_urlsafe(24))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +55,9 @@ def hash_password(password: str) -> str:
 
 def password_matches(stored_hash: str | None, password: str) -> bool:
     """True when `password` is the one hashed in `stored_hash` (None: nobody; still costs one hash)."""
+    absent = _absent()  # on every path: the first check in a process costs one extra hash, name known or not
     try:
-        return _HASHER.verify(stored_hash or _ABSENT, password) and stored_hash is not None
+        return _HASHER.verify(stored_hash or absent, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -43,9 +43,11 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStrip
 
 
 @pytest.fixture(scope="session")
-def helpdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helpdesk]:
-    """django-helpdesk on a fresh SQLite file: migrated, an API superuser's token, a support and a human queue."""
-    with start_helpdesk(tmp_path_factory.mktemp("helpdesk")) as running:
+def helpdesk(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Helpdesk]:
+    """django-helpdesk on a fresh SQLite file: migrated, an API superuser's token, a support and a human queue.
+    The migrated database is copied from a template kept in pytest's cache (when it runs), built once."""
+    cache = getattr(pytestconfig, "cache", None)  # absent under `-p no:cacheprovider`: migrate in the session dir
+    with start_helpdesk(tmp_path_factory.mktemp("helpdesk"), cache and cache.mkdir("helpdesk-site")) as running:
         yield running
 
 

@@ -6,14 +6,17 @@ localstripe binds every interface (it has no host option); only loopback traffic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
@@ -104,17 +107,49 @@ class Helpdesk:
 
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+SITE = REPOSITORY / "tests" / "helpdesk_site"
+
+
+def _site_env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
+    env.update(DJANGO_SETTINGS_MODULE="tests.helpdesk_site.settings", HELPDESK_SITE_DB=str(db),
+               PYTHONPATH=str(REPOSITORY))
+    return env
+
+
+def _bootstrap(db: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "tests.helpdesk_site.bootstrap", *args], env=_site_env(db),
+                          cwd=REPOSITORY, capture_output=True, check=True, timeout=600, text=True).stdout
+
+
+def migrated_template(cache: Path) -> Path:
+    """A freshly migrated helpdesk database in `cache`, built once per set of installed distributions and
+    site settings (migrating django-helpdesk takes half a minute; copying the result takes none).
+
+    Built beside its final name and renamed into place, so concurrent sessions never see half a file."""
+    installed = sorted(f"{d.metadata['Name']}=={d.version}".lower() for d in distributions())
+    key = hashlib.sha256("\n".join([*installed, (SITE / "settings.py").read_text()]).encode()).hexdigest()[:16]
+    template = cache / f"helpdesk-{key}.sqlite3"
+    if not template.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        building = cache / f"building-{os.getpid()}-{key}.sqlite3"
+        building.unlink(missing_ok=True)
+        _bootstrap(building, "migrate")
+        os.replace(building, template)
+        for stale in cache.glob("helpdesk-*.sqlite3"):
+            if stale != template:
+                stale.unlink(missing_ok=True)
+    return template
 
 
 @contextmanager
-def start_helpdesk(where: Path) -> Iterator[Helpdesk]:
-    """django-helpdesk on a fresh SQLite file: migrated, an API superuser's token, a support and a human queue."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKGATE_")}
-    env.update(DJANGO_SETTINGS_MODULE="tests.helpdesk_site.settings", HELPDESK_SITE_DB=str(where / "db.sqlite3"),
-               PYTHONPATH=str(REPOSITORY))
-    boot = subprocess.run([sys.executable, "-m", "tests.helpdesk_site.bootstrap"], env=env, cwd=REPOSITORY,
-                          capture_output=True, check=True, timeout=600)
-    made = json.loads(boot.stdout)
+def start_helpdesk(where: Path, cache: Path | None = None) -> Iterator[Helpdesk]:
+    """django-helpdesk on a fresh SQLite file (a copy of the migrated template kept in `cache`, or migrated
+    in `where`): an API superuser's token, a support and a human queue."""
+    db = where / "db.sqlite3"
+    shutil.copyfile(migrated_template(cache or where / "template"), db)
+    made = json.loads(_bootstrap(db))
+    env = _site_env(db)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"],
                             env=env, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

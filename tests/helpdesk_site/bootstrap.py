@@ -1,12 +1,15 @@
-"""Set up a fresh helpdesk: migrate, an API superuser with a token, a support and a human queue.
+"""Set up a helpdesk on the SQLite file named by HELPDESK_SITE_DB (DJANGO_SETTINGS_MODULE set too).
 
-Run as `python -m tests.helpdesk_site.bootstrap` with DJANGO_SETTINGS_MODULE and HELPDESK_SITE_DB
-set; prints {"token": ..., "queue": id, "human_queue": id} as JSON on stdout.
+`python -m tests.helpdesk_site.bootstrap migrate` only migrates: that file is the template a test session
+copies (tests/backends/systems.py keeps it, keyed by the installed versions). Without an argument, on a
+migrated copy: an API superuser with a token, a support and a human queue, printed as
+{"token": ..., "queue": id, "human_queue": id} on stdout.
 """
 
 import io
 import json
 import secrets
+import sys
 
 import django
 from django.core.management import call_command
@@ -14,7 +17,9 @@ from django.core.management import call_command
 
 def main() -> None:
     django.setup()
-    call_command("migrate", verbosity=0, stdout=io.StringIO())
+    if sys.argv[1:] == ["migrate"]:
+        call_command("migrate", verbosity=0, stdout=io.StringIO())
+        return
     from django.contrib.auth import get_user_model
     from helpdesk.models import Queue
     from rest_framework.authtoken.models import Token
