@@ -78,7 +78,7 @@ Money = Annotated[Decimal, Field(description="Amount in `currency`, two decimal 
 Currency = Annotated[str, pii(NONE, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 # The allowed codes are policy (config/policy.toml); here only their shape.
 ReasonCode = Annotated[str, pii(NONE, pattern=r"^[a-z][a-z0-9_]{1,39}$",
-                                description="A reason code from the policy's list, e.g. damaged_item")]
+                                description="Why: one of the reason codes the policy lists for this tool")]
 # strict: a JSON integer only, as its schema says (never "5", true or 5.5)
 Limit = Annotated[int, Field(ge=1, le=50, strict=True, description="Most results to return (newest first)")]
 Priority = Literal["low", "normal", "high", "urgent"]

@@ -8,12 +8,12 @@ of any text field in its output cannot be registered (`Catalogue.register` raise
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from pydantic.fields import FieldInfo
 
 from deskgate.server.errors import ConfigError
@@ -107,6 +107,25 @@ class ToolSpec:
         """
         return envelope_schema(self.output_model.model_json_schema(mode="serialization"))
 
+    def with_vocabulary(self, vocabulary: Mapping[str, Sequence[str]]) -> ToolSpec:
+        """This tool with each named text argument narrowed to an `enum` of the values given (e.g. its
+        `reason_code` to the policy's list): the served schema says it, and the same model refuses the rest."""
+        narrowed: dict[str, Any] = {}
+        for name, values in vocabulary.items():
+            info = self.input_model.model_fields.get(name)
+            if info is None or not values:
+                raise ConfigError(f"tool {self.name!r}: no argument {name!r}, or no values for it")
+            # Literal[...] keeps the values' order; the description and PII class stay the field's own.
+            choice = Literal.__getitem__(tuple(values))
+            narrowed[name] = (Annotated[choice, Field(json_schema_extra=info.json_schema_extra,
+                                                      description=info.description)],
+                              ... if info.is_required() else info.default)
+        if not narrowed:
+            return self
+        model = create_model(self.input_model.__name__, __base__=self.input_model,
+                             __module__=self.input_model.__module__, __doc__=self.input_model.__doc__, **narrowed)
+        return replace(self, input_model=model)
+
     def object_arguments(self) -> tuple[str, ...]:
         return tuple(a for a in OBJECT_ARGUMENTS if a in self.input_model.model_fields)
 
@@ -165,6 +184,13 @@ class Catalogue:
 
     def visible_to(self, scopes: frozenset[str]) -> list[ToolSpec]:
         return [t for t in self._tools.values() if t.scope in scopes]
+
+    def with_vocabularies(self, vocabulary: Callable[[str], Mapping[str, Sequence[str]]]) -> Catalogue:
+        """A new, unfrozen catalogue: each tool with the value lists `vocabulary(name)` gives its arguments."""
+        served = Catalogue()
+        for spec in self._tools.values():
+            served.register(spec.with_vocabulary(vocabulary(spec.name)))
+        return served
 
 
 # --- output classification walk -------------------------------------------------------------

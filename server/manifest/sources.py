@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from deskgate.tools.spec import Catalogue
 
 
+def served_catalogue(catalogue: Catalogue, policy: Policy) -> Catalogue:
+    """The catalogue as served under `policy`: each argument the policy lists values for (a `reason_code`)
+    is an `enum` of them, in `tools/list`, in the manifest and in the input model that validates calls - so
+    a policy change is a manifest change, reviewed and pinned like any other."""
+    return catalogue.with_vocabularies(policy.vocabulary)
+
+
 def build_served_manifest(catalogue: Catalogue, policy: Policy, roles: Roles) -> dict[str, Any]:
     def policy_for(name: str) -> dict[str, Any]:
         """The tool's rules as the engine applies them, with the shared settings that bind it."""
@@ -50,4 +57,5 @@ def served_manifest() -> dict[str, Any]:
     from deskgate.tools.catalogue import build_catalogue
 
     catalogue = build_catalogue()
-    return build_served_manifest(catalogue, load_policy(catalogue, Paths.from_env().policy_file()), load_roles())
+    policy = load_policy(catalogue, Paths.from_env().policy_file())
+    return build_served_manifest(served_catalogue(catalogue, policy), policy, load_roles())

@@ -90,7 +90,9 @@ def model_level_refusal(spec: ToolSpec, arguments: dict[str, Any]) -> bool:
 def bases(spec: ToolSpec) -> list[dict[str, Any]]:
     schema = spec.input_schema()
     required = set(schema.get("required", []))
-    base = {name: VALID[name] for name in schema["properties"] if name in required}
+    # A listed vocabulary (a reason_code: the policy's list) gives its first value.
+    base = {name: schema["properties"][name].get("enum", [VALID[name]])[0]
+            for name in schema["properties"] if name in required}
     if spec.name == "verify_identity":
         base["value"] = "10115"
     if spec.name in ("update_email_preferences",):

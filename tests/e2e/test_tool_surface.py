@@ -1,0 +1,91 @@
+"""What a model reads - the served tools and the answers - says what is true, through a real MCP client.
+
+Reason codes are `enum`s of each tool's own policy list (and follow the policy into the manifest);
+`get_policy` answers per tool; an answer never says "allowed" when nothing ran, and every non-`ok`
+answer says what to do next; a tool declares only the control arguments it uses; the agent reads back
+what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from deskgate.config import packaged
+from deskgate.server.manifest import lock
+from deskgate.server.manifest.lock import RELEASE_LOCK, ManifestMismatch
+from tests.e2e.conftest import Deployment, call, deployed
+from tests.e2e.test_scenarios import policy_file
+from tests.e2e.test_schemas import served
+
+pytestmark = pytest.mark.anyio
+PLAIN_WORDS = {"other"}  # a code that is also an everyday word ("other") says nothing about another tool
+
+
+def _texts(node: Any) -> list[str]:
+    """Every description and title in a schema, at any depth."""
+    if isinstance(node, dict):
+        own = [v for k, v in node.items() if k in ("description", "title") and isinstance(v, str)]
+        return own + [t for v in node.values() for t in _texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _texts(v)]
+    return []
+
+
+# --- 4. reason codes are in the schema ---------------------------------------------------------------
+
+async def test_each_reason_code_is_an_enum_of_its_own_policy_list_and_no_text_shows_another_tools_code(
+        deployment: Deployment) -> None:
+    """tools/list serves each `reason_code` as an enum of exactly the tool's policy list; no description or
+    title of any tool names a code only another tool may use; a client validator and the server both refuse
+    a code outside the list (the server saying which codes are allowed), and the manifest serves the same."""
+    policy = deployment.runtime.policy
+    lists = {name: set(policy.vocabulary(name).get("reason_code", ())) for name in policy.tools}
+    every_code = set().union(*lists.values())
+    async with deployment.client(deployment.token("supervisor")) as client:
+        tools = await served(client)
+        with_codes = {name for name, tool in tools.items() if "reason_code" in tool.input_schema["properties"]}
+        assert with_codes == {"issue_refund", "apply_account_credit", "cancel_subscription"}
+        for name, tool in tools.items():
+            own = lists.get(name, set())
+            if name in with_codes:
+                enum = tool.input_schema["properties"]["reason_code"]["enum"]
+                assert enum == list(policy.vocabulary(name)["reason_code"]) and set(enum) == own
+                assert deployment.runtime.manifest["tools"][name]["input_schema"] == tool.input_schema
+            shown = " ".join([tool.description or "", *_texts(tool.input_schema), *_texts(tool.output_schema)])
+            foreign = {code for code in every_code - own - PLAIN_WORDS if re.search(rf"(?<![a-z_]){code}(?![a-z_])", shown)}
+            assert not foreign, (name, foreign)
+        order = deployment.demo.delivered_order
+        wrong = {"order_id": order, "amount": "5.00", "reason_code": "goodwill"}  # a credit's code, not a refund's
+        assert not Draft202012Validator(tools["issue_refund"].input_schema).is_valid(wrong)
+        answer = await call(client, "issue_refund", **wrong)
+        assert (answer["status"], answer["code"]) == ("error", "invalid_arguments")
+        assert "damaged_item" in answer["reason"]
+
+
+async def test_a_policy_that_changes_a_reason_code_list_changes_tools_list_and_the_manifest_which_must_be_repinned(
+        home: Path, engine: str | None, tmp_path: Path) -> None:
+    """A deployment's policy with one more refund code serves it in the enum (and accepts it), its manifest
+    differs from the released lock by exactly that widening, so `deskgate serve` refuses it until pinned."""
+    home.mkdir(parents=True, exist_ok=True)
+    policy_file(home, ('refund = ["damaged_item",', 'refund = ["damaged_item", "price_match",'))
+    async with deployed(home, engine) as deployment:
+        async with deployment.client(deployment.token("billing-agent")) as client:
+            tools = await served(client)
+            assert "price_match" in tools["issue_refund"].input_schema["properties"]["reason_code"]["enum"]
+            answer = await call(client, "issue_refund", order_id=deployment.demo.delivered_order, amount="5.00",
+                                reason_code="price_match")
+            assert answer["status"] == "confirmation_required", answer
+        manifest = deployment.runtime.manifest
+        assert "price_match" in manifest["tools"]["issue_refund"]["input_schema"]["properties"]["reason_code"]["enum"]
+        with pytest.raises(ManifestMismatch) as refused:
+            lock.check(manifest, packaged(RELEASE_LOCK))
+        kinds = {(c.subject, c.kind) for c in refused.value.changes}
+        assert ("issue_refund", "enum_widened") in kinds and ("issue_refund", "policy_list_widened") in kinds
+        assert all(c.subject == "issue_refund" for c in refused.value.changes), json.dumps(
+            [c.detail for c in refused.value.changes])
