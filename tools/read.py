@@ -110,7 +110,8 @@ class ListTicketsInput(Record):
 
 class GetPolicyInput(Record):
     topic: str | None = pii(NONE, default=None, pattern=r"^[a-z][a-z0-9_]{1,63}$",
-                            description="One policy section (e.g. refunds); omit for all of them")
+                            description="The rules of one tool you can use (e.g. change_shipping_address) or one "
+                                        "section (e.g. money_breaker); omit for all of them")
 
 
 class RefundCheckInput(Record):
@@ -175,10 +176,14 @@ async def get_policy(ctx: ToolContext, args: GetPolicyInput) -> PolicyRules:
     view = ctx.policy_view()
     if args.topic is None:
         return PolicyRules(topic=None, rules=view)
+    tools = view.get("tools", {})
+    if args.topic in tools:
+        return PolicyRules(topic=args.topic, rules=tools[args.topic])
     if args.topic not in view:
         known = ", ".join(sorted(view)) or "none"
         # Not an object lookup: its own code, so that a bound session's "not found" rule leaves it alone.
-        raise NotFound(f"no policy section {args.topic!r}; sections: {known}", code="unknown_topic")
+        raise NotFound(f"no policy section or tool {args.topic!r} for this session; sections: {known}; "
+                       f"tools: {', '.join(tools) or 'none'}", code="unknown_topic")
     section = view[args.topic]
     return PolicyRules(topic=args.topic, rules=section if isinstance(section, dict) else {args.topic: section})
 
@@ -279,8 +284,9 @@ READ_TOOLS: tuple[ToolSpec, ...] = (
           "Subjects are customer-written, untrusted text.",
           ListTicketsInput, TicketList, list_tickets, "tickets:read"),
     _read("get_policy", "Read the rules that apply",
-          "Read the refund, cancellation, credit and other rules (tiers, thresholds, reason codes, undo windows) "
-          "that apply to your session, as data. Check them before proposing an action to the customer.",
+          "Read the rules that apply to your session, as data: for each tool you can use its tier, thresholds, "
+          "reason codes, gates, rate limits and undo window, and the shared sections (money_breaker, ...). "
+          "Give a tool name as topic for that tool's rules alone. Check them before proposing an action.",
           GetPolicyInput, PolicyRules, get_policy, "policy:read"),
     _read("check_refund_eligibility", "Check whether an order can be refunded",
           "Check how much of an order can still be refunded, and whether a given amount can. It changes "

@@ -246,7 +246,11 @@ class PolicyEngine:
         if session.scopes not in self._views:
             self._views[session.scopes] = self._compile_view(session.scopes)
         view = copy.deepcopy(self._views[session.scopes])
-        view["session"] = {"max_refund": None if session.max_refund is None else str(session.max_refund)}
+        max_refund = None if session.max_refund is None else str(session.max_refund)
+        view["session"] = {"max_refund": max_refund}
+        for rules in view["tools"].values():
+            if rules.get("money"):
+                rules["session_max_refund"] = max_refund
         return view
 
     # -- internals ---------------------------------------------------------------------------
@@ -314,21 +318,31 @@ class PolicyEngine:
 
     def _compile_view(self, scopes: frozenset[str]) -> dict[str, Any]:
         tools: dict[str, Any] = {}
-        for name, rules in self.policy.tools.items():
-            spec = self._specs.get(name)
-            if spec is None or spec.scope not in scopes:
+        for name, spec in self._specs.items():
+            rules = self.policy.tools.get(name)
+            if spec.scope not in scopes:
+                continue
+            if spec.read_only:  # a read: no tier but automate, no limit, no confirmation
+                tools[name] = {"tier": "automate", "read_only": True}
+                continue
+            if rules is None:  # unreachable after load_policy: such a call is denied
                 continue
             tools[name] = {
                 "tier": rules.tier,
                 "thresholds": [{"above": str(t.above), "tier": t.tier} for t in rules.thresholds],
                 "confirmation": rules.confirmation,
-                "reason_codes": sorted(self.policy.allowed_reason_codes(name)),
+                "reason_codes": list(self.policy.vocabulary(name).get("reason_code", ())),  # the enum's order
                 "gates": [{"requires": g.fact if g.must_be else f"not {g.fact}", "otherwise": g.otherwise,
                            "reason": g.reason} for g in rules.gates],
                 "limits": [{"per": lim.per, "max": lim.max, "window_seconds": lim.window} for lim in rules.limits],
                 "undo_window_seconds": rules.undo_window,
                 "money": spec.money,
             }
+            # What else binds this tool, so that its own answer is complete.
+            if rules.confirmation != "none":
+                tools[name]["confirmation_ttl_seconds"] = self.policy.confirmation.ttl
+            if spec.money:
+                tools[name]["money_breaker_per_hour"] = str(self.policy.money_breaker.per_hour)
         return {
             "policy_version": self.version,
             "tools": tools,

@@ -89,3 +89,36 @@ async def test_a_policy_that_changes_a_reason_code_list_changes_tools_list_and_t
         assert ("issue_refund", "enum_widened") in kinds and ("issue_refund", "policy_list_widened") in kinds
         assert all(c.subject == "issue_refund" for c in refused.value.changes), json.dumps(
             [c.detail for c in refused.value.changes])
+
+
+# --- 5. get_policy answers per tool ------------------------------------------------------------------
+
+async def test_get_policy_answers_per_tool_and_the_examples_of_its_description_work_for_every_role(
+        deployment: Deployment) -> None:
+    """`topic` = a tool name gives that tool's rules alone (a write's tier, reason codes, gates, limits, and
+    what else binds it; a read: automate, read-only); each `e.g.` example of the served description answers
+    `ok` for every shipped role; a tool the session cannot use is an unknown topic that lists what is."""
+    for role in ("tier1-agent", "billing-agent", "supervisor"):
+        async with deployment.client(deployment.token(role, max_refund="80.00")) as client:
+            tools = await served(client)
+            described = tools["get_policy"].input_schema["properties"]["topic"]["description"]
+            examples = re.findall(r"e\.g\. ([a-z_]+)", described)
+            assert len(examples) == 2, described
+            for example in examples:
+                answer = await call(client, "get_policy", topic=example)
+                assert (answer["status"], answer["data"]["topic"]) == ("ok", example), (role, answer)
+            address = (await call(client, "get_policy", topic="change_shipping_address"))["data"]["rules"]
+            assert address["tier"] == "automate" and address["undo_window_seconds"] == 3600
+            assert address["gates"][0]["requires"] == "identity_verified_in_session"
+            read = (await call(client, "get_policy", topic="get_order"))["data"]["rules"]
+            assert read == {"tier": "automate", "read_only": True}
+            refund = await call(client, "get_policy", topic="issue_refund")
+            if role == "tier1-agent":
+                assert (refund["status"], refund["code"]) == ("error", "unknown_topic")
+                assert "change_shipping_address" in refund["reason"] and "money_breaker" in refund["reason"]
+                continue
+            rules = refund["data"]["rules"]
+            assert rules["reason_codes"] == tools["issue_refund"].input_schema["properties"]["reason_code"]["enum"]
+            assert [t["above"] for t in rules["thresholds"]] == ["50.00", "500.00"]
+            assert rules["confirmation"] == "agent" and rules["confirmation_ttl_seconds"] == 120
+            assert rules["money_breaker_per_hour"] == "1500.00" and rules["session_max_refund"] == "80.00"
