@@ -8,9 +8,9 @@ it never does.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from deskgate.server.errors import DomainError, NotFound
 from deskgate.server.policy.approvals import Approvals
@@ -49,14 +49,32 @@ NONE = PiiClass.NONE
 
 
 def exactly_one(model: Record, names: tuple[str, ...]) -> None:
-    """Input rule shared by tools that take one of several alternative criteria."""
+    """Input rule shared by tools that take one of several alternative criteria (schema: `one_of_given`)."""
     if sum(getattr(model, n) is not None for n in names) != 1:
         raise ValueError(f"give exactly one of {', '.join(names)}")
+
+
+def _given(name: str) -> dict[str, Any]:
+    """JSON Schema: `name` is present and not null (null means "not given", as for the input model)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def one_of_given(*names: str) -> dict[str, Any]:
+    """A rule across fields in standard JSON Schema 2020-12, for a model's `json_schema_extra`, so that a client's
+    validator enforces what the model's validator does: exactly one of `names` is given."""
+    return {"oneOf": [_given(n) for n in names]}
+
+
+def any_of_given(*names: str) -> dict[str, Any]:
+    """As `one_of_given`: at least one of `names` is given."""
+    return {"anyOf": [_given(n) for n in names]}
 
 
 # --- inputs ---------------------------------------------------------------------------------
 
 class FindCustomerInput(Record):
+    model_config = ConfigDict(json_schema_extra=one_of_given("email", "phone", "order_id"))
+
     # The class sits on the optional as a whole: pydantic keeps a field's metadata only at the top level.
     email: Annotated[Email | None, pii(PiiClass.EMAIL)] = None
     phone: Annotated[Phone | None, pii(PiiClass.PHONE)] = None
@@ -91,6 +109,8 @@ class ListOrdersInput(Record):
 
 
 class ListInvoicesInput(Record):
+    model_config = ConfigDict(json_schema_extra=one_of_given("customer_id", "account_id"))
+
     customer_id: Annotated[CustomerId | None, pii(NONE)] = None
     account_id: Annotated[AccountId | None, pii(NONE)] = None
     status: InvoiceStatus | None = None
