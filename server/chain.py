@@ -304,11 +304,14 @@ class GuardChain:
         if call.verdict is None or not call.verdict.needs_confirmation:
             return
         token = _field(call.args, "confirmation_token")
+        finished = self._replay_allowed(call)
         if token is None:
+            if await finished():
+                return  # a retry of a keyed call that ran: stage 6 answers its first result, not a new preview
             # raises ConfirmationRequired
             await self._policy.request_confirmation(call, self._context(call), partial(self.intend, call))
             return
-        call.replayed = await self._policy.redeem_confirmation(call, token, self._replay_allowed(call))
+        call.replayed = await self._policy.redeem_confirmation(call, token, finished)
 
     def _replay_allowed(self, call: Call) -> Callable[[], Awaitable[bool]]:
         """A redeemed token may come back only as the retry of a finished idempotent call."""

@@ -120,19 +120,27 @@ class Record(BaseModel):
 
 
 class WriteInput(Record):
-    """Fields every write tool accepts and the guard chain consumes; handlers ignore them.
+    """Base of every write tool's input.
 
     Strict: a value is taken only in the JSON type its schema states (`true`, never `1` or "yes").
+    The arguments the guard chain consumes (`control_field`) are added to a tool only where they apply.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    idempotency_key: str | None = pii(NONE, default=None, pattern=r"^[A-Za-z0-9_-]{8,128}$",
-                                      description="Repeat a write with the same key to get its first result back.")
-    confirmation_token: str | None = pii(PiiClass.SECRET, default=None, max_length=4096,
-                                         description="The token from a confirmation_required answer.")
-    customer_code: str | None = pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
-                                    description="The one-time code the customer read back from their email.")
+
+def control_field(name: str) -> tuple[Any, Any]:
+    """A fresh (type, field) for `create_model` of an argument the guard chain consumes and handlers ignore."""
+    fields: dict[str, Any] = {
+        "idempotency_key": pii(NONE, default=None, pattern=r"^[A-Za-z0-9_-]{8,128}$", description=(
+            "Repeat this write (its preview, its confirmed call, or a retry) with the same key to get its first "
+            "result back.")),
+        "confirmation_token": pii(PiiClass.SECRET, default=None, max_length=4096,
+                                  description="The token from a confirmation_required answer."),
+        "customer_code": pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
+                             description="The one-time code the customer read back from their email."),
+    }
+    return str | None, fields[name]
 
 
 # --- domain records -------------------------------------------------------------------------

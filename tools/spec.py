@@ -107,10 +107,12 @@ class ToolSpec:
         """
         return envelope_schema(self.output_model.model_json_schema(mode="serialization"))
 
-    def with_vocabulary(self, vocabulary: Mapping[str, Sequence[str]]) -> ToolSpec:
-        """This tool with each named text argument narrowed to an `enum` of the values given (e.g. its
-        `reason_code` to the policy's list): the served schema says it, and the same model refuses the rest."""
-        narrowed: dict[str, Any] = {}
+    def served(self, vocabulary: Mapping[str, Sequence[str]], controls: Mapping[str, tuple[Any, Any]]) -> ToolSpec:
+        """This tool as served: each named text argument narrowed to an `enum` of the values given (e.g. its
+        `reason_code` to the policy's list), and the guard chain's control arguments that apply to it added,
+        as (type, field) (`idempotency_key`, `confirmation_token`, `customer_code`). The served schema says
+        it, and the same model refuses the rest."""
+        narrowed: dict[str, Any] = dict(controls)
         for name, values in vocabulary.items():
             info = self.input_model.model_fields.get(name)
             if info is None or not values:
@@ -185,11 +187,12 @@ class Catalogue:
     def visible_to(self, scopes: frozenset[str]) -> list[ToolSpec]:
         return [t for t in self._tools.values() if t.scope in scopes]
 
-    def with_vocabularies(self, vocabulary: Callable[[str], Mapping[str, Sequence[str]]]) -> Catalogue:
-        """A new, unfrozen catalogue: each tool with the value lists `vocabulary(name)` gives its arguments."""
+    def served(self, vocabulary: Callable[[ToolSpec], Mapping[str, Sequence[str]]],
+               controls: Callable[[ToolSpec], Mapping[str, tuple[Any, Any]]]) -> Catalogue:
+        """A new, unfrozen catalogue of the tools as served (`ToolSpec.served`)."""
         served = Catalogue()
         for spec in self._tools.values():
-            served.register(spec.with_vocabulary(vocabulary(spec.name)))
+            served.register(spec.served(vocabulary(spec), controls(spec)))
         return served
 
 

@@ -122,3 +122,44 @@ async def test_get_policy_answers_per_tool_and_the_examples_of_its_description_w
             assert [t["above"] for t in rules["thresholds"]] == ["50.00", "500.00"]
             assert rules["confirmation"] == "agent" and rules["confirmation_ttl_seconds"] == 120
             assert rules["money_breaker_per_hour"] == "1500.00" and rules["session_max_refund"] == "80.00"
+
+
+# --- 7. only the arguments a tool uses ---------------------------------------------------------------
+
+CONTROLS = ("idempotency_key", "confirmation_token", "customer_code")
+
+
+async def test_control_arguments_appear_only_on_the_tools_where_they_apply(deployment: Deployment) -> None:
+    """A confirmation token only where the policy confirms, a customer code only where the customer does, an
+    idempotency key only on writes that would act again; a read takes none. One that does not apply is
+    refused as an invalid argument, and nothing happens."""
+    expected = {"initiate_password_reset": {"idempotency_key"}, "apply_account_credit": {"idempotency_key"},
+                "add_ticket_note": {"idempotency_key"}, "escalate_to_human": {"idempotency_key"},
+                "undo_action": {"idempotency_key"}, "issue_refund": {"idempotency_key", "confirmation_token"},
+                "cancel_subscription": set(CONTROLS)}
+    async with deployment.client(deployment.token("supervisor")) as client:
+        tools = await served(client)
+        for name, tool in tools.items():
+            given = {c for c in CONTROLS if c in tool.input_schema["properties"]}
+            assert given == expected.get(name, set()), name
+        note = await call(client, "add_ticket_note", ticket_id=deployment.demo.pii_ticket, body="Checked.",
+                          confirmation_token="x" * 40)
+        assert (note["status"], note["code"]) == ("error", "invalid_arguments")
+    assert deployment.rows("SELECT COUNT(*) FROM ticket_notes WHERE body = ?", ("Checked.",)) == [(0,)]
+
+
+async def test_a_retry_with_the_idempotency_key_but_no_token_returns_the_first_result_not_a_new_preview(
+        deployment: Deployment) -> None:
+    """Preview with a key, confirm with the key and the token, then retry with the key alone (as an agent that
+    lost the answer would): the retry answers the refund that ran, and nothing is refunded twice."""
+    arguments = {"order_id": deployment.demo.delivered_order, "amount": "7.00", "reason_code": "damaged_item",
+                 "idempotency_key": "refund-retry-0001"}
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        preview = await call(client, "issue_refund", **arguments)
+        assert preview["status"] == "confirmation_required"
+        done = await call(client, "issue_refund", **arguments, confirmation_token=preview["confirmation_token"])
+        assert done["status"] == "ok"
+        retry = await call(client, "issue_refund", **arguments)
+        assert (retry["status"], retry["data"]) == ("ok", done["data"]), retry
+        assert "confirmation_token" not in retry
+    assert deployment.rows("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (arguments["order_id"],)) == [(1,)]
