@@ -50,7 +50,7 @@ async def test_a_small_refund_runs_only_after_the_agent_confirms_the_preview(dep
 async def test_the_refund_everything_agent_is_stopped_by_thresholds_reason_codes_and_rate_limits(
         deployment: Deployment) -> None:
     """50.00 automates, 50.01-500.00 waits for an approver, above 500.00 escalates, a made-up reason is
-    denied, and retries end in a clear refusal; nothing at all is refunded."""
+    refused (not in the enum), and retries end in a clear refusal; nothing at all is refunded."""
     on_clock(deployment)
     order = deployment.demo.delivered_order
     async with deployment.client(deployment.token("billing-agent")) as client:
@@ -62,12 +62,12 @@ async def test_the_refund_everything_agent_is_stopped_by_thresholds_reason_codes
             assert held["approval_id"].startswith("AP-")
         big = await call(client, "issue_refund", **refund(order, "500.01"))
         assert (big["status"], big["code"]) == ("escalated", "threshold")
-        assert "specialist" in big["reason"]
+        assert "specialist" in big["next_step"]
         made_up = await call(client, "issue_refund", **refund(order, "10.00", "customer_is_upset"))
         assert (made_up["status"], made_up["code"]) == ("error", "invalid_arguments")  # not in the schema's enum
         assert "damaged_item" in made_up["reason"]
-        sixth = await call(client, "issue_refund", **refund(order, "5.00"))
-        assert sixth["status"] == "confirmation_required"
+        for _ in ("fifth", "sixth"):  # the made-up code never reached the policy: it was no attempt to count
+            assert (await call(client, "issue_refund", **refund(order, "5.00")))["status"] == "confirmation_required"
         retry = await call(client, "issue_refund", **refund(order, "5.00"))
         assert (retry["status"], retry["code"]) == ("denied", "rate_limited")
         assert "Do not retry" in retry["reason"]
