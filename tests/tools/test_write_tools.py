@@ -10,10 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from deskgate.server.errors import DomainError, NotFound
-from deskgate.tools import write
-from deskgate.tools.backend.seed import DEMO
 from deskgate.server.manifest.sources import served_catalogue
 from deskgate.server.policy.model import load_policy
+from deskgate.tools import write
+from deskgate.tools.backend.seed import DEMO
 from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.models import AddressInput, WriteInput
 
