@@ -179,7 +179,8 @@ class GuardChain:
             logger.exception("internal error in tool %s (request %s)", call.spec.name if call.spec else "?",
                              call.request_id)
             outcome = Outcome(status=Status.ERROR, code="internal_error",
-                              reason=f"internal error; quote request {call.request_id} to the operator")
+                              reason=f"internal error; quote request {call.request_id} to the operator",
+                              next_step="Use escalate_to_human, quoting the request id of the reason.")
         if call.executed and outcome.status is not Status.OK:
             outcome = _ran_anyway(call, outcome)  # no stage refuses a call after its side effect
         await self._settle(call, outcome)
@@ -459,11 +460,14 @@ class GuardChain:
                 # Said as it is: it ran (do not repeat it), something may have happened, or nothing did.
                 if call.executed:
                     reason = "the action ran but its audit record could not be written; do not repeat it"
+                    step = "Do not repeat the call; tell the customer it was done and use escalate_to_human."
                 elif intended:
                     reason = "an effect of this call may have happened but its audit record could not be written"
+                    step = "Do not repeat the call; use escalate_to_human so a person checks what happened."
                 else:
                     reason = "the audit log is unavailable; nothing was done"
-                return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason)
+                    step = "Retry in a few minutes; if it keeps failing, use escalate_to_human."
+                return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason, next_step=step)
         return outcome
 
     def _audited_arguments(self, call: Call) -> dict[str, Any]:

@@ -51,8 +51,6 @@ logger = logging.getLogger("deskgate.policy")
 Effect = Literal["tool", "handoff", "approval", "customer_code"]
 BeforeEffect = Callable[[Effect], Awaitable[None]]
 
-_ESCALATION_ADVICE = "A specialist will take this over; tell the customer they will hear back from a human."
-
 
 @dataclass(slots=True)
 class Verdict:
@@ -127,8 +125,7 @@ class PolicyStage:
                 source="policy", actor=session.sub, now=now)
             await self._record_owner(RecordedAction(handoff, spec.name, session.sid, session.sub, call.request_id,
                                                     decision.amount, now))
-            raise EscalatedError(f"{decision.reason} {_ESCALATION_ADVICE}".strip(), code=decision.code,
-                                 escalation_id=handoff)
+            raise EscalatedError(decision.reason, code=decision.code, escalation_id=handoff)
         if decision.tier == "assist":
             approval = await self._approved_or_pending(call, decision, backend, before)
             call.verdict.approval = await self._approvals.claim(
@@ -160,9 +157,7 @@ class PolicyStage:
             summary=f"{spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
             required=2 if two_person else 1)
         if approval.state_at(call.now) != "approved":
-            raise PendingApproval(
-                f"{decision.reason} A human approver must approve this exact call; repeat it once approved "
-                f"(get_action_status tells you when).".strip(), code=decision.code, approval_id=approval.id)
+            raise PendingApproval(decision.reason, code=decision.code, approval_id=approval.id)
         return approval
 
     async def finish(self, call: Call, *, ok: bool, result: dict[str, Any]) -> None:
@@ -202,13 +197,13 @@ class PolicyStage:
             await before("customer_code")
             issued = await confirmations.issue_for_customer(self._binding(call), backend=ctx.backend,
                                                             customer_id=customer, preview=preview, now=call.now)
-            reason = ("The customer must confirm: a one-time code was sent to their contact on file. Repeat the "
-                      "same call with confirmation_token and the customer_code they read back.")
+            reason = "The customer must confirm: a one-time code was sent to their contact on file."
+            step = "Repeat the same call with confirmation_token and the customer_code the customer reads back."
         else:
             issued = confirmations.issue(self._binding(call), now=call.now)
-            reason = "Irreversible: show the preview to the person you act for, then repeat the same call " \
-                     "with confirmation_token."
-        raise ConfirmationRequired(reason, preview=preview, confirmation_token=issued.token)
+            reason = "Irreversible: nothing is done until the person you act for agrees to the preview."
+            step = None  # the class's: show the preview, then repeat with confirmation_token
+        raise ConfirmationRequired(reason, next_step=step, preview=preview, confirmation_token=issued.token)
 
     async def redeem_confirmation(self, call: Call, token: str, replay_allowed: Any) -> bool:
         return await self._confirmations().redeem(

@@ -109,7 +109,8 @@ class Decision:
 
     @property
     def reason(self) -> str:
-        return " ".join(self.reasons)
+        """The one reason the answer gives: that of the rule that decided (the first); all are audited."""
+        return self.reasons[0]
 
     def audit(self) -> dict[str, Any]:
         """The decision for the call's audit record, with any breaker trip it caused (once)."""
@@ -165,29 +166,34 @@ class PolicyEngine:
                 if refusal is not None:
                     return self._decision(spec.name, "deny", "rate_limited", [refusal], rules.confirmation, amount)
 
-        # 2. thresholds: the strictest tier any applied rule gives its amount
-        verdict: Verdict = rules.tier
+        # 2. thresholds: the strictest tier any applied rule gives its amount. Whatever makes a call stricter
+        # names its code and puts its reason first: the answer gives that one reason (all are audited).
+        verdict: Verdict = "automate"
         code, reasons = "allowed", []
-        for _, each, each_amount in applied:
+        for name, each, each_amount in applied:
             tier, threshold = each.tier_for(each_amount)
+            why = (f"{name} is {tier} tier." if threshold is None
+                   else f"Amounts above {threshold.above} are {tier} tier.")
             if TIER_RANK[tier] > TIER_RANK[verdict]:
-                verdict = tier
-            if threshold is not None:
-                code = "threshold"
-                reasons.append(f"Amounts above {threshold.above} are {tier} tier.")
+                verdict, code = tier, "threshold" if threshold is not None else f"tier_{tier}"
+                reasons.insert(0, why)
+            elif threshold is not None:
+                reasons.append(why)
 
         # 3. gates: all evaluated and reported; the strictest failure names the code
         for gate in rules.gates:
             if await FACTS[gate.fact].fn(facts) == gate.must_be:
                 continue
-            reasons.append(gate.reason)
             if TIER_RANK[gate.otherwise] > TIER_RANK[verdict]:
                 verdict, code = gate.otherwise, f"gate_{gate.fact}"
+                reasons.insert(0, gate.reason)
+            else:
+                reasons.append(gate.reason)
         if (target is not None and self._specs[target.tool].money and TIER_RANK[verdict] < TIER_RANK["assist"]
                 and MONEY_BREAKER in await self._state.breakers.tripped()):
             verdict, code = "assist", "breaker_open"
-            reasons.append("The money breaker is open: undoing a money action needs an approver until an admin "
-                           "resets it.")
+            reasons.insert(0, "The money breaker is open: undoing a money action needs an approver until an admin "
+                              "resets it.")
         if cents is None or verdict in ("deny", "escalate"):
             return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount)
         currency = await facts.currency()

@@ -58,7 +58,8 @@ async def test_each_reason_code_is_an_enum_of_its_own_policy_list_and_no_text_sh
                 assert enum == list(policy.vocabulary(name)["reason_code"]) and set(enum) == own
                 assert deployment.runtime.manifest["tools"][name]["input_schema"] == tool.input_schema
             shown = " ".join([tool.description or "", *_texts(tool.input_schema), *_texts(tool.output_schema)])
-            foreign = {code for code in every_code - own - PLAIN_WORDS if re.search(rf"(?<![a-z_]){code}(?![a-z_])", shown)}
+            foreign = {code for code in every_code - own - PLAIN_WORDS
+                       if re.search(rf"(?<![a-z_]){code}(?![a-z_])", shown)}
             assert not foreign, (name, foreign)
         order = deployment.demo.delivered_order
         wrong = {"order_id": order, "amount": "5.00", "reason_code": "goodwill"}  # a credit's code, not a refund's
@@ -163,3 +164,74 @@ async def test_a_retry_with_the_idempotency_key_but_no_token_returns_the_first_r
         assert (retry["status"], retry["data"]) == ("ok", done["data"]), retry
         assert "confirmation_token" not in retry
     assert deployment.rows("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (arguments["order_id"],)) == [(1,)]
+
+
+# --- 6. answers say what happened and what to do next ------------------------------------------------
+
+ONE_SENTENCE = re.compile(r"^[A-Z][^.!?]*(?:\.[a-z_(][^.!?]*)*[.!]$")  # "get_action_status" etc. inside, one end
+
+
+def _assert_told(answer: dict[str, Any]) -> None:
+    """A non-ok answer: a code that is not "allowed", a reason that is not "Within policy", one next step."""
+    assert answer["status"] != "ok"
+    assert answer["code"] not in (None, "allowed") and "Within policy" not in answer["reason"], answer
+    assert ONE_SENTENCE.match(answer.get("next_step", "")), answer
+
+
+async def test_an_approval_or_escalation_by_the_tools_own_tier_never_reads_allowed(
+        home: Path, engine: str | None) -> None:
+    """A tool whose base tier is assist answers pending_approval with code tier_assist, one whose tier is
+    escalate answers escalated with tier_escalate - never "allowed" / "Within policy." - and each says what
+    to do next."""
+    home.mkdir(parents=True, exist_ok=True)
+    policy_file(home, ('[tools.add_ticket_note]\ntier = "automate"', '[tools.add_ticket_note]\ntier = "assist"'),
+                ('[tools.update_email_preferences]\ntier = "automate"',
+                 '[tools.update_email_preferences]\ntier = "escalate"'))
+    async with deployed(home, engine) as deployment:
+        demo = deployment.demo
+        async with deployment.client(deployment.token("billing-agent")) as client:
+            held = await call(client, "add_ticket_note", ticket_id=demo.pii_ticket, body="Checked.")
+            assert (held["status"], held["code"]) == ("pending_approval", "tier_assist")
+            _assert_told(held)
+            handed = await call(client, "update_email_preferences", customer_id=demo.customer_id, marketing=False)
+            assert (handed["status"], handed["code"]) == ("escalated", "tier_escalate")
+            _assert_told(handed)
+
+
+async def test_every_non_ok_answer_says_the_next_step_in_one_sentence_and_a_denial_gives_one_reason(
+        deployment: Deployment) -> None:
+    """Unknown tool, bad arguments, unknown order, preview, bad token, approval, escalation, gate denial,
+    idempotency conflict, unknown policy topic and a bound session's foreign object: each answer names its
+    next step in one sentence; a cancellation failing two rules (not an admin, open invoices) is denied
+    with the deciding rule's reason alone."""
+    demo = deployment.demo
+    order = demo.delivered_order
+    refund = {"order_id": order, "reason_code": "damaged_item"}
+    answers: list[dict[str, Any]] = []
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        answers.append(await call(client, "delete_everything"))
+        answers.append(await call(client, "get_order", order_id="x"))
+        answers.append(await call(client, "get_order", order_id="O-999999"))
+        answers.append(await call(client, "issue_refund", **refund, amount="5.00"))
+        answers.append(await call(client, "issue_refund", **refund, amount="5.00", confirmation_token="x" * 30))
+        answers.append(await call(client, "issue_refund", **refund, amount="120.00"))
+        answers.append(await call(client, "issue_refund", **refund, amount="800.00"))
+        answers.append(await call(client, "initiate_password_reset", customer_id=demo.customer_id))
+        key = {"ticket_id": demo.pii_ticket, "idempotency_key": "note-next-step-1"}
+        assert (await call(client, "add_ticket_note", **key, body="one"))["status"] == "ok"
+        answers.append(await call(client, "add_ticket_note", **key, body="two"))
+        answers.append(await call(client, "get_policy", topic="nothing_like_it"))
+        mixed = await call(client, "cancel_subscription", subscription_id=demo.invoice_subscription_id,
+                           requester_id=demo.customer_id, reason_code="not_using")
+        assert (mixed["status"], mixed["code"]) == ("denied", "gate_requester_is_account_admin")
+        assert mixed["reason"] == "Only an admin of the account can cancel its subscription.", mixed
+        answers.append(mixed)
+    async with deployment.client(deployment.token("tier1-agent", customer=demo.customer_id)) as bound:
+        answers.append(await call(bound, "get_customer", customer_id=demo.account_admin))
+    codes = [a["code"] for a in answers]
+    assert codes == ["unknown_tool", "invalid_arguments", "not_found", "confirmation_required",
+                     "confirmation_invalid", "threshold", "threshold", "gate_identity_verified_in_session",
+                     "idempotency_conflict", "unknown_topic", "gate_requester_is_account_admin", "binding"], codes
+    for answer in answers:
+        _assert_told(answer)
+
