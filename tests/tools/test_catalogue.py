@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import get_args
 
 from deskgate.scopes.catalogue import SCOPES
-from deskgate.server.redaction.classes import PiiClass
-from deskgate.tools.catalogue import build_catalogue
 from deskgate.server.manifest.sources import served_catalogue
 from deskgate.server.policy.model import load_policy
+from deskgate.server.redaction.classes import PiiClass
+from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.models import ReversibleTool, WriteInput
 from deskgate.tools.spec import OBJECT_ARGUMENTS
 
