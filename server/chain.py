@@ -59,7 +59,7 @@ from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
 from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fingerprint import FingerprintKey
-from deskgate.server.redaction.redactor import Redactor, redact_text
+from deskgate.server.redaction.redactor import Redactor, redact_text, supplied_values
 from deskgate.server.store.state import RecordedAction, StateStore
 from deskgate.tools.backend.base import ObjectKind, SupportBackend
 from deskgate.tools.context import ToolContext
@@ -394,8 +394,13 @@ class GuardChain:
         if not await self._within_binding(call, data):
             # A read refuses (like an unknown object); an executed write is answered as executed anyway.
             raise DeniedError(_OUTSIDE, code="binding")
+        # A write's answer shows the personal data the agent itself gave in this call (it can confirm what it
+        # wrote); the same data stays masked in every other answer.
+        supplied = None if spec.read_only else supplied_values(
+            call.args.model_dump(mode="json") if call.args is not None else {}, self._input_pii[spec.name])
         with telemetry.stage("redact"):
-            visible = self._redactor.redact_output(data, self._output_pii[spec.name], session.scopes)  # 8
+            visible = self._redactor.redact_output(data, self._output_pii[spec.name], session.scopes,  # 8
+                                                   supplied=supplied)
         return Outcome(status=Status.OK, data=visible)
 
     async def _record_owner(self, call: Call, data: dict[str, Any]) -> None:

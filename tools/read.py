@@ -154,9 +154,10 @@ async def find_customer(ctx: ToolContext, args: FindCustomerInput) -> CustomerMa
     else:
         matches = await ctx.backend.find_customers("order_id", str(args.order_id))
     if not matches:
+        if args.order_id is not None:  # every order has its customer: no match means no such order
+            raise NotFound(f"order {args.order_id} not found")
         # The criterion is personal data: the reason names its kind, never its value.
-        what = "order id" if args.order_id else "email" if args.email else "phone number"
-        raise NotFound(f"no customer matches that {what}")
+        raise NotFound(f"no customer matches that {'email' if args.email else 'phone number'}")
     return CustomerMatches(customers=matches)
 
 

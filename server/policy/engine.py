@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-from deskgate.server.errors import DeniedError, InvalidArguments, NotFound
+from deskgate.server.errors import DeniedError, InvalidArguments
 from deskgate.server.policy.facts import FACTS, FactContext
 from deskgate.server.policy.model import TIER_RANK, ConfirmationKind, Limit, Policy, ToolRules, policy_version
 from deskgate.server.store.state import CounterAdd
@@ -282,7 +282,7 @@ class PolicyEngine:
         elif limit.per == "customer":
             customer = await facts.customer()
             if customer is None:
-                raise NotFound("the customer this call acts on was not found")
+                raise facts.missing()
             subject = customer
         else:
             subject = "*"

@@ -235,3 +235,56 @@ async def test_every_non_ok_answer_says_the_next_step_in_one_sentence_and_a_deni
     for answer in answers:
         _assert_told(answer)
 
+
+# --- 8. the agent reads back what it wrote; authors and "not found" are said truthfully -------------
+
+async def test_the_agent_reads_back_the_address_it_just_wrote_and_it_stays_masked_everywhere_else(
+        deployment: Deployment) -> None:
+    """A billing agent (no pii:address) changes an order's address: the answer shows the fields it supplied
+    in clear, so it can confirm them to the customer; get_order, and the same address on another answer,
+    stay masked."""
+    demo = deployment.demo
+    address = {"line1": "Unter den Linden 77", "city": "Berlin", "postcode": "10117", "country": "DE"}
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        verified = await call(client, "verify_identity", customer_id=demo.customer_id, method="postcode",
+                              value=demo.postcode)
+        assert verified["data"]["verified"] is True
+        changed = await call(client, "change_shipping_address", order_id=demo.pending_order, address=address)
+        assert changed["status"] == "ok", changed
+        shown = changed["data"]["shipping_address"]
+        for name, value in address.items():
+            assert value in shown[name], (name, shown)
+        order = (await call(client, "get_order", order_id=demo.pending_order))["data"]["shipping_address"]
+        assert all(value not in order[name] for name, value in address.items()), order
+
+
+async def test_agent_and_system_messages_are_labelled_by_their_author(deployment: Deployment) -> None:
+    """In a ticket, the customer's text is customer-supplied, the agent's agent-supplied, and the message the
+    system writes when a case is handed to a human system-supplied."""
+    demo = deployment.demo
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        handed = await call(client, "escalate_to_human", ticket_id=demo.pii_ticket, summary="Refund question",
+                            tried="Read the ticket", proposed_action="Call the customer back")
+        assert handed["status"] == "ok", handed
+        messages = (await call(client, "get_ticket", ticket_id=demo.pii_ticket))["data"]["messages"]
+    assert {m["author"] for m in messages} == {"customer", "agent", "system"}
+    for message in messages:
+        assert message["body"].startswith(f"\u00ab{message['author']}-supplied text"), message
+
+
+async def test_a_missing_order_answers_order_not_found_on_every_tool_that_takes_one(deployment: Deployment) -> None:
+    """Reads, the refund check, the refund and the address change alike: `not_found`, "order O-999999 not
+    found" - never a customer that cannot be found."""
+    missing = "O-999999"
+    address = {"line1": "1 Main St", "city": "Berlin", "postcode": "10115", "country": "DE"}
+    calls = {"find_customer": {"order_id": missing}, "get_order": {"order_id": missing},
+             "check_refund_eligibility": {"order_id": missing},
+             "issue_refund": {"order_id": missing, "amount": "5.00", "reason_code": "damaged_item"},
+             "change_shipping_address": {"order_id": missing, "address": address}}
+    async with deployment.client(deployment.token("billing-agent")) as client:
+        tools = await served(client)
+        assert {n for n, t in tools.items() if "order_id" in t.input_schema["properties"]} == set(calls)
+        for name, arguments in calls.items():
+            answer = await call(client, name, **arguments)
+            assert (answer["status"], answer["code"], answer["reason"]) == (
+                "error", "not_found", f"order {missing} not found"), (name, answer)
