@@ -64,7 +64,7 @@ class UnsafeNoRedaction(Redactor):
         logging.getLogger("bench").warning("UnsafeNoRedaction: tool results and audit arguments are NOT redacted "
                                            "(benchmark only)")
 
-    def redact_output(self, data: dict[str, Any], pii_map: Any, scopes: Any) -> dict[str, Any]:
+    def redact_output(self, data: dict[str, Any], pii_map: Any, scopes: Any, supplied: Any = None) -> dict[str, Any]:
         return data
 
     def redact_for_audit(self, data: dict[str, Any], pii_map: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest,
 from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fingerprint import FingerprintKey
-from deskgate.server.redaction.redactor import Redactor, redact_text
+from deskgate.server.redaction.redactor import Redactor, redact_text, supplied_values
 from deskgate.server.store.state import RecordedAction, StateStore
 from deskgate.tools.backend.base import ObjectKind, SupportBackend
 from deskgate.tools.context import ToolContext
@@ -174,7 +174,8 @@ class GuardChain:
             logger.exception("internal error in tool %s (request %s)", call.spec.name if call.spec else "?",
                              call.request_id)
             outcome = Outcome(status=Status.ERROR, code="internal_error",
-                              reason=f"internal error; quote request {call.request_id} to the operator")
+                              reason=f"internal error; quote request {call.request_id} to the operator",
+                              next_step="Use escalate_to_human, quoting the request id of the reason.")
         if call.executed and outcome.status is not Status.OK:
             outcome = _ran_anyway(call, outcome)  # no stage refuses a call after its side effect
         if isinstance(credential, Refusal):
@@ -318,11 +319,14 @@ class GuardChain:
         if call.verdict is None or not call.verdict.needs_confirmation:
             return
         token = _field(call.args, "confirmation_token")
+        finished = self._replay_allowed(call)
         if token is None:
+            if await finished():
+                return  # a retry of a keyed call that ran: stage 6 answers its first result, not a new preview
             # raises ConfirmationRequired
             await self._policy.request_confirmation(call, self._context(call), partial(self.intend, call))
             return
-        call.replayed = await self._policy.redeem_confirmation(call, token, self._replay_allowed(call))
+        call.replayed = await self._policy.redeem_confirmation(call, token, finished)
 
     def _replay_allowed(self, call: Call) -> Callable[[], Awaitable[bool]]:
         """A redeemed token may come back only as the retry of a finished idempotent call."""
@@ -397,8 +401,13 @@ class GuardChain:
         if not await self._within_binding(call, data):
             # A read refuses (like an unknown object); an executed write is answered as executed anyway.
             raise DeniedError(_OUTSIDE, code="binding")
+        # A write's answer shows the personal data the agent itself gave in this call (it can confirm what it
+        # wrote); the same data stays masked in every other answer.
+        supplied = None if spec.read_only else supplied_values(
+            call.args.model_dump(mode="json") if call.args is not None else {}, self._input_pii[spec.name])
         with telemetry.stage("redact"):
-            visible = self._redactor.redact_output(data, self._output_pii[spec.name], session.scopes)  # 8
+            visible = self._redactor.redact_output(data, self._output_pii[spec.name], session.scopes,  # 8
+                                                   supplied=supplied)
         return Outcome(status=Status.OK, data=visible)
 
     async def _record_owner(self, call: Call, data: dict[str, Any]) -> None:
@@ -461,11 +470,14 @@ class GuardChain:
                 # Said as it is: it ran (do not repeat it), something may have happened, or nothing did.
                 if call.executed:
                     reason = "the action ran but its audit record could not be written; do not repeat it"
+                    step = "Do not repeat the call; tell the customer it was done and use escalate_to_human."
                 elif intended:
                     reason = "an effect of this call may have happened but its audit record could not be written"
+                    step = "Do not repeat the call; use escalate_to_human so a person checks what happened."
                 else:
                     reason = "the audit log is unavailable; nothing was done"
-                return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason)
+                    step = "Retry in a few minutes; if it keeps failing, use escalate_to_human."
+                return Outcome(status=Status.ERROR, code="audit_unavailable", reason=reason, next_step=step)
         return outcome
 
     def _audited_arguments(self, call: Call) -> dict[str, Any]:

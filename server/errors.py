@@ -29,20 +29,44 @@ from typing import ClassVar
 
 from deskgate.server.outcome import Status
 
+# What to do next, by code, where the code says more than its class (`DeskgateError.next_step`).
+_NEXT_STEPS = {
+    "unknown_tool": "Use only the tools that tools/list shows this session.",
+    "binding": "Act only on the customer this session is bound to, or use escalate_to_human.",
+    "amount_cap": "Use escalate_to_human for an amount above this session's limit.",
+    "session_cap": "Use escalate_to_human for an amount above this session's limit.",
+    "rate_limited": "Wait as long as the reason says before trying again, or use escalate_to_human if the "
+                    "customer is waiting.",
+    "scope": "Use escalate_to_human: this session cannot act on it.",
+    "customer_code_missing": "Repeat the same call with confirmation_token and the customer_code the customer "
+                             "reads back.",
+    "idempotency_in_progress": "Repeat the same call with the same idempotency_key in a moment to get its result.",
+    "not_found": "Check the id with the customer or look it up (find_customer, list_orders, list_tickets).",
+    "unknown_topic": "Call get_policy with a topic the reason lists, or without a topic.",
+}
+
 
 class DeskgateError(Exception):
-    """Base of the tree. `reason` is what the caller and the audit log see."""
+    """Base of the tree. `reason` is what the caller and the audit log see: why, in one sentence; `next_step`
+    what to do now, in one sentence (a code's own step, else its class's)."""
 
     status: ClassVar[Status] = Status.ERROR
     code: ClassVar[str] = "error"
+    default_next_step: ClassVar[str] = "Retry in a few minutes; if it keeps failing, use escalate_to_human."
 
-    def __init__(self, reason: str, *, code: str | None = None, **extras: str) -> None:
+    def __init__(self, reason: str, *, code: str | None = None, next_step: str | None = None,
+                 **extras: str) -> None:
         super().__init__(reason)
         self.reason = reason
         if code is not None:
             self.code = code  # type: ignore[misc]  # per-instance refinement of the class default
+        self._next_step = next_step
         # Outcome fields this stop answers with (approval_id, preview, confirmation_token, ...).
         self.extras = extras
+
+    @property
+    def next_step(self) -> str:
+        return self._next_step or _NEXT_STEPS.get(self.code) or self.default_next_step
 
     def diagnostics(self) -> str:
         """Longer text for an operator's terminal (never sent to an MCP client)."""
@@ -64,11 +88,14 @@ class AuthenticationError(DeskgateError):
 
     status = Status.DENIED
     code = "invalid_token"
+    default_next_step = "Ask an admin for a valid session token; no call works without one."
 
 
 class DeniedError(DeskgateError):
     status = Status.DENIED
     code = "denied"
+    default_next_step = ("Meet the condition the reason names first, or tell the customer it cannot be "
+                         "done here and use escalate_to_human.")
 
 
 class EscalatedError(DeskgateError):
@@ -76,6 +103,7 @@ class EscalatedError(DeskgateError):
 
     status = Status.ESCALATED
     code = "escalated"
+    default_next_step = "Tell the customer a specialist will take this over and they will hear back from a person."
 
 
 class PendingApproval(DeskgateError):
@@ -83,6 +111,8 @@ class PendingApproval(DeskgateError):
 
     status = Status.PENDING_APPROVAL
     code = "pending_approval"
+    default_next_step = ("Wait for the approver (get_action_status with the approval_id), then repeat "
+                         "this exact call once.")
 
 
 class ConfirmationRequired(DeskgateError):
@@ -90,21 +120,26 @@ class ConfirmationRequired(DeskgateError):
 
     status = Status.CONFIRMATION_REQUIRED
     code = "confirmation_required"
+    default_next_step = ("Show the preview to the person you act for, then repeat the same call with "
+                         "confirmation_token.")
 
 
 class ConfirmationError(DeskgateError):
     status = Status.DENIED
     code = "confirmation_invalid"
+    default_next_step = "Make the call again without confirmation_token to get a new preview and token."
 
 
 class IdempotencyConflict(DeskgateError):
     status = Status.DENIED
     code = "idempotency_conflict"
+    default_next_step = "Use a new idempotency_key for a call with other arguments."
 
 
 class InvalidArguments(DeskgateError):
     status = Status.ERROR
     code = "invalid_arguments"
+    default_next_step = "Correct the arguments as the reason says and call again."
 
 
 class DomainError(DeskgateError):
@@ -112,6 +147,7 @@ class DomainError(DeskgateError):
 
     status = Status.ERROR
     code = "domain_error"
+    default_next_step = "Do not repeat the call unchanged; tell the customer what the reason says."
 
 
 class NotFound(DomainError):
@@ -120,6 +156,7 @@ class NotFound(DomainError):
 
 class BackendUnavailable(DeskgateError):
     code = "backend_unavailable"
+    default_next_step = "Retry in a few minutes, or use escalate_to_human if the customer is waiting."
 
 
 class StoreUnavailable(DeskgateError):

@@ -35,6 +35,7 @@ class Outcome(BaseModel):
     status: Status
     reason: str | None = None
     code: str | None = Field(default=None, description="Machine-readable reason code when not ok.")
+    next_step: str | None = Field(default=None, description="What to do now, in one sentence, when not ok.")
     data: dict[str, Any] | None = Field(default=None, description="The tool's result when status is ok.")
     confirmation_token: str | None = None
     preview: str | None = None
@@ -44,7 +45,7 @@ class Outcome(BaseModel):
 
     @classmethod
     def from_error(cls, exc: DeskgateError) -> Outcome:
-        return cls(status=exc.status, reason=exc.reason, code=exc.code, **exc.extras)
+        return cls(status=exc.status, reason=exc.reason, code=exc.code, next_step=exc.next_step, **exc.extras)
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

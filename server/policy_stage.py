@@ -51,8 +51,6 @@ logger = logging.getLogger("deskgate.policy")
 Effect = Literal["tool", "handoff", "approval", "customer_code"]
 BeforeEffect = Callable[[Effect], Awaitable[None]]
 
-_ESCALATION_ADVICE = "A specialist will take this over; tell the customer they will hear back from a human."
-
 
 @dataclass(slots=True)
 class Verdict:
@@ -137,8 +135,7 @@ class PolicyStage:
                 source="policy", actor=session.sub, now=now)
             await self._record_owner(RecordedAction(handoff, spec.name, session.sid, session.sub, call.request_id,
                                                     decision.amount, now))
-            raise EscalatedError(f"{decision.reason} {_ESCALATION_ADVICE}".strip(), code=decision.code,
-                                 escalation_id=handoff)
+            raise EscalatedError(decision.reason, code=decision.code, escalation_id=handoff)
         if decision.tier == "assist":
             approval = await self._approved_or_pending(call, decision, backend, before)
             call.verdict.approval = await self._approvals.claim(
@@ -175,21 +172,19 @@ class PolicyStage:
             found = await self._approvals.open_for(self._binding(call), call.now)
             if found is None:
                 raise DeniedError(limited, code="rate_limited")
-            return self._approved(found, decision)
+            return self._approved(found, decision, call.now)
         customer = await self._engine.customer_of(spec, session, call.raw, backend)
         await before("approval")
         approval = await self._approvals.create(
             self._binding(call), call.meaning or {}, customer_id=customer,
             summary=f"{spec.title}: {decision.reason}"[:500], now=call.now, ttl=approvals.ttl,
             required=2 if two_person else 1)
-        return self._approved(approval, decision)
+        return self._approved(approval, decision, call.now)
 
     @staticmethod
-    def _approved(approval: Approval, decision: Decision) -> Approval:
-        if approval.state != "approved":
-            raise PendingApproval(
-                f"{decision.reason} A human approver must approve this exact call; repeat it once approved "
-                f"(get_action_status tells you when).".strip(), code=decision.code, approval_id=approval.id)
+    def _approved(approval: Approval, decision: Decision, now: int) -> Approval:
+        if approval.state_at(now) != "approved":
+            raise PendingApproval(decision.reason, code=decision.code, approval_id=approval.id)
         return approval
 
     async def settle(self, call: Call, *, ok: bool, result: dict[str, Any]) -> None:
@@ -236,13 +231,13 @@ class PolicyStage:
             issued = await confirmations.issue_for_customer(self._binding(call), backend=ctx.backend,
                                                             customer_id=customer, preview=preview, now=call.now,
                                                             ttl=ttl)
-            reason = ("The customer must confirm: a one-time code was sent to their contact on file. Repeat the "
-                      "same call with confirmation_token and the customer_code they read back.")
+            reason = "The customer must confirm: a one-time code was sent to their contact on file."
+            step = "Repeat the same call with confirmation_token and the customer_code the customer reads back."
         else:
             issued = confirmations.issue(self._binding(call), now=call.now)
-            reason = "Irreversible: show the preview to the person you act for, then repeat the same call " \
-                     "with confirmation_token."
-        raise ConfirmationRequired(reason, preview=preview, confirmation_token=issued.token)
+            reason = "Irreversible: nothing is done until the person you act for agrees to the preview."
+            step = None  # the class's: show the preview, then repeat with confirmation_token
+        raise ConfirmationRequired(reason, next_step=step, preview=preview, confirmation_token=issued.token)
 
     async def redeem_confirmation(self, call: Call, token: str, replay_allowed: Any) -> bool:
         return await self._confirmations().redeem(

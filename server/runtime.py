@@ -26,7 +26,7 @@ from deskgate.scopes.tokens import TokenIssuer, TokenVerifier
 from deskgate.server.audit.batching import GroupCommit
 from deskgate.server.audit.open import open_audit_log
 from deskgate.server.chain import ChainSettings, GuardChain
-from deskgate.server.manifest.sources import build_served_manifest
+from deskgate.server.manifest.sources import build_served_manifest, served_catalogue
 from deskgate.server.policy.approvals import Approvals
 from deskgate.server.policy.model import Policy, load_policy
 from deskgate.server.policy_stage import PolicyStage
@@ -104,14 +104,15 @@ class Runtime:
         """
         # A deployment's own policy ($DESKGATE_HOME/policy.toml) replaces the shipped one when present.
         self.policy = load_policy(self.catalogue, policy_path or self.paths.policy_file(), backend=self.backend)
-        self.manifest = build_served_manifest(self.catalogue, self.policy, self.roles)
+        served = served_catalogue(self.catalogue, self.policy)
+        self.manifest = build_served_manifest(served, self.policy, self.roles)
         manifest_hash = self.manifest["manifest_hash"]
-        stage = PolicyStage(self.policy, catalogue=self.catalogue, state=self.state, approvals=self.approvals,
+        stage = PolicyStage(self.policy, catalogue=served, state=self.state, approvals=self.approvals,
                             keys=self.keys, issuer=self.settings.tokens.issuer, manifest_hash=manifest_hash)
         bound_to = manifest_hash if self.settings.tokens.bind_manifest else None
         self.authenticator = Authenticator(self.verifier, self.audit, bound_to=bound_to)
         self.chain = GuardChain(
-            catalogue=self.catalogue, backend=self.backend, state=self.state,
+            catalogue=served, backend=self.backend, state=self.state,
             policy=stage, redactor=self.redactor, audit=self.audit, clock=clock,
             fingerprints=FingerprintKey.load(self.paths),
             settings=ChainSettings(max_argument_bytes=self.settings.server.max_argument_bytes,

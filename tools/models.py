@@ -78,7 +78,7 @@ Money = Annotated[Decimal, Field(description="Amount in `currency`, two decimal 
 Currency = Annotated[str, pii(NONE, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 # The allowed codes are policy (config/policy.toml); here only their shape.
 ReasonCode = Annotated[str, pii(NONE, pattern=r"^[a-z][a-z0-9_]{1,39}$",
-                                description="A reason code from the policy's list, e.g. damaged_item")]
+                                description="Why: one of the reason codes the policy lists for this tool")]
 # strict: a JSON integer only, as its schema says (never "5", true or 5.5)
 Limit = Annotated[int, Field(ge=1, le=50, strict=True, description="Most results to return (newest first)")]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -145,19 +145,14 @@ class Record(BaseModel):
 
 
 class WriteInput(Record):
-    """Fields every write tool accepts and the guard chain consumes; handlers ignore them.
+    """Base of every write tool's input.
 
     Strict: a value is taken only in the JSON type its schema states (`true`, never `1` or "yes").
+    The arguments the guard chain consumes (`control_field`) are added to a tool only where they apply.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    idempotency_key: str | None = pii(NONE, default=None, pattern=r"^[A-Za-z0-9_-]{8,128}$",
-                                      description="Repeat a write with the same key to get its first result back.")
-    confirmation_token: str | None = pii(PiiClass.SECRET, default=None, max_length=4096,
-                                         description="The token from a confirmation_required answer.")
-    customer_code: str | None = pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
-                                    description="The one-time code the customer read back from their email.")
     # Part of the call (not a control argument): a confirmed or approved call is repeated with the same one.
     rationale: str | None = pii(FREE, default=None, min_length=1, max_length=500, description=(
         "Why you act, in a sentence or two (e.g. the customer's request and the rule that allows it). "
@@ -167,6 +162,20 @@ class WriteInput(Record):
     @classmethod
     def _rationale_as_written(cls, value: str | None) -> str | None:
         return None if value is None else _visible_text(value)
+
+
+def control_field(name: str) -> tuple[Any, Any]:
+    """A fresh (type, field) for `create_model` of an argument the guard chain consumes and handlers ignore."""
+    fields: dict[str, Any] = {
+        "idempotency_key": pii(NONE, default=None, pattern=r"^[A-Za-z0-9_-]{8,128}$", description=(
+            "Repeat this write (its preview, its confirmed call, or a retry) with the same key to get its first "
+            "result back.")),
+        "confirmation_token": pii(PiiClass.SECRET, default=None, max_length=4096,
+                                  description="The token from a confirmation_required answer."),
+        "customer_code": pii(PiiClass.SECRET, default=None, pattern=r"^[0-9]{6}$",
+                             description="The one-time code the customer read back from their email."),
+    }
+    return str | None, fields[name]
 
 
 # --- domain records -------------------------------------------------------------------------

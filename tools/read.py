@@ -8,9 +8,9 @@ it never does.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from deskgate.server.errors import DomainError, NotFound
 from deskgate.server.policy.approvals import Approvals
@@ -50,14 +50,32 @@ NONE = PiiClass.NONE
 
 
 def exactly_one(model: Record, names: tuple[str, ...]) -> None:
-    """Input rule shared by tools that take one of several alternative criteria."""
+    """Input rule shared by tools that take one of several alternative criteria (schema: `one_of_given`)."""
     if sum(getattr(model, n) is not None for n in names) != 1:
         raise ValueError(f"give exactly one of {', '.join(names)}")
+
+
+def _given(name: str) -> dict[str, Any]:
+    """JSON Schema: `name` is present and not null (null means "not given", as for the input model)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def one_of_given(*names: str) -> dict[str, Any]:
+    """A rule across fields in standard JSON Schema 2020-12, for a model's `json_schema_extra`, so that a client's
+    validator enforces what the model's validator does: exactly one of `names` is given."""
+    return {"oneOf": [_given(n) for n in names]}
+
+
+def any_of_given(*names: str) -> dict[str, Any]:
+    """As `one_of_given`: at least one of `names` is given."""
+    return {"anyOf": [_given(n) for n in names]}
 
 
 # --- inputs ---------------------------------------------------------------------------------
 
 class FindCustomerInput(Record):
+    model_config = ConfigDict(json_schema_extra=one_of_given("email", "phone", "order_id"))
+
     # The class sits on the optional as a whole: pydantic keeps a field's metadata only at the top level.
     email: Annotated[Email | None, pii(PiiClass.EMAIL)] = None
     phone: Annotated[Phone | None, pii(PiiClass.PHONE)] = None
@@ -96,6 +114,8 @@ class ListOrdersInput(Record):
 
 
 class ListInvoicesInput(Record):
+    model_config = ConfigDict(json_schema_extra=one_of_given("customer_id", "account_id"))
+
     customer_id: Annotated[CustomerId | None, pii(NONE)] = None
     account_id: Annotated[AccountId | None, pii(NONE)] = None
     status: InvoiceStatus | None = None
@@ -115,7 +135,8 @@ class ListTicketsInput(Record):
 
 class GetPolicyInput(Record):
     topic: str | None = pii(NONE, default=None, pattern=r"^[a-z][a-z0-9_]{1,63}$",
-                            description="One policy section (e.g. refunds); omit for all of them")
+                            description="The rules of one tool you can use (e.g. change_shipping_address) or one "
+                                        "section (e.g. money_breaker); omit for all of them")
 
 
 class RefundCheckInput(Record):
@@ -138,9 +159,10 @@ async def find_customer(ctx: ToolContext, args: FindCustomerInput) -> CustomerMa
     else:
         matches = await ctx.backend.find_customers("order_id", str(args.order_id))
     if not matches:
+        if args.order_id is not None:  # every order has its customer: no match means no such order
+            raise NotFound(f"order {args.order_id} not found")
         # The criterion is personal data: the reason names its kind, never its value.
-        what = "order id" if args.order_id else "email" if args.email else "phone number"
-        raise NotFound(f"no customer matches that {what}")
+        raise NotFound(f"no customer matches that {'email' if args.email else 'phone number'}")
     return CustomerMatches(customers=matches)
 
 
@@ -184,10 +206,14 @@ async def get_policy(ctx: ToolContext, args: GetPolicyInput) -> PolicyRules:
     view = ctx.policy_view()
     if args.topic is None:
         return PolicyRules(topic=None, rules=view)
+    tools = view.get("tools", {})
+    if args.topic in tools:
+        return PolicyRules(topic=args.topic, rules=tools[args.topic])
     if args.topic not in view:
         known = ", ".join(sorted(view)) or "none"
         # Not an object lookup: its own code, so that a bound session's "not found" rule leaves it alone.
-        raise NotFound(f"no policy section {args.topic!r}; sections: {known}", code="unknown_topic")
+        raise NotFound(f"no policy section or tool {args.topic!r} for this session; sections: {known}; "
+                       f"tools: {', '.join(tools) or 'none'}", code="unknown_topic")
     section = view[args.topic]
     return PolicyRules(topic=args.topic, rules=section if isinstance(section, dict) else {args.topic: section})
 
@@ -292,8 +318,9 @@ READ_TOOLS: tuple[ToolSpec, ...] = (
           "Subjects are customer-written, untrusted text.",
           ListTicketsInput, TicketList, list_tickets, "tickets:read"),
     _read("get_policy", "Read the rules that apply",
-          "Read the refund, cancellation, credit and other rules (tiers, thresholds, reason codes, undo windows) "
-          "that apply to your session, as data. Check them before proposing an action to the customer.",
+          "Read the rules that apply to your session, as data: for each tool you can use its tier, thresholds, "
+          "reason codes, gates, rate limits and undo window, and the shared sections (money_breaker, ...). "
+          "Give a tool name as topic for that tool's rules alone. Check them before proposing an action.",
           GetPolicyInput, PolicyRules, get_policy, "policy:read"),
     _read("check_refund_eligibility", "Check whether an order can be refunded",
           "Check how much of an order can still be refunded, and whether a given amount can. It changes "

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from pydantic.fields import FieldInfo
 
 from deskgate.server.errors import ConfigError
@@ -119,6 +119,27 @@ class ToolSpec:
         """
         return envelope_schema(json.loads(_json_schema(self.output_model, "serialization")))
 
+    def served(self, vocabulary: Mapping[str, Sequence[str]], controls: Mapping[str, tuple[Any, Any]]) -> ToolSpec:
+        """This tool as served: each named text argument narrowed to an `enum` of the values given (e.g. its
+        `reason_code` to the policy's list), and the guard chain's control arguments that apply to it added,
+        as (type, field) (`idempotency_key`, `confirmation_token`, `customer_code`). The served schema says
+        it, and the same model refuses the rest."""
+        narrowed: dict[str, Any] = dict(controls)
+        for name, values in vocabulary.items():
+            info = self.input_model.model_fields.get(name)
+            if info is None or not values:
+                raise ConfigError(f"tool {self.name!r}: no argument {name!r}, or no values for it")
+            # Literal[...] keeps the values' order; the description and PII class stay the field's own.
+            choice = Literal.__getitem__(tuple(values))
+            narrowed[name] = (Annotated[choice, Field(json_schema_extra=info.json_schema_extra,
+                                                      description=info.description)],
+                              ... if info.is_required() else info.default)
+        if not narrowed:
+            return self
+        model = create_model(self.input_model.__name__, __base__=self.input_model,
+                             __module__=self.input_model.__module__, __doc__=self.input_model.__doc__, **narrowed)
+        return replace(self, input_model=model)
+
     def object_arguments(self) -> tuple[str, ...]:
         return tuple(a for a in OBJECT_ARGUMENTS if a in self.input_model.model_fields)
 
@@ -180,6 +201,14 @@ class Catalogue:
 
     def visible_to(self, scopes: frozenset[str]) -> list[ToolSpec]:
         return [t for t in self._tools.values() if t.scope in scopes]
+
+    def served(self, vocabulary: Callable[[ToolSpec], Mapping[str, Sequence[str]]],
+               controls: Callable[[ToolSpec], Mapping[str, tuple[Any, Any]]]) -> Catalogue:
+        """A new, unfrozen catalogue of the tools as served (`ToolSpec.served`)."""
+        served = Catalogue()
+        for spec in self._tools.values():
+            served.register(spec.served(vocabulary(spec), controls(spec)))
+        return served
 
 
 # --- output classification walk -------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.backend.base import PreferenceName, check_cancellable, check_refundable
@@ -44,7 +44,7 @@ from deskgate.tools.models import (
     TicketStatusSet,
     WriteInput,
 )
-from deskgate.tools.read import exactly_one
+from deskgate.tools.read import any_of_given, exactly_one, one_of_given
 from deskgate.tools.spec import Handler, Previewer, ToolSpec, pii
 
 NONE, FREE = PiiClass.NONE, PiiClass.FREE_TEXT
@@ -54,6 +54,10 @@ PASSWORD_RESET_TTL = 1800
 # --- inputs ---------------------------------------------------------------------------------
 
 class VerifyIdentityInput(WriteInput):
+    # card_last4 takes four digits: either the method is the postcode, or the value is four digits.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"properties": {"method": {"const": "postcode"}}}, {"properties": {"value": {"pattern": "^[0-9]{4}$"}}}]})
+
     customer_id: CustomerId
     method: Literal["card_last4", "postcode"]
     value: str = pii(PiiClass.SECRET, min_length=3, max_length=12, pattern=r"^[A-Za-z0-9 -]+$",
@@ -67,6 +71,8 @@ class VerifyIdentityInput(WriteInput):
 
 
 class UpdatePreferencesInput(WriteInput):
+    model_config = ConfigDict(json_schema_extra=any_of_given("marketing", "product_updates", "newsletter"))
+
     customer_id: CustomerId
     marketing: bool | None = None
     product_updates: bool | None = None
@@ -127,6 +133,8 @@ class TicketStatusInput(WriteInput):
 
 
 class EscalateInput(WriteInput):
+    model_config = ConfigDict(json_schema_extra=any_of_given("ticket_id", "customer_id"))
+
     ticket_id: Annotated[TicketId | None, pii(NONE)] = None
     customer_id: Annotated[CustomerId | None, pii(NONE)] = None
     summary: str = pii(FREE, min_length=1, max_length=2000, description="What the customer needs")
@@ -143,6 +151,8 @@ class EscalateInput(WriteInput):
 
 class UndoInput(WriteInput):
     """The owner is asked for so that a session bound to one customer cannot undo another's action."""
+
+    model_config = ConfigDict(json_schema_extra=one_of_given("customer_id", "account_id"))
 
     action_id: ActionId
     customer_id: Annotated[CustomerId | None, pii(NONE)] = None

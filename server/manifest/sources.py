@@ -16,7 +16,30 @@ from deskgate.server.manifest.build import build_manifest
 if TYPE_CHECKING:
     from deskgate.scopes.roles import Roles
     from deskgate.server.policy.model import Policy
-    from deskgate.tools.spec import Catalogue
+    from deskgate.tools.spec import Catalogue, ToolSpec
+
+
+def served_catalogue(catalogue: Catalogue, policy: Policy) -> Catalogue:
+    """The catalogue as served under `policy`, in `tools/list`, in the manifest and in the input models that
+    validate calls - so a policy change is a manifest change, reviewed and pinned like any other:
+
+    - each argument the policy lists values for (a `reason_code`) is an `enum` of them;
+    - a write takes the control arguments that apply to it, and no other: `idempotency_key` when repeating
+      it would act again (not `idempotent`), `confirmation_token` when the policy asks for a confirmation,
+      `customer_code` when the customer confirms.
+    """
+    from deskgate.tools.models import control_field
+
+    def controls(spec: ToolSpec) -> dict[str, tuple[Any, Any]]:
+        rules = policy.tools.get(spec.name)
+        if spec.read_only or rules is None:
+            return {}
+        names = [] if spec.idempotent else ["idempotency_key"]
+        names += [] if rules.confirmation == "none" else ["confirmation_token"]
+        names += ["customer_code"] if rules.confirmation == "customer" else []
+        return {name: control_field(name) for name in names}
+
+    return catalogue.served(lambda spec: policy.vocabulary(spec.name), controls)
 
 
 def build_served_manifest(catalogue: Catalogue, policy: Policy, roles: Roles) -> dict[str, Any]:
@@ -50,4 +73,5 @@ def served_manifest() -> dict[str, Any]:
     from deskgate.tools.catalogue import build_catalogue
 
     catalogue = build_catalogue()
-    return build_served_manifest(catalogue, load_policy(catalogue, Paths.from_env().policy_file()), load_roles())
+    policy = load_policy(catalogue, Paths.from_env().policy_file())
+    return build_served_manifest(served_catalogue(catalogue, policy), policy, load_roles())

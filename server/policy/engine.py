@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-from deskgate.server.errors import DeniedError, InvalidArguments, NotFound
+from deskgate.server.errors import DeniedError, InvalidArguments
 from deskgate.server.policy.facts import FACTS, FactContext
 from deskgate.server.policy.model import TIER_RANK, ConfirmationKind, Limit, Policy, ToolRules, policy_version
 from deskgate.server.store.state import CounterAdd
@@ -107,7 +107,8 @@ class Decision:
 
     @property
     def reason(self) -> str:
-        return " ".join(self.reasons)
+        """The one reason the answer gives: that of the rule that decided (the first); all are audited."""
+        return self.reasons[0]
 
     def audit(self) -> dict[str, Any]:
         """The decision for the call's audit record, with any breaker trip it caused (once)."""
@@ -167,29 +168,34 @@ class PolicyEngine:
                 if limited is None and await self._state.counters.get(count.key, count.window_start) >= limit.max:
                     limited = self._limit_reason(name, limit, now)
 
-        # 2. thresholds: the strictest tier any applied rule gives its amount
-        verdict: Verdict = rules.tier
+        # 2. thresholds: the strictest tier any applied rule gives its amount. Whatever makes a call stricter
+        # names its code and puts its reason first: the answer gives that one reason (all are audited).
+        verdict: Verdict = "automate"
         code, reasons = "allowed", []
-        for _, each, each_amount in applied:
+        for name, each, each_amount in applied:
             tier, threshold = each.tier_for(each_amount)
+            why = (f"{name} is {tier} tier." if threshold is None
+                   else f"Amounts above {threshold.above} are {tier} tier.")
             if TIER_RANK[tier] > TIER_RANK[verdict]:
-                verdict = tier
-            if threshold is not None:
-                code = "threshold"
-                reasons.append(f"Amounts above {threshold.above} are {tier} tier.")
+                verdict, code = tier, "threshold" if threshold is not None else f"tier_{tier}"
+                reasons.insert(0, why)
+            elif threshold is not None:
+                reasons.append(why)
 
         # 3. gates: all evaluated and reported; the strictest failure names the code
         for gate in rules.gates:
             if gate.passes(await FACTS[gate.fact].fn(facts)):
                 continue
-            reasons.append(gate.reason)
             if TIER_RANK[gate.otherwise] > TIER_RANK[verdict]:
                 verdict, code = gate.otherwise, f"gate_{gate.fact}"
+                reasons.insert(0, gate.reason)
+            else:
+                reasons.append(gate.reason)
         if (target is not None and self._specs[target.tool].money and TIER_RANK[verdict] < TIER_RANK["assist"]
                 and MONEY_BREAKER in await self._state.breakers.tripped()):
             verdict, code = "assist", "breaker_open"
-            reasons.append("The money breaker is open: undoing a money action needs an approver until an admin "
-                           "resets it.")
+            reasons.insert(0, "The money breaker is open: undoing a money action needs an approver until an admin "
+                              "resets it.")
         if verdict in ("deny", "escalate"):
             return self._decision(spec.name, verdict, code, reasons, rules.confirmation, amount)
         if limited is not None and verdict == "automate":
@@ -297,7 +303,11 @@ class PolicyEngine:
         if session.scopes not in self._views:
             self._views[session.scopes] = self._compile_view(session.scopes)
         view = copy.deepcopy(self._views[session.scopes])
-        view["session"] = {"max_refund": None if session.max_refund is None else str(session.max_refund)}
+        max_refund = None if session.max_refund is None else str(session.max_refund)
+        view["session"] = {"max_refund": max_refund}
+        for rules in view["tools"].values():
+            if rules.get("money"):
+                rules["session_max_refund"] = max_refund
         return view
 
     # -- internals ---------------------------------------------------------------------------
@@ -325,7 +335,7 @@ class PolicyEngine:
         elif limit.per == "customer":
             customer = await facts.customer()
             if customer is None:
-                raise NotFound("the customer this call acts on was not found")
+                raise facts.missing()
             subject = customer
         else:
             subject = "*"
@@ -380,15 +390,20 @@ class PolicyEngine:
 
     def _compile_view(self, scopes: frozenset[str]) -> dict[str, Any]:
         tools: dict[str, Any] = {}
-        for name, rules in self.policy.tools.items():
-            spec = self._specs.get(name)
-            if spec is None or spec.scope not in scopes:
+        for name, spec in self._specs.items():
+            rules = self.policy.tools.get(name)
+            if spec.scope not in scopes:
+                continue
+            if spec.read_only:  # a read: no tier but automate, no limit, no confirmation
+                tools[name] = {"tier": "automate", "read_only": True}
+                continue
+            if rules is None:  # unreachable after load_policy: such a call is denied
                 continue
             tools[name] = {
                 "tier": rules.tier,
                 "thresholds": [{"above": str(t.above), "tier": t.tier} for t in rules.thresholds],
                 "confirmation": rules.confirmation,
-                "reason_codes": sorted(self.policy.allowed_reason_codes(name)),
+                "reason_codes": list(self.policy.vocabulary(name).get("reason_code", ())),  # the enum's order
                 "gates": [{"requires": g.requirement(), "otherwise": g.otherwise,
                            "reason": g.reason} for g in rules.gates],
                 "limits": [{"per": lim.per, "max": lim.max, "window_seconds": lim.window, "counts": "executed actions"}
@@ -396,6 +411,11 @@ class PolicyEngine:
                 "undo_window_seconds": rules.undo_window,
                 "money": spec.money,
             }
+            # What else binds this tool, so that its own answer is complete.
+            if rules.confirmation != "none":
+                tools[name]["confirmation_ttl_seconds"] = self.policy.confirmation.ttl
+            if spec.money:
+                tools[name]["money_breaker_per_hour"] = str(self.policy.money_breaker.per_hour)
         return {
             "policy_version": self.version,
             "tools": tools,

@@ -66,6 +66,15 @@ class FactContext:
                 CUSTOMER_ARGUMENTS, "customer_id", self.backend.customer_for)
         return self._cache["customer"]
 
+    def missing(self) -> NotFound:
+        """What to answer when the call's customer cannot be resolved: the object it names was not found,
+        said as a read of that object says it ("order O-5531 not found")."""
+        for kind in CUSTOMER_ARGUMENTS:
+            object_id = self.text(kind)
+            if object_id is not None:
+                return NotFound(f"{kind.removesuffix('_id')} {object_id} not found")
+        return NotFound("the customer this call acts on was not found")
+
     async def currency(self) -> str:
         """The currency a money call pays out in: its order's, or its account's."""
         if "currency" not in self._cache:

@@ -236,6 +236,14 @@ class Policy(_Strict):
             return frozenset()
         return frozenset(self.reason_codes.get(rules.reason_codes, ()))
 
+    def vocabulary(self, tool: str) -> dict[str, tuple[str, ...]]:
+        """The arguments of `tool` whose values this policy lists (its `reason_code`), in the policy's order:
+        served as an `enum` in the tool's schema and enforced by its input model."""
+        rules = self.tools.get(tool)
+        if rules is None or rules.reason_codes is None:
+            return {}
+        return {"reason_code": self.reason_codes.get(rules.reason_codes, ())}
+
 
 def policy_version(policy: Policy) -> str:
     return hashlib.sha256(rfc8785.dumps(policy.model_dump(mode="json"))).hexdigest()
@@ -279,9 +287,13 @@ def _problem(policy: Policy, specs: list[ToolSpec]) -> tuple[tuple[str, ...], st
             return where, f"{name!r} is not a write tool of the catalogue"
         if rules.reason_codes is not None and rules.reason_codes not in policy.reason_codes:
             return (*where, "reason_codes"), f"no list {rules.reason_codes!r} in [reason_codes]"
+        if rules.reason_codes is not None and not policy.reason_codes[rules.reason_codes]:
+            return (*where, "reason_codes"), f"the list {rules.reason_codes!r} is empty"
+        fields = set(spec.input_model.model_fields)
+        if ("reason_code" in fields) != (rules.reason_codes is not None):
+            return (*where, "reason_codes"), "a tool with a reason_code argument needs `reason_codes`, and only it"
         if rules.reason_codes is None and any(g.fact == "reason_code_allowed" for g in rules.gates):
             return (*where, "gates"), "the reason_code_allowed gate needs `reason_codes`"
-        fields = set(spec.input_model.model_fields)
         if rules.thresholds and not (spec.money and "amount" in fields):
             return (*where, "thresholds"), "thresholds apply only to tools that pay out an amount"
         if (rules.undo_window is None) != (spec.reversible_by is None):

@@ -141,9 +141,17 @@ class Redactor:
     redact_text = staticmethod(redact_text)
 
     def redact_output(
-        self, data: dict[str, Any], pii_map: dict[str, PiiClass], scopes: frozenset[str]
+        self, data: dict[str, Any], pii_map: dict[str, PiiClass], scopes: frozenset[str],
+        supplied: Mapping[tuple[PiiClass, str], frozenset[str]] | None = None,
     ) -> dict[str, Any]:
+        """`data` as `scopes` may see it. `supplied`: (class, field name) -> values the caller itself gave in
+        this call (`supplied_values`); a field of that class and name holding exactly such a value is shown,
+        so that an agent can read back what it just wrote, and the same value stays masked everywhere else."""
         view = self._policy.view(scopes)
+        echoed = supplied or {}
+
+        def given(cls: PiiClass | None, field: _Field, value: str) -> bool:
+            return bool(echoed) and cls is not None and value in echoed.get((cls, field.path.rpartition(".")[2]), ())
 
         def in_text(d: Detection) -> str | None:
             seen = view[d.cls]
@@ -151,8 +159,8 @@ class Redactor:
 
         def on_str(value: str, field: _Field, record: Mapping[str, Any]) -> str:
             cls = field.cls
-            if cls in _TEXT_CLASSES or view[cls] is Visibility.CLEAR:  # shown: as written, PII masked
-                text = _rewrite(value, in_text)
+            if cls in _TEXT_CLASSES or view[cls] is Visibility.CLEAR or given(cls, field, value):  # shown
+                text = value if given(cls, field, value) else _rewrite(value, in_text)  # the caller's own: as given
                 return text if field.written_by is None else mark_untrusted(text, field.written_by.of(record))
             return HIDDEN if view[cls] is Visibility.HIDDEN else mask(cls, value)
 
@@ -182,6 +190,22 @@ class Redactor:
                 _not_text(field, value)
 
         return _walk(data, _plan(pii_map), on_str, check, data)
+
+
+def supplied_values(arguments: Mapping[str, Any], pii_map: Mapping[str, PiiClass]
+                    ) -> dict[tuple[PiiClass, str], frozenset[str]]:
+    """The personal data a caller gave in `arguments` (validated, dumped as JSON), by (class, field name), for
+    `Redactor.redact_output(supplied=...)`. Secrets are never echoed; free text is shown anyway."""
+    found: dict[tuple[PiiClass, str], set[str]] = {}
+    for path, cls in pii_map.items():
+        if cls in (PiiClass.NONE, PiiClass.SECRET) or cls in _TEXT_CLASSES:
+            continue
+        value: Any = arguments
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value:
+            found.setdefault((cls, path.rpartition(".")[2]), set()).add(value)
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 def _not_text(field: _Field, value: Any) -> None:

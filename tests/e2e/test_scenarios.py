@@ -217,8 +217,7 @@ async def test_every_decision_is_audited_with_the_policy_version_and_its_reason(
     async with deployment.client(deployment.token("billing-agent", sub="audited")) as client:
         version = (await call(client, "get_policy"))["data"]["rules"]["policy_version"]
         assert (await call(client, "add_ticket_note", ticket_id=demo.pii_ticket, body="Checked."))["status"] == "ok"
-        assert (await call(client, "issue_refund", order_id=order, amount="5.00", reason_code="because"))["status"] \
-            == "denied"
+        assert (await call(client, "initiate_password_reset", customer_id=demo.customer_id))["status"] == "denied"
         assert (await confirmed(client, "issue_refund", **refund, amount="10.00"))["status"] == "ok"
         approval_id = (await call(client, "issue_refund", **refund, amount="100.00"))["approval_id"]
         login_as("anna")
@@ -234,7 +233,7 @@ async def test_every_decision_is_audited_with_the_policy_version_and_its_reason(
     seen = {(r.get("tool"), r["status"], r["decision"]["tier"], r["decision"]["code"]) for r in records}
     assert {
         ("add_ticket_note", "ok", "automate", "allowed"),
-        ("issue_refund", "denied", "deny", "gate_reason_code_allowed"),
+        ("initiate_password_reset", "denied", "deny", "gate_identity_verified_in_session"),
         ("issue_refund", "confirmation_required", "automate", "allowed"),
         ("issue_refund", "ok", "automate", "allowed"),
         ("issue_refund", "pending_approval", "assist", "threshold"),

@@ -86,7 +86,7 @@ async def test_cancelling_for_an_account_with_open_invoices_escalates_to_a_billi
         escalated = await call(client, "cancel_subscription", subscription_id=demo.invoice_subscription_id,
                                requester_id=demo.invoice_account_admin, reason_code="switching_provider")
         assert (escalated["status"], escalated["code"]) == ("escalated", "gate_account_has_open_invoices")
-        assert "billing specialist" in escalated["reason"] and "tell the customer" in escalated["reason"]
+        assert "billing specialist" in escalated["reason"] and "Tell the customer" in escalated["next_step"]
         status = await call(client, "get_action_status", action_id=escalated["escalation_id"])
         assert status["data"]["status"] == "queued"
     handoff = deployment.rows("SELECT customer_id, source, priority, status FROM handoffs WHERE id = ?",

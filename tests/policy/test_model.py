@@ -88,6 +88,8 @@ def test_a_write_tool_without_rules_stops_start_up(tmp_path: Path, specs: dict[s
     ('per_hour = "1500.00"', "per_hour = 1500.5", "strings"),
     ('ttl = "2m" ', 'ttl = "10m" ', "at most 5m"),
     ('reason_codes = "refund"', 'reason_codes = "refunds"', "no list"),
+    ('refund = ["damaged_item", "not_delivered", "wrong_item", "late_delivery", "duplicate_charge", "quality_issue"]',
+     "refund = []", "is empty"),
 ])
 def test_invalid_values_are_refused_with_a_reason(tmp_path: Path, specs: dict[str, ToolSpec], old: str, new: str,
                                                   needle: str) -> None:
@@ -102,6 +104,7 @@ def test_invalid_values_are_refused_with_a_reason(tmp_path: Path, specs: dict[st
     ("[tools.add_ticket_note]", 'undo_window = "1h"', "undo window"),
     ("[tools.add_ticket_note]", 'thresholds = [{ above = "5.00", tier = "assist" }]', "pay out"),
     ("[tools.issue_refund]", 'confirmation = "none"', "irreversible"),
+    ("[tools.add_ticket_note]", 'reason_codes = "refund"', "reason_code argument"),
 ])
 def test_rules_that_do_not_fit_the_tool_are_refused(tmp_path: Path, specs: dict[str, ToolSpec], table: str,
                                                     line: str, needle: str) -> None:

@@ -14,7 +14,7 @@ from deskgate.server.redaction.envelope import CLOSE, OPEN
 from deskgate.server.redaction.fingerprint import FingerprintKey
 from deskgate.server.redaction.masks import HIDDEN
 from deskgate.server.redaction.policy import RedactionConfig, VisibilityPolicy
-from deskgate.server.redaction.redactor import Redactor
+from deskgate.server.redaction.redactor import Redactor, supplied_values
 from deskgate.tools.spec import ToolSpec, pii
 
 
@@ -243,3 +243,16 @@ def test_every_field_a_customer_or_agent_can_write_is_enveloped_with_its_author(
         markers("customer")[0], markers("agent")[0], markers("system")[0], markers("customer")[0]]
     assert out["notes"][0]["body"].startswith(markers("agent")[0])
     assert out["ticket_id"] == "T-1" and out["notes"][0]["author"] == "agent-7"
+
+
+def test_only_values_the_caller_supplied_under_the_same_class_and_name_are_shown(redactor):
+    """`supplied` shows the email the caller gave (same class, same field name, same value); the name, a
+    different email and a secret the caller gave are never echoed."""
+    arguments = {"email": "jane.doe@example.com", "code": "123456", "note": "hi"}
+    classes = {"email": PiiClass.EMAIL, "code": PiiClass.SECRET, "note": PiiClass.FREE_TEXT}
+    supplied = supplied_values(arguments, classes)
+    assert supplied == {(PiiClass.EMAIL, "email"): frozenset({"jane.doe@example.com"})}
+    out = redactor.redact_output(CUSTOMER, PII_MAP, TIER1, supplied=supplied)
+    assert out["email"] == "jane.doe@example.com" and out["name"] == "J*** D***"
+    other = redactor.redact_output({**CUSTOMER, "email": "john@example.com"}, PII_MAP, TIER1, supplied=supplied)
+    assert other["email"] == "j***@example.com"

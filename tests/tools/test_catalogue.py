@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import get_args
 
 from deskgate.scopes.catalogue import SCOPES
+from deskgate.server.manifest.sources import served_catalogue
+from deskgate.server.policy.model import load_policy
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.models import ReversibleTool, WriteInput
@@ -70,10 +72,12 @@ def test_inputs_carrying_personal_data_or_secrets_declare_it() -> None:
     assert by_name["verify_identity"].input_pii_classes()["value"] == PiiClass.SECRET
     address = by_name["change_shipping_address"].input_pii_classes()
     assert {address[f"address.{f}"] for f in ("line1", "line2", "city", "postcode", "country")} == {PiiClass.ADDRESS}
-    for spec in by_name.values():
-        if not spec.read_only:
-            classes = spec.input_pii_classes()
-            assert classes["confirmation_token"] == classes["customer_code"] == PiiClass.SECRET
+    catalogue = build_catalogue()
+    for spec in served_catalogue(catalogue, load_policy(catalogue)):
+        classes = spec.input_pii_classes()
+        for control in ("confirmation_token", "customer_code"):
+            assert classes.get(control, PiiClass.SECRET) == PiiClass.SECRET, spec.name
+    assert by_name["cancel_subscription"].input_pii_classes().get("customer_code") is None  # served, not declared
 
 
 def test_customer_owned_outputs_carry_the_customer_id() -> None:

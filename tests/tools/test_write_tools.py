@@ -10,8 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from deskgate.server.errors import DomainError, NotFound
+from deskgate.server.manifest.sources import served_catalogue
+from deskgate.server.policy.model import load_policy
 from deskgate.tools import write
 from deskgate.tools.backend.seed import DEMO
+from deskgate.tools.catalogue import build_catalogue
 from deskgate.tools.models import AddressInput, WriteInput
 
 pytestmark = pytest.mark.anyio
@@ -325,12 +328,21 @@ def test_an_escalation_needs_a_ticket_or_a_customer_and_a_known_priority() -> No
 
 # --- the fields the guard chain consumes ----------------------------------------------------
 
+def _served(name: str) -> type[WriteInput]:
+    """A write tool's input model as the server validates calls with it (the shipped policy's control fields)."""
+    catalogue = build_catalogue()
+    spec = served_catalogue(catalogue, load_policy(catalogue)).get(name)
+    assert spec is not None
+    return spec.input_model  # type: ignore[return-value]  # a write tool's model derives from WriteInput
+
+
 async def test_chain_fields_are_accepted_and_ignored_by_handlers(make_ctx) -> None:
     """An idempotency key, confirmation token and customer code do not change what a handler does."""
-    args = write.RefundInput(order_id=DEMO.delivered_order, amount=Decimal("1.00"), reason_code="damaged_item",
-                             idempotency_key="key-0001", confirmation_token="x" * 200, customer_code="123456")
-    refund = await write.issue_refund(make_ctx(), args)
-    assert refund.amount == Decimal("1.00")
+    args = _served("cancel_subscription").model_validate(
+        {"subscription_id": DEMO.subscription_id, "requester_id": DEMO.account_admin, "reason_code": "other",
+         "idempotency_key": "key-0001", "confirmation_token": "x" * 200, "customer_code": "123456"})
+    cancelled = await write.cancel_subscription(make_ctx(), args)
+    assert cancelled.status == "cancelled"
 
 
 @pytest.mark.parametrize("fields", [{"idempotency_key": "short"}, {"idempotency_key": "has space!"},
@@ -338,5 +350,17 @@ async def test_chain_fields_are_accepted_and_ignored_by_handlers(make_ctx) -> No
                                     {"customer_code": "abcdef"}])
 def test_chain_fields_are_validated(fields: dict[str, Any]) -> None:
     """Malformed keys, oversized tokens and codes that are not six digits are refused."""
+    model = _served("cancel_subscription")
+    valid = {"subscription_id": DEMO.subscription_id, "requester_id": DEMO.account_admin, "reason_code": "other"}
+    model.model_validate(valid)
     with pytest.raises(ValidationError):
-        WriteInput.model_validate(fields)
+        model.model_validate({**valid, **fields})
+
+
+@pytest.mark.parametrize(("tool", "refused"), [
+    ("add_ticket_note", "confirmation_token"), ("issue_refund", "customer_code"),
+    ("change_shipping_address", "idempotency_key"), ("verify_identity", "confirmation_token")])
+def test_a_control_field_is_refused_where_it_does_not_apply(tool: str, refused: str) -> None:
+    """Only the tools whose policy asks for a confirmation take a token, and only a customer confirmation a code;
+    an idempotent write takes no idempotency key."""
+    assert refused not in _served(tool).model_fields
