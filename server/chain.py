@@ -56,6 +56,7 @@ from deskgate.server.errors import (
 )
 from deskgate.server.outcome import Outcome, Status
 from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest
+from deskgate.server.policy_source import PolicySource
 from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fingerprint import FingerprintKey
@@ -92,6 +93,7 @@ class Call:
     request_id: str
     started: float
     now: int
+    policy: PolicyStage | None = None      # the one policy that decides, confirms and audits this call
     session: Session | None = None
     spec: ToolSpec | None = None
     args: BaseModel | None = None
@@ -106,6 +108,11 @@ class Call:
     result_digest: str | None = None
     currency: str | None = None            # of a money tool's payout
 
+    def stage(self) -> PolicyStage:
+        if self.policy is None:
+            raise StageOrderError("a stage ran before the call's policy was chosen")
+        return self.policy
+
     def resolved(self) -> tuple[ToolSpec, Session]:
         """The tool and session of a call past stage 2 (a stage that runs earlier is a bug in the chain)."""
         if self.session is None or self.spec is None or self.args is None or self.digest is None:
@@ -117,7 +124,6 @@ class Call:
 class ChainSettings:
     max_argument_bytes: int
     reads_fail_closed: bool
-    manifest_hash: str
     fsync_reads: bool = True  # False: a read answers once its record is written, before its fsync ends
     bind_manifest: bool = False  # tokens issued under another manifest stop working
 
@@ -130,7 +136,7 @@ class GuardChain:
         catalogue: Catalogue,
         backend: SupportBackend,
         state: StateStore,
-        policy: PolicyStage,
+        policies: PolicySource,
         redactor: Redactor,
         audit: AuditSink,
         settings: ChainSettings,
@@ -141,7 +147,7 @@ class GuardChain:
         self._catalogue = catalogue.freeze()
         self._backend = telemetry.observed(backend)
         self._state = state
-        self._policy = policy
+        self._policies = policies
         self._redactor = redactor
         self._audit = audit
         self._settings = settings
@@ -157,7 +163,8 @@ class GuardChain:
 
     @property
     def policy_version(self) -> str:
-        return self._policy.version
+        """The version served last (each call records the one that decided it)."""
+        return self._policies.served.stage.version
 
     # -- the chain --------------------------------------------------------------------------
 
@@ -166,10 +173,11 @@ class GuardChain:
         call = Call(tool=tool, raw=dict(arguments or {}), request_id=uuid.uuid4().hex,
                     started=time.perf_counter(), now=int(self._clock()))
         try:
-            call.session = await self.authenticate(credential)                              # 1
+            call.policy = (await self._policies.current()).stage  # the published policy, fixed for this call
+            call.session = await self.authenticate(credential, call.policy)                  # 1
             call.spec, call.args = self.resolve(call)                                        # 2
             await self.authorize(call)                                                       # 3
-            call.verdict = await self._policy.decide(call, self._backend, partial(self.intend, call))  # 4
+            call.verdict = await call.policy.decide(call, self._backend, partial(self.intend, call))  # 4
             await self.confirm(call)                                                         # 5
             outcome = await self.idempotent(call)                                            # 6, 7, 8
         except DeskgateError as exc:
@@ -186,20 +194,22 @@ class GuardChain:
         return await self.audit(call, outcome)                                               # 9
 
     async def visible_tools(self, credential: str | Session | None) -> list[ToolSpec]:
-        """What `tools/list` shows: only the tools this session's scopes allow (none without a token)."""
-        session = await self.authenticate(credential)
-        return self._catalogue.visible_to(session.scopes)
+        """What `tools/list` shows: only the tools this session's scopes allow and the policy offers it (none
+        without a token)."""
+        policy = (await self._policies.current()).stage
+        session = await self.authenticate(credential, policy)
+        return [spec for spec in self._catalogue.visible_to(session.scopes) if policy.offers(spec, session)]
 
     # -- 1. authenticate ----------------------------------------------------------------------
 
     @telemetry.traced_stage("authenticate")
-    async def authenticate(self, credential: str | Session | None) -> Session:
+    async def authenticate(self, credential: str | Session | None, policy: PolicyStage) -> Session:
         """The session of this call. A `Session` comes from HTTP, where the bearer middleware verified the
         token (revocation included) earlier in this same request; a string is verified here."""
         if not credential:
             raise AuthenticationError("a valid session token is required", code="missing_token")
         session = credential if isinstance(credential, Session) else await self._verifier.verify(credential)
-        if self._settings.bind_manifest and session.manifest_hash != self._settings.manifest_hash:
+        if self._settings.bind_manifest and session.manifest_hash != policy.manifest_hash:
             raise AuthenticationError("the tools changed since this token was issued", code="manifest_changed")
         return session
 
@@ -210,8 +220,9 @@ class GuardChain:
         if call.session is None:
             raise StageOrderError("resolve ran before authenticate")
         spec = self._catalogue.get(call.tool)
-        # An unknown tool and a tool outside the session's scopes get the same answer.
-        if spec is None or not call.session.has_scope(spec.scope):
+        # An unknown tool, a tool outside the session's scopes and one the policy does not offer this session
+        # (switched off, a write of a read-only deployment, outside its rollout) get the same answer.
+        if spec is None or not call.session.has_scope(spec.scope) or not call.stage().offers(spec, call.session):
             raise DeniedError("no such tool for this session", code="unknown_tool")
         call.spec = spec
         if len(json.dumps(call.raw, ensure_ascii=False).encode()) > self._settings.max_argument_bytes:
@@ -282,7 +293,7 @@ class GuardChain:
         if spec.read_only or action_id is None:
             return None
         recorded = await self._state.actions.get(action_id)
-        if recorded is None or not self._policy.actions.allows(session, recorded.sid, recorded.sub):
+        if recorded is None or not call.stage().actions.allows(session, recorded.sid, recorded.sub):
             raise NotFound(f"action {action_id} not found")
         original = self._catalogue.get(recorded.tool)
         if original is None or not session.has_scope(original.scope):
@@ -306,9 +317,9 @@ class GuardChain:
         token = _field(call.args, "confirmation_token")
         if token is None:
             # raises ConfirmationRequired
-            await self._policy.request_confirmation(call, self._context(call), partial(self.intend, call))
+            await call.stage().request_confirmation(call, self._context(call), partial(self.intend, call))
             return
-        call.replayed = await self._policy.redeem_confirmation(call, token, self._replay_allowed(call))
+        call.replayed = await call.stage().redeem_confirmation(call, token, self._replay_allowed(call))
 
     def _replay_allowed(self, call: Call) -> Callable[[], Awaitable[bool]]:
         """A redeemed token may come back only as the retry of a finished idempotent call."""
@@ -422,20 +433,23 @@ class GuardChain:
     async def _settle(self, call: Call, outcome: Outcome) -> None:
         """Close the approval the call claimed, with its answer; a call that did not run (refused, replayed,
         failed) also gives back the money stage 4 reserved for it - in one place, whatever stopped it."""
+        if call.policy is None:
+            return
         try:
             if not call.executed:
-                await self._policy.release(call)
-            await self._policy.finish(call, ok=outcome.status == Status.OK, result=outcome.wire())
+                await call.policy.release(call)
+            await call.policy.finish(call, ok=outcome.status == Status.OK, result=outcome.wire())
         except DeskgateError as exc:
             logger.error("could not settle a call (request %s): %s", call.request_id, exc.reason)
 
     def _context(self, call: Call) -> ToolContext:
         _, session = call.resolved()
+        policy = call.stage()
         return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
-                           policy_view=lambda: self._policy.view_for(session),
-                           undo_windows=self._policy.undo_windows,
-                           may_see=lambda sid, sub: self._policy.actions.allows(session, sid, sub),
+                           policy_view=lambda: policy.view_for(session),
+                           undo_windows=policy.undo_windows,
+                           may_see=lambda sid, sub: policy.actions.allows(session, sid, sub),
                            intent_seq=call.intent_seq, idempotency_scope=self._idempotency_key(call))
 
     # -- 9. audit -----------------------------------------------------------------------------
@@ -488,8 +502,9 @@ class GuardChain:
             "sub": session.sub if session else None,
             "sid": session.sid if session else None,
             "jti": session.jti if session else None,
-            "policy_version": self._policy.version,
-            "manifest_hash": self._settings.manifest_hash,
+            # The policy that decided the call; a call refused before one was chosen names the one served last.
+            "policy_version": (call.policy or self._policies.served.stage).version,
+            "manifest_hash": (call.policy or self._policies.served.stage).manifest_hash,
             "args_digest": call.digest,
             **self._audited_arguments(call),
         }

@@ -82,7 +82,8 @@ def issue(
     if (role is None) == (scopes is None):
         raise _usage("give exactly one of --role or --scopes")
     with _admin() as admin:
-        granted = load_roles().scopes_of(role) if role is not None else frozenset((scopes or "").split())
+        roles = load_roles(admin.paths.roles_file())  # the deployment's own roles.toml, when it has one
+        granted = roles.scopes_of(role) if role is not None else frozenset((scopes or "").split())
         lifetime = _seconds(ttl or admin.settings.tokens.default_ttl)
         # With tokens.bind_manifest the token names the manifest it was issued under, and stops working
         # when the served tools change.
