@@ -1,7 +1,9 @@
 """The guard chain: the one path every `tools/call` takes, in this order, here and nowhere else.
 
     1. authenticate  bearer token (HTTP header; DESKGATE_TOKEN on stdio) -> Session, or refuse
-    2. resolve       the tool, only among those the session's scopes allow; parse its arguments
+    2. resolve       the tool, only among those the session's scopes allow and the policy offers it
+                     (not switched off, not a write of a read-only deployment, within its rollout);
+                     parse its arguments
     3. authorize     object bindings (customer / ticket) and the token's amount cap
     4. policy        tier (automate / assist / escalate), gates, rate limits, breakers
     5. confirm       irreversible actions: preview + confirmation token; run only on redemption
@@ -11,7 +13,9 @@
     9. audit         a record before the answer goes out (durable for write tools, written for reads
                      unless audit.fsync_reads); if it cannot be written, fail closed
 
-`GuardChain.call` reads top to bottom as that list. Each stage either returns what the next one
+Before stage 1 the call takes the deployment's published policy (`server/policy_source.py`) and keeps
+it to the end: one policy decides, confirms and audits each call. `GuardChain.call` reads top to
+bottom as that list. Each stage either returns what the next one
 needs or raises a `DeskgateError`, whose `status` becomes the answer (denied, escalated, ...).
 Nothing adds a stage at run time. Every answer, allowed or not, is audited (stage 9).
 

@@ -18,6 +18,7 @@ is the version that decided it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -96,7 +97,9 @@ class PolicySource:
         """At start-up: serve the published policy, if there is one (see the module docstring)."""
         published = self._meta.get_sync(PUBLISHED_HASH)
         if published is not None and published != self._served.manifest_hash:
-            self._served = self._rebuild(published)
+            # Refused (and logged): every call is refused until a policy this process can serve is published.
+            with contextlib.suppress(PolicyUnavailable):
+                self._served = self._rebuild(published)
 
     async def current(self) -> Served:
         """The policy for a call that starts now."""

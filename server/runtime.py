@@ -26,6 +26,7 @@ from deskgate.scopes.tokens import TokenIssuer, TokenVerifier
 from deskgate.server.audit.batching import GroupCommit
 from deskgate.server.audit.open import open_audit_log
 from deskgate.server.chain import ChainSettings, GuardChain
+from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.lock import RELEASE_LOCK
 from deskgate.server.manifest.lock import check as check_pinned
 from deskgate.server.manifest.sources import build_served_manifest
@@ -144,9 +145,14 @@ class Runtime:
         """`deskgate policy reload` and SIGHUP: validate this home's policy and roles files, refuse them
         unless their manifest is pinned (`ManifestMismatch`, with the diff), publish them to every process
         sharing the state store, and audit it. A refusal changes nothing."""
-        served = self.serve_policy(PolicyTexts.of(self.paths))
-        target = self.paths.manifest_lock if self.paths.manifest_lock.exists() else packaged(RELEASE_LOCK)
-        check_pinned(served.manifest, target)
+        try:
+            served = self.serve_policy(PolicyTexts.of(self.paths))
+            target = self.paths.manifest_lock if self.paths.manifest_lock.exists() else packaged(RELEASE_LOCK)
+            check_pinned(served.manifest, target)
+        except ConfigError as exc:
+            self.audit.append_sync({"kind": "admin", "action": "policy.reload_refused", "actor": actor,
+                                    "code": exc.code, "reason": exc.reason[:500]})
+            raise
         previous = publish(self.state.meta, served)
         self.audit.append_sync({"kind": "admin", "action": "policy.reloaded", "actor": actor,
                                 "policy_version": served.stage.version, "manifest_hash": served.manifest_hash,
