@@ -289,9 +289,12 @@ def _compile_roles(policy: Policy, specs: list[ToolSpec],
             except ValidationError as exc:
                 first = exc.errors()[0]
                 return (*where, *(str(p) for p in first["loc"])), first["msg"]
-            problem = _tool_problem(policy, name, rules, spec, where)
-            if problem is not None:
-                return problem
+            if rules.enabled and not spec.read_only:
+                if "tier" not in rules.model_fields_set:
+                    return (*where, "tier"), f"write tool {name!r} needs a tier where it is enabled"
+                problem = _tool_problem(policy, name, rules, spec, where)
+                if problem is not None:
+                    return problem
             merged[(role, name)] = rules
     chain = sorted(((r, roles[r]) for r in policy.roles), key=lambda item: (-len(item[1]), item[0]))
     for (wider, wide), (narrower, narrow) in pairwise(chain):
@@ -319,8 +322,10 @@ def _problem(policy: Policy, specs: list[ToolSpec]) -> tuple[tuple[str, ...], st
             if extra:
                 return (*where, extra[0]), f"a read tool's table holds only {' and '.join(sorted(_OFFER_KEYS))}"
             continue
+        if not rules.enabled:  # switched off: never served, so `{ enabled = false }` is its whole table
+            continue
         if "tier" not in rules.model_fields_set:
-            return (*where, "tier"), f"write tool {name!r} needs a tier"
+            return (*where, "tier"), f"write tool {name!r} needs a tier (or enabled = false)"
         problem = _tool_problem(policy, name, rules, spec, where)
         if problem is not None:
             return problem
