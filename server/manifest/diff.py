@@ -250,6 +250,10 @@ def _policy_leaf(name: str, path: str, was: Any, now: Any, money: bool) -> Chang
         widened = now == "subject"
         return Change(Risk.MEDIUM if widened else Risk.LOW, widened, name,
                       "sharing_widened" if widened else "sharing_narrowed", detail)
+    if key == "enabled":  # absent: on
+        on = now is not False
+        return Change(Risk.MEDIUM if on else Risk.LOW, on, name, "tool_switched_on" if on else "tool_switched_off",
+                      detail)
     if key == "rollout":  # a share of sessions; absent: all of them
         old_number, new_number = (Decimal(1) if v is None else v for v in (old_number, new_number))
     if old_number is not None and new_number is not None:

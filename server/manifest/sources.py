@@ -27,6 +27,8 @@ def build_served_manifest(catalogue: Catalogue, policy: Policy, roles: Roles) ->
         """Rules as the engine applies them, with the shared settings that bind them. `enabled` is implied
         (a tool switched off is not listed), a rollout shown only when partial."""
         entry = rules.model_dump(mode="json", exclude={"enabled", "rollout"})
+        if not rules.enabled:  # only a tool some role still has: off for everyone else
+            entry["enabled"] = False
         if rules.rollout < 1:
             entry["rollout"] = rules.rollout
         if rules.reason_codes is not None:

@@ -236,11 +236,11 @@ class Policy(_Strict):
         return rules is None or rules.offered_to(spec.name, session.sid)
 
     def serves(self, spec: ToolSpec) -> bool:
-        """Is the tool served to anyone (and so in the manifest)?"""
+        """Is the tool served to anyone - by its own rules or a role's (and so in the manifest)?"""
         if self.read_only and not spec.read_only:
             return False
         rules = self.tools.get(spec.name)
-        return rules is None or rules.enabled
+        return rules is None or rules.enabled or any(r.enabled for r in self.role_rules(spec.name).values())
 
     def allowed_reason_codes(self, tool: str) -> frozenset[str]:
         rules = self.tools.get(tool)

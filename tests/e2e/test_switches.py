@@ -194,3 +194,16 @@ async def test_a_deployment_roles_file_replaces_the_shipped_roles(home: Path, en
         names = await listed(d, token)
         scopes = {d.runtime.catalogue.get(n).scope for n in names}  # type: ignore[union-attr]
     assert names and scopes == {"orders:read", "policy:read"}
+
+
+async def test_a_tool_switched_on_for_one_role_only_is_in_the_manifest_and_offered_to_that_role_only(
+        deployment: Deployment) -> None:
+    """Switched off for everyone but supervisors: the manifest still lists it (it is served), with the role's rules."""
+    d = deployment
+    text = add_keys("tools.cancel_subscription", "enabled = false") + \
+        "\n[roles.supervisor.tools.cancel_subscription]\nenabled = true\n"
+    d.runtime.wire(policy_path=policy(d.home, text))
+    entry = d.runtime.manifest["tools"]["cancel_subscription"]["policy"]
+    assert entry["enabled"] is False and entry["by_role"]["supervisor"]["tier"] == "automate"
+    assert "cancel_subscription" not in await listed(d, d.token("billing-agent"))
+    assert "cancel_subscription" in await listed(d, d.token("supervisor", sub="sup-1"))
