@@ -179,8 +179,7 @@ async def test_the_seven_day_rollout_of_docs_policy_md(deployment: Deployment) -
     await guide.day(6)
     inside = guide.token("in", share=("issue_refund", True))
     refused = await guide.refund(inside, "10.00", reason="not_delivered")
-    assert refused["status"] in ("denied", "error") and refused["code"] in ("gate_reason_code_allowed",
-                                                                             "invalid_arguments")
+    assert (refused["status"], refused["code"]) == ("denied", "gate_reason_code_allowed")
     order = next(guide.orders)
     assert (await guide.refund(inside, "10.00", order=order))["status"] == "confirmation_required"
     assert (await guide.refund(inside, "11.00", order=order))["code"] == "rate_limited"
