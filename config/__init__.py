@@ -23,11 +23,13 @@ def packaged(name: str) -> Path:
     return Path(str(resources.files(__name__).joinpath(name)))
 
 
-def read_toml(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from exc
+def read_toml(path: Path, text: str | None = None) -> tuple[dict[str, Any], str]:
+    """Parse a TOML file, or `text` said to come from `path` (errors name it)."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from exc
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
@@ -53,9 +55,9 @@ def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
     return table_line + 1 if table_line or lines[:1] else None
 
 
-def load_model(path: Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
-    """Parse a TOML file into `model`; `overrides` are merged on top (table by table)."""
-    data, text = read_toml(path)
+def load_model(path: Path, model: type[M], overrides: dict[str, Any] | None = None, text: str | None = None) -> M:
+    """Parse a TOML file (or its `text`) into `model`; `overrides` are merged on top (table by table)."""
+    data, text = read_toml(path, text)
     if overrides:
         data = merge(data, overrides)
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -76,11 +76,12 @@ def refusal_record(error: DeskgateError, token: str | None, transport: Transport
 class Authenticator:
     """The one authentication path (see the module docstring); fails closed on any error of ours."""
 
-    def __init__(self, verifier: TokenVerifier, audit: AuditSink | None, *, bound_to: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, verifier: TokenVerifier, audit: AuditSink | None, *,
+                 bound_to: Callable[[], Awaitable[str]] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.verifier = verifier
         self._audit = audit
-        self._bound_to = bound_to  # the manifest hash tokens must carry (tokens.bind_manifest), or None
+        # tokens.bind_manifest: the manifest hash served now (a policy reload changes it), which tokens must carry
+        self._bound_to = bound_to
         self._clock = clock
 
     async def admit(self, token: str | None, transport: Transport) -> Session | Refusal:
@@ -90,7 +91,7 @@ class Authenticator:
             session = await self.verifier.verify(token)                                                  # 2
             if session.expires_at < int(self._clock()):                                                  # 3
                 raise AuthenticationError("invalid token", code="expired")
-            if self._bound_to is not None and session.manifest_hash != self._bound_to:                   # 4
+            if self._bound_to is not None and session.manifest_hash != await self._bound_to():           # 4
                 raise AuthenticationError("the tools changed since this token was issued", code="manifest_changed")
         except DeskgateError as exc:
             return await self.refuse(exc, token, transport)                                              # 5

@@ -61,10 +61,10 @@ class Roles:
             raise InvalidArguments(f"unknown role {role!r}; known roles: {', '.join(sorted(self._grants))}") from None
 
 
-def load_roles(path: Path | None = None) -> Roles:
-    """Load and check a roles file (default: the packaged `config/roles.toml`)."""
+def load_roles(path: Path | None = None, text: str | None = None) -> Roles:
+    """Load and check a roles file (default: the packaged `config/roles.toml`), or its `text`."""
     source = path or packaged("roles.toml")
-    parsed = load_model(source, _RolesFile)
+    parsed = load_model(source, _RolesFile, text=text)
     grants: dict[str, frozenset[str]] = {}
 
     def resolve(name: str, trail: tuple[str, ...]) -> frozenset[str]:

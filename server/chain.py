@@ -1,7 +1,9 @@
 """The guard chain: the one path every `tools/call` takes, in this order, here and nowhere else.
 
     1. authenticate  the Session the transport's `Authenticator` admitted, or its Refusal answered
-    2. resolve       the tool, only among those the session's scopes allow; parse its arguments
+    2. resolve       the tool, only among those the session's scopes allow and the policy offers it
+                     (not switched off, not a write of a read-only deployment, within its rollout);
+                     parse its arguments
     3. authorize     object bindings (customer / ticket) and the token's amount cap
     4. policy        tier (automate / assist / escalate), gates, rate limits, breakers
     5. confirm       irreversible actions: preview + confirmation token; run only on redemption
@@ -11,7 +13,9 @@
     9. audit         a record before the answer goes out (durable for write tools, written for reads
                      unless audit.fsync_reads); if it cannot be written, fail closed
 
-`GuardChain.call` reads top to bottom as that list. Each stage either returns what the next one
+Before stage 1 the call takes the deployment's published policy (`server/policy_source.py`) and keeps
+it to the end: one policy decides, confirms and audits each call. `GuardChain.call` reads top to
+bottom as that list. Each stage either returns what the next one
 needs or raises a `DeskgateError`, whose `status` becomes the answer (denied, escalated, ...).
 Nothing adds a stage at run time. Every answer, allowed or not, is audited (stage 9).
 
@@ -56,6 +60,7 @@ from deskgate.server.errors import (
 )
 from deskgate.server.outcome import Outcome, Status
 from deskgate.server.policy.canonical import CONTROL_ARGUMENTS, argument_digest, normalised
+from deskgate.server.policy_source import PolicySource
 from deskgate.server.policy_stage import Effect, PolicyStage, Verdict
 from deskgate.server.redaction.classes import PiiClass
 from deskgate.server.redaction.fingerprint import FingerprintKey
@@ -88,6 +93,7 @@ class Call:
     request_id: str
     started: float
     now: int
+    policy: PolicyStage | None = None      # the one policy that decides, confirms and audits this call
     session: Session | None = None
     spec: ToolSpec | None = None
     args: BaseModel | None = None
@@ -104,6 +110,11 @@ class Call:
     result_digest: str | None = None
     currency: str | None = None            # of a money tool's payout
 
+    def stage(self) -> PolicyStage:
+        if self.policy is None:
+            raise StageOrderError("a stage ran before the call's policy was chosen")
+        return self.policy
+
     def resolved(self) -> tuple[ToolSpec, Session]:
         """The tool and session of a call past stage 2 (a stage that runs earlier is a bug in the chain)."""
         if self.session is None or self.spec is None or self.args is None or self.digest is None:
@@ -115,7 +126,6 @@ class Call:
 class ChainSettings:
     max_argument_bytes: int
     reads_fail_closed: bool
-    manifest_hash: str
     fsync_reads: bool = True  # False: a read answers once its record is written, before its fsync ends
 
 
@@ -126,7 +136,7 @@ class GuardChain:
         catalogue: Catalogue,
         backend: SupportBackend,
         state: StateStore,
-        policy: PolicyStage,
+        policies: PolicySource,
         redactor: Redactor,
         audit: AuditSink,
         settings: ChainSettings,
@@ -136,15 +146,14 @@ class GuardChain:
         self._catalogue = catalogue.freeze()
         self._backend = telemetry.observed(backend)
         self._state = state
-        self._policy = policy
+        self._policies = policies
         self._redactor = redactor
         self._audit = audit
         self._settings = settings
         self._fingerprints = fingerprints
         self._clock = clock
-        # Compiled once: the redaction maps of every tool's output and input.
+        # Compiled once: the redaction maps of every tool's output (the policy narrows only the inputs).
         self._output_pii = {t.name: t.pii_classes() for t in catalogue}
-        self._input_pii = {t.name: t.input_pii_classes() for t in catalogue}
 
     @property
     def catalogue(self) -> Catalogue:
@@ -152,7 +161,8 @@ class GuardChain:
 
     @property
     def policy_version(self) -> str:
-        return self._policy.version
+        """The version served last (each call records the one that decided it)."""
+        return self._policies.served.stage.version
 
     # -- the chain --------------------------------------------------------------------------
 
@@ -161,10 +171,11 @@ class GuardChain:
         call = Call(tool=tool, raw=dict(arguments or {}), request_id=uuid.uuid4().hex,
                     started=time.perf_counter(), now=int(self._clock()))
         try:
+            call.policy = (await self._policies.current()).stage  # the published policy, fixed for this call
             call.session = self.authenticate(credential)                                    # 1
             call.spec, call.args = self.resolve(call)                                        # 2
             await self.authorize(call)                                                       # 3
-            call.verdict = await self._policy.decide(call, self._backend, partial(self.intend, call))  # 4
+            call.verdict = await call.policy.decide(call, self._backend, partial(self.intend, call))  # 4
             await self.confirm(call)                                                         # 5
             outcome = await self.idempotent(call)                                            # 6, 7, 8
         except DeskgateError as exc:
@@ -183,10 +194,12 @@ class GuardChain:
         await self._settle(call, outcome)
         return await self.audit(call, outcome)                                               # 9
 
-    def visible_tools(self, credential: Session | Refusal) -> list[ToolSpec]:
-        """What `tools/list` shows: only the tools this session's scopes allow (a refusal raises its error)."""
+    async def visible_tools(self, credential: Session | Refusal) -> list[ToolSpec]:
+        """What `tools/list` shows: only the tools this session's scopes allow and the policy offers it (a
+        refusal raises its error)."""
+        policy = (await self._policies.current()).stage
         session = self.authenticate(credential)
-        return self._catalogue.visible_to(session.scopes)
+        return [spec for spec in policy.catalogue.visible_to(session.scopes) if policy.offers(spec, session)]
 
     # -- 1. authenticate ----------------------------------------------------------------------
 
@@ -205,9 +218,10 @@ class GuardChain:
     def resolve(self, call: Call) -> tuple[ToolSpec, BaseModel]:
         if call.session is None:
             raise StageOrderError("resolve ran before authenticate")
-        spec = self._catalogue.get(call.tool)
-        # An unknown tool and a tool outside the session's scopes get the same answer.
-        if spec is None or not call.session.has_scope(spec.scope):
+        spec = call.stage().catalogue.get(call.tool)
+        # An unknown tool, a tool outside the session's scopes and one the policy does not offer this session
+        # (switched off, a write of a read-only deployment, outside its rollout) get the same answer.
+        if spec is None or not call.session.has_scope(spec.scope) or not call.stage().offers(spec, call.session):
             raise DeniedError("no such tool for this session", code="unknown_tool")
         call.spec = spec
         if len(json.dumps(call.raw, ensure_ascii=False).encode()) > self._settings.max_argument_bytes:
@@ -297,7 +311,7 @@ class GuardChain:
         if spec.read_only or action_id is None:
             return None
         recorded = await self._state.actions.get(action_id)
-        if recorded is None or not self._policy.actions.allows(session, recorded.sid, recorded.sub):
+        if recorded is None or not call.stage().actions.allows(session, recorded.sid, recorded.sub):
             raise NotFound(f"action {action_id} not found")
         original = self._catalogue.get(recorded.tool)
         if original is None or not session.has_scope(original.scope):
@@ -324,9 +338,9 @@ class GuardChain:
             if await finished():
                 return  # a retry of a keyed call that ran: stage 6 answers its first result, not a new preview
             # raises ConfirmationRequired
-            await self._policy.request_confirmation(call, self._context(call), partial(self.intend, call))
+            await call.stage().request_confirmation(call, self._context(call), partial(self.intend, call))
             return
-        call.replayed = await self._policy.redeem_confirmation(call, token, finished)
+        call.replayed = await call.stage().redeem_confirmation(call, token, finished)
 
     def _replay_allowed(self, call: Call) -> Callable[[], Awaitable[bool]]:
         """A redeemed token may come back only as the retry of a finished idempotent call."""
@@ -438,18 +452,21 @@ class GuardChain:
     async def _settle(self, call: Call, outcome: Outcome) -> None:
         """Commit or release what stage 4 reserved for the call (by whether its side effect ran), and close
         the approval it claimed with its answer - in one place, whatever stopped or finished it."""
+        if call.policy is None:
+            return
         try:
-            await self._policy.settle(call, ok=outcome.status == Status.OK, result=outcome.wire())
+            await call.policy.settle(call, ok=outcome.status == Status.OK, result=outcome.wire())
         except DeskgateError as exc:
             logger.error("could not settle a call (request %s): %s", call.request_id, exc.reason)
 
     def _context(self, call: Call) -> ToolContext:
         _, session = call.resolved()
+        policy = call.stage()
         return ToolContext(backend=self._backend, session=session, state=self._state,
                            request_id=call.request_id, now=call.now,
-                           policy_view=lambda: self._policy.view_for(session), mask_text=redact_text,
-                           undo_windows=self._policy.undo_windows,
-                           may_see=lambda sid, sub: self._policy.actions.allows(session, sid, sub),
+                           policy_view=lambda: policy.view_for(session), mask_text=redact_text,
+                           undo_windows=policy.undo_windows,
+                           may_see=lambda sid, sub: policy.actions.allows(session, sid, sub),
                            intent_seq=call.intent_seq, idempotency_scope=call.idempotency_scope)
 
     # -- 9. audit -----------------------------------------------------------------------------
@@ -491,7 +508,8 @@ class GuardChain:
             declared = call.spec.input_model.model_fields
             return {"arg_names": sorted({k if k in declared else self._fingerprint(str(k)) for k in call.raw})[:50]}
         validated = call.args.model_dump(mode="json", exclude_none=True)
-        return {"args": self._redactor.redact_for_audit(validated, self._input_pii[call.spec.name])}
+        # The served input model's own map: a reload may add control arguments (secrets) to a tool.
+        return {"args": self._redactor.redact_for_audit(validated, call.spec.input_pii_classes())}
 
     def _record(self, call: Call, *, kind: str, outcome: Outcome | None = None) -> dict[str, Any]:
         session, spec = call.session, call.spec
@@ -506,8 +524,9 @@ class GuardChain:
             "sub": session.sub if session else None,
             "sid": session.sid if session else None,
             "jti": session.jti if session else None,
-            "policy_version": self._policy.version,
-            "manifest_hash": self._settings.manifest_hash,
+            # The policy that decided the call; a call refused before one was chosen names the one served last.
+            "policy_version": (call.policy or self._policies.served.stage).version,
+            "manifest_hash": (call.policy or self._policies.served.stage).manifest_hash,
             "args_digest": call.digest,
             # The ticket the call concerns: the one it names (validated), else the one the session is bound to.
             "ticket_id": _field(call.args, "ticket_id") or (session.ticket if session else None),

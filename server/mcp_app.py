@@ -195,18 +195,18 @@ class GuardChainExtension(Extension):
 
 
 def tool_list_middleware(chain: GuardChain, credential: Credential) -> Any:
-    """Answers `tools/list` with the session's tools; everything else passes through."""
-    listings = {spec.name: tool_listing(spec) for spec in chain.catalogue}  # built once
+    """Answers `tools/list` with the session's tools, as the policy serving this call shapes them (a reload
+    changes enums and control arguments); everything else passes through."""
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/list":
             return await call_next(ctx)
         try:
-            visible = chain.visible_tools(await credential())
+            visible = await chain.visible_tools(await credential())
         except DeskgateError as exc:
             # Never an empty list: a client would show "no tools" and nobody would learn why.
             raise MCPError(INVALID_REQUEST, exc.reason, data={"code": exc.code}) from None
-        return ListToolsResult(tools=[listings[spec.name] for spec in visible])
+        return ListToolsResult(tools=[tool_listing(spec) for spec in visible])
 
     return middleware
 

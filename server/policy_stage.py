@@ -38,7 +38,7 @@ from deskgate.server.policy.confirmation import Binding, Confirmations
 from deskgate.server.policy.engine import Decision, PolicyEngine
 from deskgate.server.policy.model import ActionRules, Policy
 from deskgate.server.store.state import RecordedAction, StateStore
-from deskgate.tools.spec import Catalogue
+from deskgate.tools.spec import Catalogue, ToolSpec
 
 if TYPE_CHECKING:
     from deskgate.server.chain import Call
@@ -77,6 +77,7 @@ class PolicyStage:
     def __init__(self, policy: Policy, *, catalogue: Catalogue, state: StateStore, approvals: Approvals,
                  keys: SigningKeys, issuer: str, manifest_hash: str) -> None:
         self._engine = PolicyEngine(policy, list(catalogue), state)
+        self._catalogue = catalogue
         self._policy = policy
         self._state = state
         self._approvals = approvals
@@ -92,8 +93,25 @@ class PolicyStage:
     def version(self) -> str:
         return self._engine.version
 
+    @property
+    def manifest_hash(self) -> str:
+        return self._manifest_hash
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue as this policy serves it (its enums and control arguments)."""
+        return self._catalogue
+
+    def offers(self, spec: ToolSpec, session: Session) -> bool:
+        """Is the tool offered to this session (not switched off, not a write of a read-only deployment,
+        within its rollout)? A tool that is not answers exactly like an unknown one."""
+        return self._policy.offers(spec, session)
+
     def view_for(self, session: Session) -> dict[str, Any]:
-        return self._engine.view_for(session)
+        view = self._engine.view_for(session)
+        view["tools"] = {name: rules for name, rules in view["tools"].items()
+                         if (spec := self._catalogue.get(name)) is not None and self.offers(spec, session)}
+        return view
 
     @property
     def undo_windows(self) -> dict[str, int]:

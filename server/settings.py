@@ -195,11 +195,16 @@ class Paths:
         self.keys_dir = home / "keys"
         self.overrides = home / "deskgate.toml"
         self.policy = home / "policy.toml"  # a deployment's own policy, replacing the shipped one
+        self.roles = home / "roles.toml"    # a deployment's own roles, replacing the shipped ones
         self.manifest_lock = home / "manifest.lock"
 
     def policy_file(self) -> Path | None:
         """The deployment's own policy if it has one (None: the shipped `config/policy.toml`)."""
         return self.policy if self.policy.exists() else None
+
+    def roles_file(self) -> Path | None:
+        """The deployment's own roles if it has them (None: the shipped `config/roles.toml`)."""
+        return self.roles if self.roles.exists() else None
 
     @classmethod
     def from_env(cls) -> Paths:

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from deskgate.server.cli import approvals, audit, breakers, clients, keys, login, manifest, setup, token, users
+from deskgate.server.cli import approvals, audit, breakers, clients, keys, login, manifest, policy, setup, token, users
 from deskgate.server.errors import DeskgateError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(breakers.app, name="breakers")
 app.add_typer(audit.app, name="audit")
 app.command("report")(audit.report)
 app.add_typer(manifest.app, name="manifest")
+app.add_typer(policy.app, name="policy")
 app.add_typer(clients.app, name="clients")
 app.add_typer(users.app, name="users")
 app.command()(login.login)

@@ -70,7 +70,7 @@ def add(
 ) -> None:
     """Register a platform client; print its client_id and, this once, its client_secret."""
     with _admin() as admin:
-        load_roles().scopes_of(role)  # an unknown role is refused here, naming the known ones
+        load_roles(admin.paths.roles_file()).scopes_of(role)  # an unknown role is refused here, naming the known ones
         ttl = _seconds(max_ttl or admin.settings.tokens.default_ttl)
         if ttl > parse_duration(admin.settings.tokens.max_ttl):
             raise InvalidArguments(f"--max-ttl is above tokens.max_ttl ({admin.settings.tokens.max_ttl})")

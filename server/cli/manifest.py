@@ -85,11 +85,15 @@ def pin(
     with _errors():
         target = _target(lock_path, release)
         manifest = sources.served_manifest()
-        if target.exists():
-            changes = diff(lock.load(target), manifest)
-            if not changes:
+        # A deployment's first pin is reviewed against the released lock: what this deployment changes.
+        against = target if target.exists() else None if release else packaged(RELEASE_LOCK)
+        if against is not None:
+            changes = diff(lock.load(against), manifest)
+            if not changes and against == target:
                 typer.echo(f"{target} already pins {manifest['manifest_hash']}", err=True)
                 return
+            if against != target:
+                typer.echo(f"{target} does not exist: changes against the released lock {against}:", err=True)
             typer.echo(render_diff(changes), err=True, nl=False)
         else:
             typer.echo(f"{target} does not exist: pinning {len(manifest['tools'])} tools for the first time", err=True)

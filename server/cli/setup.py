@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import anyio
@@ -12,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deskgate.server.errors import ConfigError
+from deskgate.server.errors import ConfigError, DeskgateError
 from deskgate.server.settings import Paths, parse_duration
 
 if TYPE_CHECKING:
@@ -134,6 +136,8 @@ def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | No
             err.print(f"deskgate: metrics at {metrics_url}")
         check_served(runtime.manifest, paths, dev=dev, warn=lambda text: err.print(f"[yellow]{text}[/]"))
         runtime.announce_start(transport)
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload_policy, args=(runtime,),
+                                                                 name="deskgate-reload", daemon=True).start())
         if transport == "stdio":
             _serve_stdio(runtime)
         else:
@@ -141,6 +145,16 @@ def _serve(transport: Literal["stdio", "http"], host: str | None, port: int | No
                         extra_hosts)
     finally:
         anyio.run(runtime.aclose)
+
+
+def _reload_policy(runtime: Runtime) -> None:
+    """SIGHUP: `deskgate policy reload` from inside the server (on a thread: it reads files and the store)."""
+    try:
+        served = runtime.reload_policy(f"SIGHUP (pid {os.getpid()})")
+    except DeskgateError as exc:
+        err.print(f"[red]deskgate: policy not reloaded: {exc.diagnostics()}[/]")
+        return
+    err.print(f"deskgate: published policy {served.stage.version[:12]} (manifest {served.manifest_hash[:12]})")
 
 
 def _serve_stdio(runtime: Runtime) -> None:

@@ -88,7 +88,8 @@ def issue(
     with _admin() as admin:
         people = open_people(admin.store.db, admin.settings, admin.paths)
         person = login_if_any(admin.paths, people)
-        granted = load_roles().scopes_of(role) if role is not None else frozenset((scopes or "").split())
+        roles = load_roles(admin.paths.roles_file())  # the deployment's own roles.toml, when it has one
+        granted = roles.scopes_of(role) if role is not None else frozenset((scopes or "").split())
         lifetime = _seconds(ttl or admin.settings.tokens.default_ttl)
         # With tokens.bind_manifest the token names the manifest it was issued under, and stops working
         # when the served tools change.

@@ -4,6 +4,7 @@ One dict per deployment, built from plain inputs (the catalogue, a policy lookup
 scope catalogue) so that it can be rebuilt anywhere and compared byte for byte:
 
     {"format": ..., "tools": {name: entry}, "scopes": {scope: text}, "roles": {role: [scope]},
+     "policy": {the policy settings no tool entry carries},
      "manifest_hash": sha256 of the RFC 8785 canonical JSON of everything else}
 
 A tool entry holds what `tools/list` serves (title, description, input schema, enveloped output
@@ -27,7 +28,7 @@ import rfc8785
 
 from deskgate.server.errors import ConfigError
 from deskgate.server.manifest.scan import scan_tool
-from deskgate.tools.spec import Catalogue, ToolSpec
+from deskgate.tools.spec import ToolSpec
 
 FORMAT = "deskgate-manifest/1"
 HASH_KEY = "manifest_hash"
@@ -67,17 +68,21 @@ def access_kind(entry: Mapping[str, Any]) -> str:
 
 
 def build_manifest(
-    catalogue: Catalogue,
+    catalogue: Iterable[ToolSpec],
     *,
     policy_for: Callable[[str], Mapping[str, Any]],
     roles: Mapping[str, Iterable[str]],
     scopes: Mapping[str, str],
+    policy: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of every tool in `catalogue`, with its `manifest_hash`."""
+    """The manifest of every tool in `catalogue`, with its `manifest_hash`; `policy` holds the policy's
+    settings that no tool entry carries, so that any change of the policy changes the hash."""
     scope_table = {str(name): str(text) for name, text in scopes.items()}
     role_table = _roles(roles, scope_table)
     tools = {spec.name: _tool_entry(spec, policy_for, role_table, scope_table) for spec in catalogue}
     manifest: dict[str, Any] = {"format": FORMAT, "tools": tools, "scopes": scope_table, "roles": role_table}
+    if policy is not None:
+        manifest["policy"] = _plain(dict(policy), "policy", 0)
     manifest[HASH_KEY] = manifest_hash(manifest)
     return manifest
 

@@ -13,7 +13,14 @@ Policy entries are free-form tables (whatever `policy_for` returns); they are re
 `tier` and a gate's `otherwise` order automate < assist < escalate < deny; a key mentioning
 `confirm` or `approv` with a boolean or none/agent/customer value is a gate; any other number is a
 limit, loosened by raising it (or, for `min*` and `*window` keys, by lowering it); lists of tables
-(thresholds, limits, gates) are compared rule by rule, and a rule removed loosens the policy.
+(thresholds, limits, gates) are compared rule by rule, and a rule removed loosens the policy; a
+missing list is an empty one. When a tool gains or loses thresholds, its `tier` and `thresholds` are
+compared as what they decide - the tier of every amount - so a change that gives no amount a less
+strict tier is a tightening, whatever its spelling.
+A partial `rollout` is a share of sessions: raising it (or removing it: every session) loosens. A
+role's own rules (`by_role`) are compared with what that role had before (its own, or the tool's).
+The policy settings no tool carries (`policy`) are read by the same rules; sharing actions with
+every session of a subject, rather than one session, loosens them.
 """
 
 from __future__ import annotations
@@ -55,8 +62,9 @@ class Change:
 def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """Every change from `old` to `new`, risk-raising first, then by severity."""
     old, new = require_manifest(old, "old manifest"), require_manifest(new, "new manifest")
-    changes = [*_tools(old, new), *_scopes(old["scopes"], new["scopes"]), *_roles(old["roles"], new["roles"])]
-    for key in sorted((old.keys() | new.keys()) - {"tools", "scopes", "roles", HASH_KEY}):
+    changes = [*_tools(old, new), *_scopes(old["scopes"], new["scopes"]), *_roles(old["roles"], new["roles"]),
+               *_policy_walk("policy", "", old.get("policy", _MISSING), new.get("policy", _MISSING), False)]
+    for key in sorted((old.keys() | new.keys()) - {"tools", "scopes", "roles", "policy", HASH_KEY}):
         if old.get(key) != new.get(key):
             changes.append(Change(Risk.MEDIUM, True, "manifest", "manifest_changed",
                                   f"{key}: {_show(old.get(key))} -> {_show(new.get(key))}"))
@@ -185,10 +193,29 @@ def _annotation_changes(name: str, old: Mapping[str, Any], new: Mapping[str, Any
 # --- policy -----------------------------------------------------------------------------------
 
 def _policy_changes(name: str, old: Mapping[str, Any], new: Mapping[str, Any], *, money: bool) -> Iterator[Change]:
-    yield from _policy_walk(name, "", old, new, money)
+    base_old, base_new = _without_roles(old), _without_roles(new)
+    yield from _policy_walk(name, "", base_old, base_new, money)
+    roles_old, roles_new = old.get("by_role", {}), new.get("by_role", {})
+    for role in sorted(roles_old.keys() | roles_new.keys()):
+        yield from _policy_walk(f"role {role}", f"{name}", roles_old.get(role, base_old),
+                                roles_new.get(role, base_new), money)
+
+
+def _without_roles(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "by_role"}
 
 
 def _policy_walk(name: str, path: str, was: Any, now: Any, money: bool) -> Iterator[Change]:
+    if was == now:
+        return
+    if (isinstance(was, Mapping) and isinstance(now, Mapping)
+            and len(was.get("thresholds", [])) != len(now.get("thresholds", []))):
+        yield from _tiers(name, path, was, now, money)
+        was, now = ({k: v for k, v in m.items() if k not in ("tier", "thresholds")} for m in (was, now))
+    if (was is _MISSING and _rule_list(now)) or (now is _MISSING and _rule_list(was)):
+        was, now = ([] if v is _MISSING else v for v in (was, now))
+    if (was is _MISSING and isinstance(now, Mapping)) or (now is _MISSING and isinstance(was, Mapping)):
+        was, now = ({} if v is _MISSING else v for v in (was, now))
     if was == now:
         return
     if isinstance(was, Mapping) and isinstance(now, Mapping):
@@ -223,6 +250,16 @@ def _policy_leaf(name: str, path: str, was: Any, now: Any, money: bool) -> Chang
         return Change(Risk.LOW, False, name, f"{gate}_added" if a == 0 else f"{gate}_strengthened", detail)
     old_number, new_number = _number(was), _number(now)
     stricter_when_higher = key.startswith("min") or key.endswith("window")
+    if key == "shared_with" and {was, now} == {"session", "subject"}:
+        widened = now == "subject"
+        return Change(Risk.MEDIUM if widened else Risk.LOW, widened, name,
+                      "sharing_widened" if widened else "sharing_narrowed", detail)
+    if key == "enabled":  # absent: on
+        on = now is not False
+        return Change(Risk.MEDIUM if on else Risk.LOW, on, name, "tool_switched_on" if on else "tool_switched_off",
+                      detail)
+    if key == "rollout":  # a share of sessions; absent: all of them
+        old_number, new_number = (Decimal(1) if v is None else v for v in (old_number, new_number))
     if old_number is not None and new_number is not None:
         loosened = (new_number > old_number) != stricter_when_higher
         kind = "threshold_raised" if new_number > old_number else "threshold_lowered"
@@ -239,6 +276,49 @@ def _policy_leaf(name: str, path: str, was: Any, now: Any, money: bool) -> Chang
         return Change(Risk.LOW, False, name, "policy_list_narrowed",
                       f"policy {path}: - {_show([v for v in was if v not in now])}")
     return Change(Risk.MEDIUM, True, name, "policy_changed", detail)
+
+
+def _tiers(name: str, path: str, was: Mapping[str, Any], now: Mapping[str, Any], money: bool) -> Iterator[Change]:
+    """A tool's base tier and thresholds, compared as the tier they give each amount."""
+    before, after = _tier_steps(was), _tier_steps(now)
+    if before == after:
+        return
+    where = f"{path}." if path else ""
+    detail = (f"policy {where}tier/thresholds: {_show([was.get('tier'), was.get('thresholds', [])])} -> "
+              f"{_show([now.get('tier'), now.get('thresholds', [])])}")
+    if before is None or after is None:
+        yield Change(Risk.MEDIUM, True, name, "policy_changed", detail)
+        return
+    # The tiers are step functions of the amount: comparing them at 0 and just above each step is exact.
+    points = {Decimal(0), *(above + Decimal("0.01") for above, _ in [*before[1], *after[1]])}
+    lowered = any(_tier_at(after, p) < _tier_at(before, p) for p in points)
+    if lowered:
+        yield Change(Risk.HIGH if money else Risk.MEDIUM, True, name, "thresholds_loosened", detail)
+    else:
+        yield Change(Risk.LOW, False, name, "thresholds_tightened", detail)
+
+
+TierSteps = tuple[int, list[tuple[Decimal, int]]]
+
+
+def _tier_steps(rules: Mapping[str, Any]) -> TierSteps | None:
+    """(rank of the base tier, [(above, rank)]) or None when the rules cannot be read that way."""
+    tier, thresholds = rules.get("tier", "automate"), rules.get("thresholds", [])
+    if tier not in TIERS or not _rule_list(thresholds):
+        return None
+    steps = []
+    for rule in thresholds:
+        above = _number(rule.get("above"))
+        if above is None or rule.get("tier") not in TIERS:
+            return None
+        steps.append((above, TIERS.index(rule["tier"])))
+    return TIERS.index(tier), sorted(steps)
+
+
+def _tier_at(steps: TierSteps, amount: Decimal) -> int:
+    base, thresholds = steps
+    passed = [rank for above, rank in thresholds if amount > above]
+    return passed[-1] if passed else base
 
 
 def _rule_list(value: Any) -> bool:

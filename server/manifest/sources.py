@@ -15,7 +15,7 @@ from deskgate.server.manifest.build import build_manifest
 
 if TYPE_CHECKING:
     from deskgate.scopes.roles import Roles
-    from deskgate.server.policy.model import Policy
+    from deskgate.server.policy.model import Policy, ToolRules
     from deskgate.tools.spec import Catalogue, ToolSpec
 
 
@@ -43,14 +43,19 @@ def served_catalogue(catalogue: Catalogue, policy: Policy) -> Catalogue:
 
 
 def build_served_manifest(catalogue: Catalogue, policy: Policy, roles: Roles) -> dict[str, Any]:
-    def policy_for(name: str) -> dict[str, Any]:
-        """The tool's rules as the engine applies them, with the shared settings that bind it."""
-        rules = policy.tools.get(name)
-        if rules is None:
-            return {}
-        entry = rules.model_dump(mode="json")
+    """The manifest of the tools the policy serves: a tool switched off, or every write tool of a read-only
+    deployment, is not in it; a rollout share, and each role's own rules, are in the tool's policy entry."""
+
+    def entry_of(name: str, rules: ToolRules) -> dict[str, Any]:
+        """Rules as the engine applies them, with the shared settings that bind them. `enabled` is implied
+        (a tool switched off is not listed), a rollout shown only when partial."""
+        entry = rules.model_dump(mode="json", exclude={"enabled", "rollout"})
+        if not rules.enabled:  # only a tool some role still has: off for everyone else
+            entry["enabled"] = False
+        if rules.rollout < 1:
+            entry["rollout"] = rules.rollout
         if rules.reason_codes is not None:
-            entry["allowed_reason_codes"] = sorted(policy.allowed_reason_codes(name))
+            entry["allowed_reason_codes"] = sorted(policy.reason_codes.get(rules.reason_codes, ()))
         spec = catalogue.get(name)
         if spec is not None and spec.money:
             entry["money_breaker_per_hour"] = str(policy.money_breaker.per_hour)
@@ -60,18 +65,31 @@ def build_served_manifest(catalogue: Catalogue, policy: Policy, roles: Roles) ->
             entry["confirmation_ttl"] = policy.confirmation.ttl
         return entry
 
+    def policy_for(name: str) -> dict[str, Any]:
+        rules = policy.tools.get(name)
+        if rules is None:
+            return {}
+        entry = entry_of(name, rules)
+        by_role = {role: entry_of(name, own) for role, own in sorted(policy.role_rules(name).items())}
+        if by_role:
+            entry["by_role"] = by_role
+        return entry
+
     grants = {role: sorted(scopes) for role, scopes in roles.grants().items()}
-    return build_manifest(catalogue, policy_for=policy_for, roles=grants, scopes=SCOPES)
+    served = [spec for spec in catalogue if policy.serves(spec)]
+    shared = {"approvals_ttl": policy.approvals.ttl, "actions": policy.actions.model_dump(mode="json")}
+    return build_manifest(served, policy_for=policy_for, roles=grants, scopes=SCOPES, policy=shared)
 
 
 def served_manifest() -> dict[str, Any]:
-    """The manifest `deskgate serve` would serve here: the catalogue, the roles, and the deployment's
-    policy (`$DESKGATE_HOME/policy.toml`) when it has one, else the shipped policy."""
+    """The manifest `deskgate serve` would serve here: the catalogue, and the deployment's policy and
+    roles (`$DESKGATE_HOME/policy.toml`, `roles.toml`) where it has its own, else the shipped ones."""
     from deskgate.scopes.roles import load_roles
     from deskgate.server.policy.model import load_policy
     from deskgate.server.settings import Paths
     from deskgate.tools.catalogue import build_catalogue
 
-    catalogue = build_catalogue()
-    policy = load_policy(catalogue, Paths.from_env().policy_file())
-    return build_served_manifest(served_catalogue(catalogue, policy), policy, load_roles())
+    paths = Paths.from_env()
+    catalogue, roles = build_catalogue(), load_roles(paths.roles_file())
+    policy = load_policy(catalogue, paths.policy_file(), roles.grants())
+    return build_served_manifest(served_catalogue(catalogue, policy), policy, roles)

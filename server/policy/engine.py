@@ -139,7 +139,7 @@ class PolicyEngine:
         """Decide one call. `arguments` are the raw JSON arguments, `amount` the validated amount,
         `request_id` the call's (what it runs now is reserved under it), `target` the recorded action
         the call acts on (an undo), resolved and owned (stage 3)."""
-        rules = self.policy.tools.get(spec.name)
+        rules = self.policy.rules_for(spec.name, session.scopes)  # a role's own rules, if it has them
         if spec.read_only:
             return self._decision(spec.name, "automate", "read_only", ["Read-only tool."], "none")
         if rules is None:  # unreachable after load_policy's cross-check; deny by default regardless
@@ -152,7 +152,7 @@ class PolicyEngine:
         # The rules the call passes: its own and, on a recorded action, those of the tool that made it.
         applied: list[tuple[str, ToolRules, Decimal | None]] = [(spec.name, rules, amount)]
         if target is not None:
-            original = self.policy.tools.get(target.tool)
+            original = self.policy.rules_for(target.tool, session.scopes)
             if original is None:
                 return self._decision(spec.name, "deny", "no_policy", ["No policy covers this action's tool."],
                                       rules.confirmation)
@@ -391,12 +391,12 @@ class PolicyEngine:
     def _compile_view(self, scopes: frozenset[str]) -> dict[str, Any]:
         tools: dict[str, Any] = {}
         for name, spec in self._specs.items():
-            rules = self.policy.tools.get(name)
             if spec.scope not in scopes:
                 continue
             if spec.read_only:  # a read: no tier but automate, no limit, no confirmation
                 tools[name] = {"tier": "automate", "read_only": True}
                 continue
+            rules = self.policy.rules_for(name, scopes)  # a role's own rules, if it has them
             if rules is None:  # unreachable after load_policy: such a call is denied
                 continue
             tools[name] = {

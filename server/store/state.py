@@ -460,10 +460,23 @@ class DeploymentMeta:
         row = self._db.read_sync(lambda tx: tx.one("SELECT value FROM deployment_meta WHERE key = ?", (key,)))
         return str(row[0]) if row else None
 
+    async def get(self, key: str) -> str | None:
+        """`get_sync` for the event loop (one indexed row: the published policy is checked on every call)."""
+        row = await self._db.read(lambda tx: tx.one("SELECT value FROM deployment_meta WHERE key = ?", (key,)))
+        return str(row[0]) if row else None
+
     def set_sync(self, key: str, value: str) -> None:
-        self._db.write_sync(lambda tx: tx.execute(
-            "INSERT INTO deployment_meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)))
+        self.set_all_sync({key: value})
+
+    def set_all_sync(self, values: dict[str, str]) -> None:
+        """Set several keys in one transaction: a reader sees all of them changed or none."""
+
+        def write(tx: Tx) -> None:
+            for key, value in values.items():
+                tx.execute("INSERT INTO deployment_meta (key, value) VALUES (?, ?)"
+                           " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+        self._db.write_sync(write)
 
 
 @dataclass(frozen=True, slots=True)
