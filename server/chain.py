@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -77,6 +77,7 @@ class AuditSink(Protocol):
     async def append(self, event: dict[str, Any], *, durable: bool = True) -> int: ...
 
 
+_OBJECT_KINDS: dict[str, ObjectKind] = {kind: kind for kind in get_args(ObjectKind)}
 # Arguments that name an object under another name than its kind: checked against bindings like one.
 NAMED_PARTIES: dict[str, ObjectKind] = {"requester_id": "customer_id"}
 # Result fields that name whose data a result is: a bound session may see only its own.
@@ -287,10 +288,10 @@ class GuardChain:
 
     def _named_objects(self, call: Call) -> Iterator[tuple[ObjectKind, str]]:
         spec, _ = call.resolved()
-        for kind in spec.object_arguments():
-            object_id = _field(call.args, kind)
+        for name in spec.object_arguments():
+            object_id = _field(call.args, name)
             if object_id is not None:
-                yield kind, object_id
+                yield _OBJECT_KINDS[name], object_id
         for name, kind in NAMED_PARTIES.items():
             object_id = _field(call.args, name)
             if object_id is not None:
@@ -418,7 +419,7 @@ class GuardChain:
         # A write's answer shows the personal data the agent itself gave in this call (it can confirm what it
         # wrote); the same data stays masked in every other answer.
         supplied = None if spec.read_only else supplied_values(
-            call.args.model_dump(mode="json") if call.args is not None else {}, self._input_pii[spec.name])
+            call.args.model_dump(mode="json") if call.args is not None else {}, spec.input_pii_classes())
         with telemetry.stage("redact"):
             visible = self._redactor.redact_output(data, self._output_pii[spec.name], session.scopes,  # 8
                                                    supplied=supplied)
