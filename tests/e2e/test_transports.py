@@ -18,6 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from deskgate.config import packaged
 from deskgate.scopes.tokens import TokenIssuer
 from deskgate.server.mcp_app import build_mcp_server, fixed_credential
+from deskgate.server.policy_source import PolicyTexts
 from deskgate.server.runtime import Runtime
 from deskgate.server.settings import Paths
 from tests.e2e.conftest import CLI, Deployment, _wait_until_up, call, free_port, server_env
@@ -107,6 +108,33 @@ async def test_with_bind_manifest_a_token_from_before_a_tool_change_stops_workin
             async with Client(server) as client:
                 result = await call(client, "get_policy")
                 assert result["status"] == expected, result
+    finally:
+        await runtime.aclose()
+
+
+async def test_with_bind_manifest_a_policy_reload_retires_the_tokens_of_the_manifest_it_replaced(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload publishes another manifest: the one authentication path checks the manifest served now, so a
+    token bound to the one before stops working on the next call, and one issued for the new one works."""
+    from deskgate.server.manifest import lock
+
+    home.mkdir(parents=True)
+    (home / "deskgate.toml").write_text("[tokens]\nbind_manifest = true\n")
+    monkeypatch.delenv("DESKGATE_DATABASE_URL", raising=False)
+    runtime = Runtime.open(Paths(home))
+    try:
+        scopes = runtime.roles.scopes_of("billing-agent")
+        before, _ = runtime.issuer.issue("a", scopes, 600, manifest_hash=runtime.manifest["manifest_hash"])
+        shipped = packaged("policy.toml").read_text(encoding="utf-8")
+        (home / "policy.toml").write_text(shipped.replace('ttl = "2m"', 'ttl = "1m"', 1))
+        lock.pin(runtime.serve_policy(PolicyTexts.of(runtime.paths)).manifest, runtime.paths.manifest_lock)
+        published = runtime.reload_policy("test")
+        after, _ = runtime.issuer.issue("a", scopes, 600, manifest_hash=published.manifest_hash)
+        for token, expected in ((before, ("denied", "manifest_changed")), (after, ("ok", None))):
+            server = build_mcp_server(runtime.chain, fixed_credential(runtime.authenticator, token))
+            async with Client(server) as client:
+                result = await call(client, "get_policy")
+                assert (result["status"], result.get("code")) == expected, result
     finally:
         await runtime.aclose()
 

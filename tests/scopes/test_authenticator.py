@@ -19,7 +19,11 @@ async def test_every_refusal_is_answered_as_a_refusal_and_audited_once_without_t
         issuer: TokenIssuer, verifier: TokenVerifier, forge: Callable[..., str]) -> None:
     """No token, a forged one, one issued for other tools: a `Refusal` each (never an exception), one record each."""
     audit = RecordingAudit()
-    authenticator = Authenticator(verifier, audit, bound_to="a" * 64)
+
+    async def served_manifest() -> str:  # what a policy reload may change: asked on every admission
+        return "a" * 64
+
+    authenticator = Authenticator(verifier, audit, bound_to=served_manifest)
     stale, _ = issuer.issue("agent-7", ["orders:read"], 600, manifest_hash="0" * 64)
     current, _ = issuer.issue("agent-7", ["orders:read"], 600, manifest_hash="a" * 64)
     forged = forge(claims={"aud": "someone-else"})
