@@ -102,6 +102,9 @@ async def test_init_seeds_stripe_and_the_helpdesk_and_every_tool_works_on_them(
             cancelled = await ok("cancel_subscription", subscription_id=ids["S-1"], requester_id="C-2",
                                  reason_code="not_using")
             await ok("add_ticket_note", ticket_id=ids["T-1"], body="Asked for a photo of the damage.")
+            await ok("get_account", account_id="A-1")
+            await ok("reply_to_customer", ticket_id=ids["T-1"], body="Your refund of 20.00 is on its way.")
+            await ok("set_ticket_status", ticket_id=ids["T-1"], status="solved")
             handoff = await ok("escalate_to_human", ticket_id=ids["T-2"], summary="Wants S-1 cancelled",
                                tried="Explained the admin rule", proposed_action="Call the admin")
             await ok("get_action_status", action_id=handoff["handoff_id"])
