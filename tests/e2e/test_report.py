@@ -54,8 +54,7 @@ async def test_the_report_counts_escalations_approvals_money_failed_logins_and_o
         await call(client, "issue_refund", **refund, amount="80.00")
     assert [a["status"] for a in (automated, escalated, handed, approved)] == [
         "ok", "escalated", "ok", "ok"], (automated, escalated, handed, approved)
-    assert await McpTokenVerifier(deployment.runtime.verifier, deployment.runtime.audit).verify_token(
-        "not-a-token") is None
+    assert await McpTokenVerifier(deployment.runtime.authenticator).verify_token("not-a-token") is None
 
     result = CliRunner().invoke(cli, ["report", "--json", "--since", "4d"])
     assert result.exit_code == 0, result.output
