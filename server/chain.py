@@ -158,7 +158,8 @@ class GuardChain:
 
     @property
     def catalogue(self) -> Catalogue:
-        return self._catalogue
+        """The catalogue as the policy served last shapes it (its enums and control arguments)."""
+        return self._policies.served.stage.catalogue
 
     @property
     def policy_version(self) -> str:

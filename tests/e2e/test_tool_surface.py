@@ -136,6 +136,7 @@ async def test_control_arguments_appear_only_on_the_tools_where_they_apply(deplo
     refused as an invalid argument, and nothing happens."""
     expected = {"initiate_password_reset": {"idempotency_key"}, "apply_account_credit": {"idempotency_key"},
                 "add_ticket_note": {"idempotency_key"}, "escalate_to_human": {"idempotency_key"},
+                "reply_to_customer": {"idempotency_key"},
                 "undo_action": {"idempotency_key"}, "issue_refund": {"idempotency_key", "confirmation_token"},
                 "cancel_subscription": set(CONTROLS)}
     async with deployment.client(deployment.token("supervisor")) as client:
@@ -221,6 +222,10 @@ async def test_every_non_ok_answer_says_the_next_step_in_one_sentence_and_a_deni
         assert (await call(client, "add_ticket_note", **key, body="one"))["status"] == "ok"
         answers.append(await call(client, "add_ticket_note", **key, body="two"))
         answers.append(await call(client, "get_policy", topic="nothing_like_it"))
+        # The requester is established first (verify_identity), so the cancellation reaches its policy.
+        verified = await call(client, "verify_identity", customer_id=demo.customer_id, method="postcode",
+                              value=demo.postcode)
+        assert verified["status"] == "ok", verified
         mixed = await call(client, "cancel_subscription", subscription_id=demo.invoice_subscription_id,
                            requester_id=demo.customer_id, reason_code="not_using")
         assert (mixed["status"], mixed["code"]) == ("denied", "gate_requester_is_account_admin")
