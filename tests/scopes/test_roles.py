@@ -12,11 +12,12 @@ from deskgate.server.errors import ConfigError, InvalidArguments
 
 READS = {s for s in SCOPES if s.endswith(":read")}
 TIER1 = READS | {"identity:verify", "preferences:write", "address:write", "password:reset", "notes:write",
-                 "escalations:write", "actions:undo"}
+                 "escalations:write", "actions:undo", "replies:write", "tickets:status"}
 
 
 def test_tier1_agent_reads_everything_and_makes_only_small_changes() -> None:
-    """tier1-agent: all reads, identity, preferences, address, password reset, notes, escalate, undo."""
+    """tier1-agent: all reads, identity, preferences, address, password reset, notes, replies, ticket status,
+    escalate, undo."""
     assert load_roles().scopes_of("tier1-agent") == TIER1
 
 
