@@ -375,6 +375,9 @@ def _compile_roles(policy: Policy, specs: list[ToolSpec],
             except ValidationError as exc:
                 first = exc.errors()[0]
                 return (*where, *(str(p) for p in first["loc"])), first["msg"]
+            for shaped in ("confirmation", "reason_codes"):  # they shape the tool's arguments, served to every role
+                if getattr(rules, shaped) != getattr(base, shaped):
+                    return (*where, shaped), f"a role cannot change {shaped}: it shapes the tool's arguments"
             if rules.enabled and not spec.read_only:
                 if "tier" not in rules.model_fields_set:
                     return (*where, "tier"), f"write tool {name!r} needs a tier where it is enabled"

@@ -156,6 +156,8 @@ async def test_a_role_has_its_own_thresholds(deployment: Deployment) -> None:
     ('[roles.supervisor.tools.issue_refund]\nthresholds = [{ above = "10.00", tier = "automate" }]\n', "stricter"),
     ('[roles.supervisor.tools.get_order]\ntier = "assist"\n', "no table"),
     ('[tools.get_order]\ntier = "assist"\n', "read tool"),
+    ('[roles.supervisor.tools.issue_refund]\nconfirmation = "customer"\n', "cannot change confirmation"),
+    ('[roles.supervisor.tools.issue_refund]\nreason_codes = "credit"\n', "cannot change reason_codes"),
     ("[roles.tier1-agent.tools.issue_refund]\nenabled = false\n"
      "[roles.billing-agent.tools.issue_refund]\nenabled = true\n", None),
 ])
